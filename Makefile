@@ -1,0 +1,92 @@
+# vlp — build, test and demo.
+#
+#   make demo    install what is missing, build, and run the demo
+#   make test    install what is missing, build, check formatting/vet, run every test
+#
+# LIBTORCH points at a LibTorch installation: Debian's libtorch-dev by default
+# (headers under /usr/include, libraries under /usr/lib/x86_64-linux-gnu), or a
+# PyTorch package's torch/ folder (headers in include/, libraries in lib/).
+
+SHELL := /bin/bash
+GO ?= go
+BUILD := build
+LIBTORCH ?= /usr
+PYTHON ?= /usr/bin/python3
+
+ifeq ($(LIBTORCH),/usr)
+TORCH_INC := -I/usr/include -I/usr/include/torch/csrc/api/include
+TORCH_LIBDIR := /usr/lib/x86_64-linux-gnu
+else
+TORCH_INC := -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
+TORCH_LIBDIR := $(LIBTORCH)/lib
+endif
+
+CXX ?= g++
+CXXFLAGS ?= -O2 -g0
+SHIM_FLAGS := -std=c++17 -fPIC -fvisibility=hidden $(TORCH_INC) -Wall -Wno-unused-parameter
+SHIM_SRCS := $(wildcard torch/csrc/*.cpp)
+SHIM_OBJS := $(patsubst torch/csrc/%.cpp,$(BUILD)/obj/%.o,$(SHIM_SRCS))
+SHIM_HDRS := $(wildcard torch/csrc/*.h)
+LIB := $(BUILD)/lib/libvlptorch.so
+BIN := $(BUILD)/bin/vlp
+
+# Debian packages the build, the tests and the demo need.
+DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-scipy g++ make
+
+# Packages whose tests run under the race detector (they are concurrent).
+RACE_PKGS := ./coordinator/... ./allreduce/... ./worker/...
+
+.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle
+
+all: build
+
+build: lib bin
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+lib: $(LIB)
+
+$(BUILD)/obj/%.o: torch/csrc/%.cpp $(SHIM_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SHIM_FLAGS) -c $< -o $@
+
+$(LIB): $(SHIM_OBJS)
+	@mkdir -p $(dir $@)
+	$(CXX) -shared -o $@ $(SHIM_OBJS) -L$(TORCH_LIBDIR) -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 -Wl,--as-needed -Wl,-rpath,$(TORCH_LIBDIR)
+
+bin:
+	@mkdir -p $(BUILD)/bin
+	$(GO) build -o $(BIN) ./cmd/vlp
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# The torch-backed tests find the shim through VLP_TORCH_LIB; PYTHON is the
+# interpreter with Debian's torch/scipy, used as a test oracle.
+test-go:
+	VLP_TORCH_LIB=$(CURDIR)/$(LIB) VLP_PYTHON=$(PYTHON) VLP_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v -E '/(coordinator|allreduce|worker)(/|$$)')
+	@race_pkgs="$$($(GO) list $(RACE_PKGS) 2>/dev/null || true)"; \
+	if [ -n "$$race_pkgs" ]; then \
+		VLP_TORCH_LIB=$(CURDIR)/$(LIB) VLP_PYTHON=$(PYTHON) VLP_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -race -count=1 -timeout 25m $$race_pkgs; \
+	fi
+
+test: deps build fmt-check vet test-go
+
+demo: deps build
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)
