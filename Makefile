@@ -31,7 +31,7 @@ LIB := $(BUILD)/lib/libvlptorch.so
 BIN := $(BUILD)/bin/vlp
 
 # Debian packages the build, the tests and the demo need.
-DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-scipy g++ make
+DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-scipy g++ make libturbojpeg0
 
 # Packages whose tests run under the race detector (they are concurrent).
 RACE_PKGS := ./coordinator/... ./allreduce/... ./worker/...

@@ -29,6 +29,12 @@ type Batch struct {
 
 	SampleIDs []uint64 // [B] pair ids (exactly-once accounting)
 	ImageIDs  []uint64 // [B] image ids (evaluation, drawing)
+
+	NegKinds []NegKind // [B] how each row's encoder text was chosen (NegNone on positives)
+
+	// SkippedIDs are pair ids this batch consumed but could not use (their
+	// image was corrupt); they count as consumed for exactly-once accounting.
+	SkippedIDs []uint64
 }
 
 // DetectionTarget holds one image's objects. Boxes are normalised

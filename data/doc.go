@@ -5,4 +5,46 @@
 //
 // The package needs no LibTorch: a Batch is plain host memory; the model
 // package turns it into tensors.
+//
+// # Basics
+//
+// A Source yields Examples: one (image, text) pair each, the image's shard
+// record (sharding.SampleMeta) plus the index of the text. NewPipeline reads
+// a Source, groups BatchSize pairs per batch, decodes and resizes their
+// images on Config.Workers goroutines (each distinct image of a batch once),
+// and collates them on one goroutine: ITM negatives (itm.go), tokenisation
+// (Tokenizer, BERT's uncased WordPiece), MLM masking (mlm.go), padding
+// (collate.go). Next returns the batches in source order.
+//
+// Texts are tokenised by Tokenizer over a Vocab in BERT's vocab.txt format:
+// BERT's own file (LoadVocab) or one learnt from the captions (BuildVocab,
+// `vlp vocab build`).
+//
+// # In memory
+//
+// BuildBatch collates a slice of Examples on the calling goroutine; an
+// Example may carry a decoded image.Image instead of JPEG bytes. For tests of
+// the model, SynthBatches(synth.Config, Config) renders a shapes world and
+// returns one epoch of Batches plus the Tokenizer (its vocabulary learnt from
+// the world's texts), with no JPEG, shard or file involved:
+//
+//	batches, tok, err := data.SynthBatches(synth.Config{Seed: 1, Images: 64},
+//		data.Config{...}) // start from data.DefaultConfig()
+//
+// NewSynthWorld gives the same world as Examples, a Source for NewPipeline,
+// and region descriptions as extra pairs.
+//
+// # Determinism
+//
+// Every random choice (which tokens are masked and how, whether a row is a
+// mismatched pair and which text it gets) comes from a splitmix64 stream
+// seeded by (Config.Seed, Config.Epoch, pair id, purpose), never from a
+// shared generator. A batch is a function of its pairs alone, so one decode
+// goroutine or sixteen give the same bits.
+//
+// # Caveats
+//
+// Accent stripping decomposes Latin-1 and Latin Extended-A letters only
+// (accents.go): the module does not depend on golang.org/x/text. A corrupt
+// image is skipped and counted (Stats, Batch.SkippedIDs), never fatal.
 package data

@@ -25,7 +25,10 @@ func newApp() *cli.App {
 		// Keep this list sorted by how a user meets the commands.
 		Commands: []*cli.Command{
 			versionCommand,
+			dataCommand, shardCommand,
+			vocabCommand,
 			torchCommand,
+			checkpointCommand,
 		},
 	}
 }

@@ -1,0 +1,384 @@
+package allreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// errRingFailed tells a waiter that the Ring failed; Ring.Err has the cause.
+var errRingFailed = errors.New("allreduce: ring failed")
+
+type opKind uint8
+
+const (
+	opAllReduce opKind = 1 + iota
+	opBroadcast
+)
+
+// Op is a collective started with StartAllReduce; Wait returns its result.
+type Op struct {
+	kind   opKind
+	ctx    context.Context
+	cancel context.CancelFunc
+	seq    uint64 // set by the runner
+
+	buf   []float32 // all-reduce
+	meta  []byte
+	metas [][]byte // per-rank metadata, filled by the runner
+
+	bytes []byte // broadcast: the root's data, then each rank's copy
+	root  int
+	fixed bool // broadcast into a buffer of the root's exact length
+
+	once sync.Once
+	done chan struct{}
+	err  error
+}
+
+// Wait blocks until the collective is done and returns every rank's metadata
+// (index = rank; this rank's own included) or the error that finished the Ring.
+func (op *Op) Wait() ([][]byte, error) {
+	<-op.done
+	return op.metas, op.err
+}
+
+// Done is closed when the collective is done.
+func (op *Op) Done() <-chan struct{} { return op.done }
+
+func (op *Op) finish(err error) {
+	op.once.Do(func() {
+		op.err = err
+		if op.cancel != nil {
+			op.cancel()
+		}
+		close(op.done)
+	})
+}
+
+func (op *Op) total() int {
+	if op.kind == opBroadcast {
+		return len(op.bytes)
+	}
+	return len(op.buf)
+}
+
+func (op *Op) wireType(wire DType) DType {
+	if op.kind == opBroadcast {
+		return Bytes
+	}
+	return wire
+}
+
+// StartAllReduce queues an all-reduce (sum) of buf in place, with meta
+// gathered from every rank, and returns at once: the bucket API. A worker
+// starts the buckets of its gradients as backward produces them, in the same
+// order on every rank, and waits for all of them before the optimizer step;
+// they run one after another, overlapping with the caller's computation. buf
+// and meta must not be touched until the Op is done. Without a deadline on ctx
+// the collective gets Config.Timeout from now.
+func (r *Ring) StartAllReduce(ctx context.Context, buf []float32, meta []byte) *Op {
+	op := &Op{kind: opAllReduce, buf: buf, meta: meta, done: make(chan struct{})}
+	r.start(ctx, op)
+	return op
+}
+
+// AllReduce sums buf in place across the ranks; every rank ends with the same
+// bits. It returns every rank's meta (index = rank).
+func (r *Ring) AllReduce(ctx context.Context, buf []float32, meta []byte) ([][]byte, error) {
+	return r.StartAllReduce(ctx, buf, meta).Wait()
+}
+
+// AllGather returns every rank's meta (index = rank).
+func (r *Ring) AllGather(ctx context.Context, meta []byte) ([][]byte, error) {
+	return r.AllReduce(ctx, nil, meta)
+}
+
+// Broadcast sends root's data to every rank, pipelined along the ring. On the
+// other ranks data is a buffer to reuse (nil is fine): the result is data
+// resliced when its capacity suffices, else a new slice.
+func (r *Ring) Broadcast(ctx context.Context, root int, data []byte) ([]byte, error) {
+	op := &Op{kind: opBroadcast, bytes: data, root: root, done: make(chan struct{})}
+	r.start(ctx, op)
+	if _, err := op.Wait(); err != nil {
+		return nil, err
+	}
+	return op.bytes, nil
+}
+
+// BroadcastFloat32 copies root's buf into every rank's buf, which must have
+// the same length on every rank (parameters, optimizer state).
+func (r *Ring) BroadcastFloat32(ctx context.Context, root int, buf []float32) error {
+	op := &Op{kind: opBroadcast, bytes: f32Bytes(buf), root: root, fixed: true, done: make(chan struct{})}
+	r.start(ctx, op)
+	_, err := op.Wait()
+	return err
+}
+
+func (r *Ring) start(ctx context.Context, op *Op) {
+	if _, ok := ctx.Deadline(); ok {
+		op.ctx, op.cancel = context.WithCancel(ctx)
+	} else {
+		op.ctx, op.cancel = context.WithTimeout(ctx, r.cfg.Timeout)
+	}
+	r.ops.push(op)
+}
+
+// runLoop runs the queued collectives one at a time.
+func (r *Ring) runLoop() {
+	defer r.wg.Done()
+	for {
+		op, err := r.ops.pop(r.life)
+		if err != nil {
+			return
+		}
+		r.run(op)
+	}
+}
+
+func (r *Ring) run(op *Op) {
+	if err := r.Err(); err != nil {
+		op.finish(err)
+		return
+	}
+	r.seq++
+	op.seq = r.seq
+	r.running.Store(op.seq)
+	defer r.running.Store(0)
+	err := r.checkLeft(op.seq)
+	if err == nil {
+		err = r.checkOp(op)
+	}
+	if err == nil && r.size > 1 {
+		switch op.kind {
+		case opAllReduce:
+			err = r.runAllReduce(op)
+		case opBroadcast:
+			err = r.runBroadcast(op)
+		}
+		if err == nil {
+			err = r.waitSends(op)
+		}
+	}
+	if err != nil {
+		r.fail(r.opError(op, err), true)
+		op.finish(r.Err())
+		return
+	}
+	r.lastDone.Store(op.seq)
+	r.stats.ops.Add(1)
+	op.finish(nil)
+}
+
+// checkOp validates a caller's arguments; a bad call fails the whole ring,
+// since the other ranks are running this op too.
+func (r *Ring) checkOp(op *Op) error {
+	switch {
+	case len(op.meta) > r.cfg.MaxMeta:
+		return configErr("metadata of %d bytes exceeds Config.MaxMeta=%d", len(op.meta), r.cfg.MaxMeta)
+	case op.kind == opBroadcast && (op.root < 0 || op.root >= r.size):
+		return configErr("broadcast root %d outside [0, %d)", op.root, r.size)
+	}
+	if op.kind == opAllReduce {
+		op.metas = make([][]byte, r.size)
+		op.metas[r.rank] = append([]byte(nil), op.meta...)
+	}
+	return nil
+}
+
+// opError turns what stopped an op into the error its caller sees: the
+// Ring's failure when there is one, else the op's own deadline or cancel.
+func (r *Ring) opError(op *Op, err error) error {
+	if e := r.Err(); e != nil {
+		return e
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: op %d of generation %d (rank %d)", ErrDeadline, op.seq, r.gen.Number, r.rank)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: op %d cancelled by the caller of rank %d", ErrAborted, op.seq, r.rank)
+	}
+	return err
+}
+
+// segment returns the start and length of segment j of a buffer of n
+// elements cut into `size` nearly equal parts.
+func segment(n, size, j int) (start, length int) {
+	base, rem := n/size, n%size
+	start = j*base + min(j, rem)
+	length = base
+	if j < rem {
+		length++
+	}
+	return start, length
+}
+
+func mod(a, n int) int { return ((a % n) + n) % n }
+
+// runAllReduce is the ring: reduce-scatter, then all-gather.
+//
+// Segment j starts at rank j, which sends its own values; each following rank
+// adds its values to what it received and passes the sum on, so segment j is
+// reduced in the order rank j, j+1, …, j−1 — the same order in every run —
+// and finished by rank j−1, which sends it around once more. Every chunk is
+// forwarded as soon as it is reduced: the steps overlap, not just the chunks.
+// The metadata travels the same way, riding on the first frame of each
+// reduce-scatter step: rank j's metadata with segment j.
+func (r *Ring) runAllReduce(op *Op) error {
+	n, L, wire := r.size, len(op.buf), r.cfg.Wire
+	start, length := segment(L, n, r.rank)
+	r.send(sendTask{op: op, kind: kindReduceScatter, step: 0, base: start, cnt: length, metaRank: r.rank})
+	for s := 0; s < n-1; s++ {
+		j := mod(r.rank-s-1, n)
+		start, length := segment(L, n, j)
+		last := s == n-2
+		err := r.recvStep(op, kindReduceScatter, uint32(s), length, func(in *inFrame, off, cnt int, first bool) {
+			if first {
+				op.metas[j] = append([]byte(nil), in.meta...)
+			}
+			dst := op.buf[start+off : start+off+cnt]
+			if wire == BFloat16 {
+				addBF16(dst, bytesU16(in.payload))
+			} else {
+				addF32(dst, bytesF32(in.payload))
+			}
+			metaRank := -1
+			if first {
+				metaRank = j
+			}
+			if !last {
+				r.send(sendTask{op: op, kind: kindReduceScatter, step: uint32(s + 1), base: start, off: off, cnt: cnt, metaRank: metaRank})
+				return
+			}
+			if wire == BFloat16 {
+				roundBF16(dst) // hold exactly what the other ranks will decode
+			}
+			r.send(sendTask{op: op, kind: kindAllGather, step: 0, base: start, off: off, cnt: cnt, metaRank: -1})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for s := 0; s < n-1; s++ {
+		j := mod(r.rank-s, n)
+		start, length := segment(L, n, j)
+		err := r.recvStep(op, kindAllGather, uint32(s), length, func(in *inFrame, off, cnt int, first bool) {
+			dst := op.buf[start+off : start+off+cnt]
+			if wire == BFloat16 {
+				decodeBF16(dst, bytesU16(in.payload))
+			} else {
+				copy(dst, bytesF32(in.payload))
+			}
+			if s < n-2 {
+				r.send(sendTask{op: op, kind: kindAllGather, step: uint32(s + 1), base: start, off: off, cnt: cnt, metaRank: -1})
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runBroadcast forwards the root's buffer along the ring, root → root+1 → …
+// → root−1, chunk by chunk: each link carries the data once.
+func (r *Ring) runBroadcast(op *Op) error {
+	if r.rank == op.root {
+		r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), cnt: len(op.bytes), metaRank: -1})
+		return nil
+	}
+	forward := r.right != op.root
+	length := -1 // learned from the first frame
+	return r.recvStep(op, kindBroadcast, uint32(op.root), length, func(in *inFrame, off, cnt int, first bool) {
+		copy(op.bytes[off:off+cnt], in.payload)
+		if forward {
+			r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), off: off, cnt: cnt, metaRank: -1})
+		}
+	})
+}
+
+// maxBroadcast bounds the length a broadcast frame may announce, so a
+// malformed frame cannot make a rank allocate without limit.
+const maxBroadcast = 1 << 40
+
+// recvStep receives the frames of one ring step from the left neighbour, in
+// order, and hands each to handle. Frames of earlier ops are stale and
+// dropped; frames of this op that do not continue the step are dropped too
+// (they are forged or foreign: a well-behaved left neighbour sends exactly
+// the expected sequence). length < 0 means a broadcast whose length the first
+// frame announces.
+func (r *Ring) recvStep(op *Op, k kind, step uint32, length int, handle func(in *inFrame, off, cnt int, first bool)) error {
+	dtype := op.wireType(r.cfg.Wire)
+	esize := dtype.size()
+	cursor, first := 0, true
+	for first || cursor < length {
+		in, err := r.data.pop(op.ctx)
+		if err != nil {
+			return err
+		}
+		h := &in.h
+		switch {
+		case h.op < op.seq:
+			r.stats.stale.Add(1)
+			r.consume(in)
+			continue
+		case h.op == op.seq && (h.kind == kindBroadcast) != (k == kindBroadcast):
+			r.consume(in)
+			return fmt.Errorf("%w: rank %d runs a %v as op %d, this rank a %v", ErrMismatch, r.left, h.kind, op.seq, k)
+		case h.op != op.seq || h.kind != k || h.offset != uint64(cursor):
+			r.stats.dropped.Add(1)
+			r.consume(in)
+			continue
+		case h.step != step && k == kindBroadcast:
+			r.consume(in)
+			return fmt.Errorf("%w: rank %d broadcasts from root %d, this rank expects root %d", ErrMismatch, r.left, h.step, step)
+		case h.step != step:
+			r.stats.dropped.Add(1)
+			r.consume(in)
+			continue
+		}
+		if first && length < 0 {
+			if h.total > maxBroadcast {
+				r.stats.dropped.Add(1)
+				r.consume(in)
+				continue
+			}
+			length = int(h.total)
+			if op.fixed && length != len(op.bytes) {
+				r.consume(in)
+				return fmt.Errorf("%w: root %d broadcasts %d bytes, this rank's buffer has %d", ErrMismatch, op.root, length, len(op.bytes))
+			}
+			if cap(op.bytes) >= length {
+				op.bytes = op.bytes[:length]
+			} else {
+				op.bytes = make([]byte, length)
+			}
+		} else if h.total != uint64(op.total()) || h.dtype != dtype {
+			r.consume(in)
+			return fmt.Errorf("%w: rank %d sends %d elements as %v, this rank has %d as %v", ErrMismatch, r.left, h.total, h.dtype, op.total(), dtype)
+		}
+		cnt := int(h.count)
+		if cnt > length-cursor || len(in.payload) != cnt*esize || h.dtype != dtype {
+			r.stats.dropped.Add(1)
+			r.consume(in)
+			continue
+		}
+		handle(&in, cursor, cnt, first)
+		cursor += cnt
+		first = false
+		if r.hook != nil {
+			r.hook(k, step)
+		}
+		r.consume(in)
+	}
+	return nil
+}
+
+// inFrame is a data frame waiting for the runner.
+type inFrame struct {
+	h       header
+	meta    []byte
+	payload []byte
+	f       Frame
+}

@@ -1,0 +1,185 @@
+package allreduce
+
+import (
+	"context"
+	"sync"
+)
+
+// credit is the sender's side of the window toward the right neighbour: it
+// may have at most `window` bytes sent and not yet acknowledged (one frame is
+// always allowed, so a frame larger than the window cannot wedge the ring).
+// The receiver acknowledges cumulatively every window/4 bytes it consumed,
+// so a receiver's backlog — in nats-server's outbound buffer, in the socket,
+// in the Ring's queue — never exceeds the window.
+type credit struct {
+	mu          sync.Mutex
+	sent, acked uint64
+	window      uint64
+	signal      chan struct{}
+}
+
+func (c *credit) init(window uint64) {
+	c.window = window
+	c.signal = make(chan struct{}, 1)
+}
+
+// acquire waits until n more bytes fit in the window, ctx is done, or the
+// ring failed.
+func (c *credit) acquire(ctx context.Context, failed <-chan struct{}, n uint64) error {
+	for {
+		c.mu.Lock()
+		inflight := c.sent - c.acked
+		if inflight == 0 || inflight+n <= c.window {
+			c.sent += n
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.signal:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-failed:
+			return errRingFailed
+		}
+	}
+}
+
+// ack records that the receiver consumed `total` bytes in all. A forged or
+// late ack cannot move past what was sent.
+func (c *credit) ack(total uint64) {
+	c.mu.Lock()
+	if total > c.sent {
+		total = c.sent
+	}
+	if total > c.acked {
+		c.acked = total
+	}
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *credit) wake() {
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+// sendTask asks the sender to send a range of the op's buffer to the right
+// neighbour, split into chunks; or, with barrier set, to report that every
+// earlier task is done.
+type sendTask struct {
+	op       *Op
+	kind     kind
+	step     uint32
+	base     int // start of the segment in the buffer, in elements (bytes for broadcast)
+	off, cnt int // the range within the segment
+	metaRank int // whose metadata rides on the first chunk, or -1
+	barrier  chan error
+}
+
+// sendLoop runs the tasks in order. It runs beside the runner so that a rank
+// receives while it sends: the ring's sends never wait on their own receives.
+func (r *Ring) sendLoop() {
+	defer r.wg.Done()
+	for {
+		st, err := r.sends.pop(r.life)
+		if err != nil {
+			return
+		}
+		if st.barrier != nil {
+			st.barrier <- nil
+			continue
+		}
+		if err := r.sendRange(st); err != nil {
+			r.fail(r.opError(st.op, err), true)
+		}
+	}
+}
+
+// sendRange sends one task's range, chunk by chunk, each within the window.
+func (r *Ring) sendRange(st sendTask) error {
+	op := st.op
+	select {
+	case <-r.ready:
+	case <-op.ctx.Done():
+		return op.ctx.Err()
+	case <-r.failed:
+		return errRingFailed
+	}
+	dtype, total := op.wireType(r.cfg.Wire), op.total()
+	chunk := r.chunkBytes / dtype.size()
+	for p := 0; ; {
+		c := min(st.cnt-p, chunk)
+		h := header{
+			kind: st.kind, dtype: dtype, job: r.job, gen: r.gen.Number, op: op.seq,
+			from: uint32(r.rank), step: st.step, offset: uint64(st.off + p), count: uint32(c), total: uint64(total),
+		}
+		var meta []byte
+		if p == 0 && st.metaRank >= 0 {
+			meta = op.metas[st.metaRank]
+			h.metaLen = uint32(len(meta))
+		}
+		pad := zeros[:pad8(len(meta))-len(meta)]
+		payload := r.encode(op, dtype, st.base+st.off+p, c)
+		h.put(r.hdr[:])
+		size := uint64(headerSize + len(meta) + len(pad) + len(payload))
+		if err := r.flow.acquire(op.ctx, r.failed, size); err != nil {
+			return err
+		}
+		if err := r.t.Send(op.ctx, r.right, r.hdr[:], meta, pad, payload); err != nil {
+			return err
+		}
+		r.stats.framesSent.Add(1)
+		r.stats.bytesSent.Add(size)
+		if p += c; p >= st.cnt {
+			return nil
+		}
+	}
+}
+
+// encode returns the wire bytes of elements [at, at+n) of the op's buffer:
+// float32 and raw bytes in place, bfloat16 rounded into the sender's scratch.
+func (r *Ring) encode(op *Op, dtype DType, at, n int) []byte {
+	switch dtype {
+	case Float32:
+		return f32Bytes(op.buf[at : at+n])
+	case BFloat16:
+		encodeBF16(r.scratch, op.buf[at:at+n])
+		return u16Bytes(r.scratch[:n])
+	}
+	return op.bytes[at : at+n]
+}
+
+// send queues a task; it never blocks.
+func (r *Ring) send(st sendTask) { r.sends.push(st) }
+
+// waitSends returns once every task queued for op has been sent.
+func (r *Ring) waitSends(op *Op) error {
+	done := make(chan error, 1)
+	r.sends.push(sendTask{op: op, barrier: done})
+	select {
+	case err := <-done:
+		if err != nil {
+			return errRingFailed
+		}
+		return nil
+	case <-op.ctx.Done():
+		return op.ctx.Err()
+	}
+}
+
+// consume releases a data frame from the left neighbour and acknowledges
+// the bytes once enough have accumulated.
+func (r *Ring) consume(in inFrame) {
+	n := uint64(len(in.f.Data))
+	in.f.Release()
+	r.stats.framesRecv.Add(1)
+	r.stats.bytesRecv.Add(n)
+	r.consumed += n
+	if r.consumed-r.ackedSent >= r.ackEvery {
+		r.ackedSent = r.consumed
+		r.sendControl(r.left, kindAck, 0, 0, r.consumed)
+	}
+}

@@ -1,0 +1,122 @@
+package allreduce
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// bf16Ref rounds through float64 arithmetic, independently of toBF16's bit
+// trick: the nearest bfloat16 neighbour, ties to the even mantissa.
+func bf16Ref(f float32) uint16 {
+	b := math.Float32bits(f)
+	if f != f {
+		return uint16(b>>16) | 0x40
+	}
+	lo, hi := uint16(b>>16), uint16(b>>16)+1
+	if b&0xffff == 0 {
+		return lo
+	}
+	dl := math.Abs(float64(f) - float64(fromBF16(lo)))
+	vh := float64(fromBF16(hi))
+	if math.IsInf(vh, 0) { // the next step past the largest finite value
+		vh = math.Copysign(math.Ldexp(1, 128), vh)
+	}
+	dh := math.Abs(float64(f) - vh)
+	switch {
+	case dl < dh:
+		return lo
+	case dh < dl:
+		return hi
+	case lo&1 == 0:
+		return lo
+	}
+	return hi
+}
+
+func TestBF16Rounding(t *testing.T) {
+	cases := []struct {
+		in   uint32
+		want uint16
+	}{
+		{0x3f800000, 0x3f80}, // 1.0 exact
+		{0x3f808000, 0x3f80}, // tie, even stays
+		{0x3f818000, 0x3f82}, // tie, odd rounds up
+		{0x3f808001, 0x3f81}, // above half
+		{0x7f7fffff, 0x7f80}, // max float rounds to +Inf
+		{0x7f800000, 0x7f80}, // +Inf
+		{0xff800000, 0xff80}, // -Inf
+		{0x80000000, 0x8000}, // -0
+		{0x00000001, 0x0000}, // smallest subnormal rounds to 0
+	}
+	for _, c := range cases {
+		if got := toBF16(math.Float32frombits(c.in)); got != c.want {
+			t.Errorf("toBF16(%#08x) = %#04x, want %#04x", c.in, got, c.want)
+		}
+	}
+	if h := toBF16(float32(math.NaN())); fromBF16(h) == fromBF16(h) {
+		t.Errorf("NaN rounded to non-NaN %#04x", h)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		f := math.Float32frombits(rng.Uint32())
+		if f != f {
+			continue
+		}
+		if got, want := toBF16(f), bf16Ref(f); got != want {
+			t.Fatalf("toBF16(%#08x) = %#04x, want %#04x", math.Float32bits(f), got, want)
+		}
+	}
+}
+
+func TestKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 7, 8, 9, 63, 1000} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = rng.Float32()*100-50, rng.Float32()*1e-3
+		}
+		got := append([]float32(nil), a...)
+		addF32(got, b)
+		for i := range a {
+			if got[i] != a[i]+b[i] {
+				t.Fatalf("addF32 n=%d i=%d: %v != %v", n, i, got[i], a[i]+b[i])
+			}
+		}
+		h := make([]uint16, n)
+		encodeBF16(h, b)
+		back := make([]float32, n)
+		decodeBF16(back, h)
+		got = append(got[:0], a...)
+		addBF16(got, h)
+		for i := range a {
+			if h[i] != toBF16(b[i]) || back[i] != fromBF16(h[i]) || got[i] != a[i]+back[i] {
+				t.Fatalf("bf16 kernels n=%d i=%d", n, i)
+			}
+		}
+	}
+}
+
+func BenchmarkAddF32(b *testing.B) {
+	dst, src := make([]float32, 1<<20), make([]float32, 1<<20)
+	b.SetBytes(4 << 20)
+	for b.Loop() {
+		addF32(dst, src)
+	}
+}
+
+func BenchmarkAddBF16(b *testing.B) {
+	dst, src := make([]float32, 1<<20), make([]uint16, 1<<20)
+	b.SetBytes(4 << 20)
+	for b.Loop() {
+		addBF16(dst, src)
+	}
+}
+
+func BenchmarkEncodeBF16(b *testing.B) {
+	dst, src := make([]uint16, 1<<20), make([]float32, 1<<20)
+	b.SetBytes(4 << 20)
+	for b.Loop() {
+		encodeBF16(dst, src)
+	}
+}

@@ -1,0 +1,149 @@
+package sharding
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeTestShard writes n samples into dir/name and returns its info.
+func writeTestShard(t *testing.T, dir, name string, n int) ShardInfo {
+	t.Helper()
+	var buf bytes.Buffer
+	w := NewShardWriter(&buf, name)
+	for i := 0; i < n; i++ {
+		id, _ := MakeID(IDSpaceCOCO, uint64(100+i))
+		meta := &SampleMeta{Key: SampleKey(id), ImageID: id, Source: "coco", Width: 8, Height: 8}
+		for k := 0; k <= i%3; k++ {
+			pid, _ := MakeID(IDSpaceCOCO, uint64(1000*i+k))
+			meta.Texts = append(meta.Texts, Text{PairID: pid, Kind: "caption", Text: fmt.Sprintf("caption %d of %d", k, i)})
+		}
+		meta.Objects = []Object{{Box: [4]float32{0.5, 0.5, 0.2, 0.2}, Class: i % 5}}
+		jpg := bytes.Repeat([]byte{byte(i + 1)}, 300+i*7)
+		if err := w.Add(meta, jpg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func readAll(t *testing.T, r *Reader) ([]Sample, error) {
+	t.Helper()
+	var out []Sample
+	for s, err := range r.All() {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func TestReaderRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	info := writeTestShard(t, dir, "shard-000000.tar", 7)
+	if info.Images != 7 || info.Pairs != 1+2+3+1+2+3+1 || len(info.SamplePairs) != 7 {
+		t.Fatalf("info %+v", info)
+	}
+	r, err := OpenShard(dir, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := readAll(t, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 7 {
+		t.Fatalf("read %d samples, want 7", len(got))
+	}
+	for i, s := range got {
+		if s.Index != i || len(s.Meta.Texts) != info.SamplePairs[i] || len(s.JPEG) != 300+i*7 || s.JPEG[0] != byte(i+1) {
+			t.Fatalf("sample %d: %+v (%d bytes)", i, s.Meta, len(s.JPEG))
+		}
+	}
+	// Writing the same samples again gives the same bytes.
+	if again := writeTestShard(t, t.TempDir(), "shard-000000.tar", 7); again.SHA256 != info.SHA256 {
+		t.Fatal("shards are not byte-deterministic")
+	}
+}
+
+func TestReaderDetectsDamage(t *testing.T) {
+	dir := t.TempDir()
+	info := writeTestShard(t, dir, "s.tar", 5)
+	orig, err := os.ReadFile(filepath.Join(dir, "s.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpegAt := bytes.Index(orig, bytes.Repeat([]byte{3}, 50)) // inside sample 2's image
+	jsonAt := bytes.Index(orig, []byte(`"caption 0 of 3"`))
+	tests := []struct {
+		name   string
+		damage func([]byte) []byte
+		want   error
+		where  string // substring of the error
+	}{
+		{"truncated mid member", func(b []byte) []byte { return b[:len(b)/2] }, ErrCorruptShard, "s.tar: sample"},
+		{"truncated at a header", func(b []byte) []byte { return b[:1024+512] }, ErrCorruptShard, "s.tar"},
+		{"end marker missing", func(b []byte) []byte { return b[:len(b)-1024*5] }, ErrCorruptShard, "s.tar"},
+		{"flipped image byte", func(b []byte) []byte { b[jpegAt] ^= 0xff; return b }, ErrChecksum, "sha256"},
+		{"broken json", func(b []byte) []byte { b[jsonAt] = '{'; return b }, ErrCorruptShard, "sample 3"},
+		{"extra bytes", func(b []byte) []byte { return append(b, make([]byte, 512)...) }, ErrChecksum, "bytes"},
+		{"header garbage", func(b []byte) []byte { copy(b[2048:], "garbage!"); return b }, ErrCorruptShard, "s.tar"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			damaged := tt.damage(append([]byte(nil), orig...))
+			if err := os.WriteFile(filepath.Join(d, "s.tar"), damaged, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r, err := OpenShard(d, info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			_, err = readAll(t, r)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.where) {
+				t.Fatalf("error %q does not mention %q", err, tt.where)
+			}
+			// The error is sticky.
+			if _, again := r.Next(); !errors.Is(again, tt.want) {
+				t.Fatalf("second Next: %v", again)
+			}
+		})
+	}
+}
+
+func TestReaderWithoutChecksum(t *testing.T) {
+	dir := t.TempDir()
+	writeTestShard(t, dir, "s.tar", 3)
+	data, _ := os.ReadFile(filepath.Join(dir, "s.tar"))
+	r := NewReader(bytes.NewReader(data), "s.tar")
+	got, err := readAll(t, r)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("got %d samples, err %v", len(got), err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the end: %v", err)
+	}
+	r = NewReader(bytes.NewReader(data[:len(data)-700]), "s.tar")
+	if _, err := readAll(t, r); !errors.Is(err, ErrCorruptShard) {
+		t.Fatalf("truncated: %v", err)
+	}
+}

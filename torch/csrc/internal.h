@@ -1,0 +1,92 @@
+// internal.h — what every compile unit of the shim shares: the handle structs, the error
+// wrapper, dtype/device/scalar conversions and the version guards. Not part of the ABI.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/version.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "vlp_torch.h"
+
+#define VLP_TORCH_AT_LEAST(maj, min) \
+  (TORCH_VERSION_MAJOR > (maj) || (TORCH_VERSION_MAJOR == (maj) && TORCH_VERSION_MINOR >= (min)))
+
+struct vlp_tensor {
+  at::Tensor t;
+};
+
+struct vlp_generator {
+  at::Generator g;
+  int64_t device;
+};
+
+namespace vlp {
+
+extern std::atomic<int64_t> live_tensors;
+
+// wrap hands a tensor to the caller as a new handle.
+inline vlp_tensor_t wrap(at::Tensor t) {
+  live_tensors.fetch_add(1, std::memory_order_relaxed);
+  return new vlp_tensor{std::move(t)};
+}
+
+char* error_string(const std::string& msg);
+
+// A null handle where a tensor is required is a caller bug; say so instead of crashing.
+inline const at::Tensor& T(vlp_tensor_t h) {
+  if (h == nullptr) throw std::invalid_argument("null tensor handle");
+  return h->t;
+}
+// An optional tensor: undefined when the handle is NULL (LibTorch treats it as None).
+inline at::Tensor opt(vlp_tensor_t h) { return h == nullptr ? at::Tensor() : h->t; }
+
+inline double f64(vlp_f64 bits) {
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+at::ScalarType dtype(int64_t code);
+int64_t dtype_code(at::ScalarType st);
+at::Device device(int64_t code);
+int64_t device_code(const at::Device& d);
+
+// scalar turns a Go float64 into the Scalar PyTorch would make from the same Python number for
+// tensor t: an integral value stays an integer for integer and bool tensors.
+inline at::Scalar scalar(double v, const at::Tensor& t) {
+  if (!at::isFloatingType(t.scalar_type()) && !at::isComplexType(t.scalar_type()) &&
+      std::trunc(v) == v && std::fabs(v) < 9.2e18) {
+    return at::Scalar(static_cast<int64_t>(v));
+  }
+  return at::Scalar(v);
+}
+
+inline at::IntArrayRef dims(const int64_t* p, int64_t n) {
+  return at::IntArrayRef(p, static_cast<size_t>(n));
+}
+
+at::Generator generator(vlp_generator_t g, int64_t device);
+
+}  // namespace vlp
+
+// VLP_TRY/VLP_CATCH wrap every exported body: success returns NULL, any exception becomes an
+// error string (the message without LibTorch's C++ backtrace).
+#define VLP_TRY try {
+#define VLP_CATCH                                                  \
+  return nullptr;                                                  \
+  }                                                                \
+  catch (const c10::Error& e) {                                    \
+    return vlp::error_string(e.what_without_backtrace());          \
+  }                                                                \
+  catch (const std::exception& e) {                                \
+    return vlp::error_string(e.what());                            \
+  }                                                                \
+  catch (...) {                                                    \
+    return vlp::error_string("unknown C++ exception");             \
+  }

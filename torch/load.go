@@ -1,0 +1,177 @@
+package torch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/ebitengine/purego"
+)
+
+// LibraryName is the file name of the shim that Load looks for.
+const LibraryName = "libvlptorch.so"
+
+// EnvLibrary names the environment variable that points at the shim.
+const EnvLibrary = "VLP_TORCH_LIB"
+
+var (
+	loadMu     sync.Mutex
+	loadedPath string
+	fn         symbols // the shim's entry points; fn.ready is true once Load succeeded
+)
+
+// Load opens the shim and resolves every symbol, once per process. It tries, in order: path
+// (the --torch-lib flag; empty to skip), $VLP_TORCH_LIB, libvlptorch.so next to the running
+// binary, ../lib/libvlptorch.so from the binary (the build/ layout), and
+// ./build/lib/libvlptorch.so. The first file that exists is used; if it fails to open, that
+// error is returned rather than trying the next. With no file found the error wraps
+// ErrLibraryNotFound, names every place looked at and says that `make lib` builds it.
+// A second Load after a successful one returns nil and keeps the first library.
+func Load(path string) error {
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	if fn.ready {
+		return nil
+	}
+	candidates := Candidates(path)
+	var found string
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			found = c
+			break
+		}
+	}
+	if found == "" {
+		return fmt.Errorf("%w: looked for %s in: %s; build it with `make lib` (or pass --torch-lib / set %s)",
+			ErrLibraryNotFound, LibraryName, strings.Join(candidates, ", "), EnvLibrary)
+	}
+	h, err := purego.Dlopen(found, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		return fmt.Errorf("torch: opening %s: %w (is LibTorch installed? `make deps lib` sets it up)", found, err)
+	}
+	var s symbols
+	if err := s.resolve(h); err != nil {
+		return fmt.Errorf("torch: %s: %w (rebuild it with `make lib`)", found, err)
+	}
+	s.ready = true
+	fn = s
+	loadedPath = found
+	return nil
+}
+
+// Loaded reports the path of the loaded shim, or "" before Load succeeds.
+func Loaded() string {
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	return loadedPath
+}
+
+// Candidates lists, in order, the paths Load tries for the given explicit path.
+func Candidates(path string) []string {
+	var c []string
+	if path != "" {
+		c = append(c, path)
+	}
+	if env := os.Getenv(EnvLibrary); env != "" && env != path {
+		c = append(c, env)
+	}
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dir := filepath.Dir(exe)
+		c = append(c, filepath.Join(dir, LibraryName), filepath.Join(dir, "..", "lib", LibraryName))
+	}
+	if abs, err := filepath.Abs(filepath.Join("build", "lib", LibraryName)); err == nil {
+		c = append(c, abs)
+	}
+	return c
+}
+
+// symbols holds the address of every C entry point (see torch/csrc/vlp_torch.h). Calls go
+// through purego.SyscallN on these addresses: no reflection and one small allocation per call.
+type symbols struct {
+	ready bool
+
+	freeString, version, buildConfig, liveTensors, tensorFree, tensorFreeMany, tensorMeta, numThreads uintptr
+	fill, arange, fromData, toHost, item, toDevice, toDtype, copy_, fill_, tensorShare              uintptr
+	generatorNew, generatorFree, generatorSeed, rngGetState, rngSetState, manualSeed               uintptr
+	random, randint, randperm                                                                      uintptr
+	shapeOp, transpose, narrow, slice, selectOp, indexSelect, gather, scatterAdd, maskedSelect     uintptr
+	cat, squeeze, unsqueeze, flatten, split, nonzero                                               uintptr
+	unary, binary, binaryScalar, add_, mulScalar_, reduce, reduceIndex, topk, cumsum, clamp        uintptr
+	where, maskedFill, linear, tril, oneHot                                                        uintptr
+	conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d, softmax, layerNorm, embedding, dropout        uintptr
+	interpolateNearest, crossEntropy, bceWithLogits, pairLoss, sdpa, mha                           uintptr
+	setRequiresGrad, backward, grad, setGrad, zeroGrad, setGradEnabled, autocastEnter, autocastExit uintptr
+	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts      uintptr
+	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                           uintptr
+	serialize, deserialize, pickleSave                                                             uintptr
+	cudaDeviceCount, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache, cudaDeviceInfo    uintptr
+}
+
+func (s *symbols) resolve(h uintptr) error {
+	table := []struct {
+		name string
+		p    *uintptr
+	}{
+		{"vlp_free_string", &s.freeString}, {"vlp_version", &s.version}, {"vlp_build_config", &s.buildConfig},
+		{"vlp_live_tensors", &s.liveTensors}, {"vlp_tensor_free", &s.tensorFree},
+		{"vlp_tensor_free_many", &s.tensorFreeMany}, {"vlp_tensor_meta", &s.tensorMeta},
+		{"vlp_num_threads", &s.numThreads},
+		{"vlp_fill", &s.fill}, {"vlp_arange", &s.arange}, {"vlp_from_data", &s.fromData},
+		{"vlp_to_host", &s.toHost}, {"vlp_item", &s.item}, {"vlp_to_device", &s.toDevice},
+		{"vlp_to_dtype", &s.toDtype}, {"vlp_copy_", &s.copy_}, {"vlp_fill_", &s.fill_},
+		{"vlp_tensor_share", &s.tensorShare},
+		{"vlp_generator_new", &s.generatorNew}, {"vlp_generator_free", &s.generatorFree},
+		{"vlp_generator_seed", &s.generatorSeed}, {"vlp_rng_get_state", &s.rngGetState},
+		{"vlp_rng_set_state", &s.rngSetState}, {"vlp_manual_seed", &s.manualSeed},
+		{"vlp_random", &s.random}, {"vlp_randint", &s.randint}, {"vlp_randperm", &s.randperm},
+		{"vlp_shape_op", &s.shapeOp}, {"vlp_transpose", &s.transpose}, {"vlp_narrow", &s.narrow},
+		{"vlp_slice", &s.slice}, {"vlp_select", &s.selectOp}, {"vlp_index_select", &s.indexSelect},
+		{"vlp_gather", &s.gather}, {"vlp_scatter_add", &s.scatterAdd}, {"vlp_masked_select", &s.maskedSelect},
+		{"vlp_cat", &s.cat}, {"vlp_squeeze", &s.squeeze}, {"vlp_unsqueeze", &s.unsqueeze},
+		{"vlp_flatten", &s.flatten}, {"vlp_split", &s.split}, {"vlp_nonzero", &s.nonzero},
+		{"vlp_unary", &s.unary}, {"vlp_binary", &s.binary}, {"vlp_binary_scalar", &s.binaryScalar},
+		{"vlp_add_", &s.add_}, {"vlp_mul_scalar_", &s.mulScalar_}, {"vlp_reduce", &s.reduce},
+		{"vlp_reduce_index", &s.reduceIndex}, {"vlp_topk", &s.topk}, {"vlp_cumsum", &s.cumsum},
+		{"vlp_clamp", &s.clamp}, {"vlp_where", &s.where}, {"vlp_masked_fill", &s.maskedFill},
+		{"vlp_linear", &s.linear}, {"vlp_tril", &s.tril}, {"vlp_one_hot", &s.oneHot},
+		{"vlp_conv2d", &s.conv2d}, {"vlp_batch_norm", &s.batchNorm}, {"vlp_max_pool2d", &s.maxPool2d},
+		{"vlp_adaptive_avg_pool2d", &s.adaptiveAvgPool2d}, {"vlp_softmax", &s.softmax},
+		{"vlp_layer_norm", &s.layerNorm}, {"vlp_embedding", &s.embedding}, {"vlp_dropout", &s.dropout},
+		{"vlp_interpolate_nearest", &s.interpolateNearest}, {"vlp_cross_entropy", &s.crossEntropy},
+		{"vlp_bce_with_logits", &s.bceWithLogits}, {"vlp_pair_loss", &s.pairLoss}, {"vlp_sdpa", &s.sdpa},
+		{"vlp_mha", &s.mha},
+		{"vlp_set_requires_grad", &s.setRequiresGrad}, {"vlp_backward", &s.backward}, {"vlp_grad", &s.grad},
+		{"vlp_set_grad", &s.setGrad}, {"vlp_zero_grad", &s.zeroGrad},
+		{"vlp_set_grad_enabled", &s.setGradEnabled}, {"vlp_autocast_enter", &s.autocastEnter},
+		{"vlp_autocast_exit", &s.autocastExit},
+		{"vlp_adamw_new", &s.adamwNew}, {"vlp_adamw_free", &s.adamwFree}, {"vlp_adamw_add_group", &s.adamwAddGroup},
+		{"vlp_adamw_step", &s.adamwStep}, {"vlp_adamw_set_hparam", &s.adamwSetHparam},
+		{"vlp_adamw_get_hparam", &s.adamwGetHparam}, {"vlp_adamw_counts", &s.adamwCounts},
+		{"vlp_adamw_get_state", &s.adamwGetState}, {"vlp_adamw_set_state", &s.adamwSetState},
+		{"vlp_adamw_flat_state", &s.adamwFlatState}, {"vlp_clip_grad_norm", &s.clipGradNorm},
+		{"vlp_flat_copy", &s.flatCopy},
+		{"vlp_serialize", &s.serialize}, {"vlp_deserialize", &s.deserialize}, {"vlp_pickle_save", &s.pickleSave},
+		{"vlp_cuda_device_count", &s.cudaDeviceCount}, {"vlp_cuda_synchronize", &s.cudaSynchronize},
+		{"vlp_cuda_memory", &s.cudaMemory}, {"vlp_cuda_reset_peak", &s.cudaResetPeak},
+		{"vlp_cuda_empty_cache", &s.cudaEmptyCache}, {"vlp_cuda_device_info", &s.cudaDeviceInfo},
+	}
+	var missing []string
+	for _, e := range table {
+		addr, err := purego.Dlsym(h, e.name)
+		if err != nil || addr == 0 {
+			missing = append(missing, e.name)
+			continue
+		}
+		*e.p = addr
+	}
+	if len(missing) > 0 {
+		return errors.New("missing symbols: " + strings.Join(missing, ", "))
+	}
+	return nil
+}
