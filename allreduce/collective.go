@@ -227,8 +227,11 @@ func mod(a, n int) int { return ((a % n) + n) % n }
 // reduce-scatter step: rank j's metadata with segment j.
 func (r *Ring) runAllReduce(op *Op) error {
 	n, L, wire := r.size, len(op.buf), r.cfg.Wire
+	// rsSent[s] is the last task that sends reduce-scatter step s: it reads
+	// segment r−s, which all-gather step s overwrites.
+	rsSent := make([]uint64, n)
 	start, length := segment(L, n, r.rank)
-	r.send(sendTask{op: op, kind: kindReduceScatter, step: 0, base: start, cnt: length, metaRank: r.rank})
+	rsSent[0] = r.send(sendTask{op: op, kind: kindReduceScatter, step: 0, base: start, cnt: length, metaRank: r.rank})
 	for s := 0; s < n-1; s++ {
 		j := mod(r.rank-s-1, n)
 		start, length := segment(L, n, j)
@@ -248,7 +251,7 @@ func (r *Ring) runAllReduce(op *Op) error {
 				metaRank = j
 			}
 			if !last {
-				r.send(sendTask{op: op, kind: kindReduceScatter, step: uint32(s + 1), base: start, off: off, cnt: cnt, metaRank: metaRank})
+				rsSent[s+1] = r.send(sendTask{op: op, kind: kindReduceScatter, step: uint32(s + 1), base: start, off: off, cnt: cnt, metaRank: metaRank})
 				return
 			}
 			if wire == BFloat16 {
@@ -263,6 +266,9 @@ func (r *Ring) runAllReduce(op *Op) error {
 	for s := 0; s < n-1; s++ {
 		j := mod(r.rank-s, n)
 		start, length := segment(L, n, j)
+		if err := r.waitSent(op.ctx, rsSent[s]); err != nil {
+			return err
+		}
 		err := r.recvStep(op, kindAllGather, uint32(s), length, func(in *inFrame, off, cnt int, first bool) {
 			dst := op.buf[start+off : start+off+cnt]
 			if wire == BFloat16 {

@@ -77,6 +77,7 @@ type sendTask struct {
 	off, cnt int // the range within the segment
 	metaRank int // whose metadata rides on the first chunk, or -1
 	barrier  chan error
+	seq      uint64 // position in the queue, counted by the runner
 }
 
 // sendLoop runs the tasks in order. It runs beside the runner so that a rank
@@ -90,10 +91,13 @@ func (r *Ring) sendLoop() {
 		}
 		if st.barrier != nil {
 			st.barrier <- nil
-			continue
-		}
-		if err := r.sendRange(st); err != nil {
+		} else if err := r.sendRange(st); err != nil {
 			r.fail(r.opError(st.op, err), true)
+		}
+		r.sentSeq.Store(st.seq)
+		select {
+		case r.sentSignal <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -152,13 +156,36 @@ func (r *Ring) encode(op *Op, dtype DType, at, n int) []byte {
 	return op.bytes[at : at+n]
 }
 
-// send queues a task; it never blocks.
-func (r *Ring) send(st sendTask) { r.sends.push(st) }
+// send queues a task and returns its position; it never blocks.
+func (r *Ring) send(st sendTask) uint64 {
+	r.taskSeq++
+	st.seq = r.taskSeq
+	r.sends.push(st)
+	return st.seq
+}
+
+// waitSent returns once the sender has finished task seq and every task
+// before it. The runner calls it before overwriting a range that an earlier
+// task reads: the ring's data flow already orders the two (the range comes
+// back only after the neighbours received it), but only through the network,
+// which the race detector cannot see.
+func (r *Ring) waitSent(ctx context.Context, seq uint64) error {
+	for r.sentSeq.Load() < seq {
+		select {
+		case <-r.sentSignal:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.failed:
+			return errRingFailed
+		}
+	}
+	return nil
+}
 
 // waitSends returns once every task queued for op has been sent.
 func (r *Ring) waitSends(op *Op) error {
 	done := make(chan error, 1)
-	r.sends.push(sendTask{op: op, barrier: done})
+	r.send(sendTask{op: op, barrier: done})
 	select {
 	case err := <-done:
 		if err != nil {

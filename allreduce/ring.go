@@ -59,6 +59,10 @@ type Ring struct {
 	consumed  uint64 // data bytes from the left neighbour consumed so far
 	ackedSent uint64
 
+	taskSeq    uint64 // send tasks queued (runner)
+	sentSeq    atomic.Uint64
+	sentSignal chan struct{}
+
 	// Owned by the sender goroutine.
 	hdr     [headerSize]byte
 	scratch []uint16 // bfloat16 encoding of one chunk
@@ -94,6 +98,7 @@ func NewRing(gen Generation, rank int, t Transport, cfg Config) (*Ring, error) {
 		failed:     make(chan struct{}),
 		ready:      make(chan struct{}),
 		scratch:    make([]uint16, chunk/2),
+		sentSignal: make(chan struct{}, 1),
 	}
 	r.flow.init(uint64(cfg.WindowBytes))
 	r.life, r.cancel = context.WithCancel(context.Background())
@@ -277,17 +282,39 @@ func (r *Ring) checkLeft(seq uint64) error {
 }
 
 // peerGone handles a transport's report that a connection to rank broke.
+// A neighbour that leaves says bye before closing, but the close of the
+// connection we dialled to it can overtake the bye on the connection it
+// dialled to us; so the loss counts only if no bye follows within a short
+// grace.
 func (r *Ring) peerGone(pe *PeerError) {
-	if i := r.neighbourIndex(pe.Rank); i >= 0 && r.leftAfter[i].Load() >= 0 {
-		return // it said bye first: the closed connection is its goodbye
-	}
-	if r.closing.Load() {
+	if r.saidBye(pe.Rank) || r.closing.Load() {
 		return
 	}
 	if pe.Member == "" {
 		pe.Member = r.gen.member(pe.Rank)
 	}
-	r.fail(pe, true)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		select {
+		case <-time.After(min(r.cfg.HeartbeatInterval, byeGrace)):
+		case <-r.life.Done():
+			return
+		case <-r.failed:
+			return
+		}
+		if !r.saidBye(pe.Rank) {
+			r.fail(pe, true)
+		}
+	}()
+}
+
+// byeGrace bounds how long a broken connection waits for the peer's bye.
+const byeGrace = 200 * time.Millisecond
+
+func (r *Ring) saidBye(rank int) bool {
+	i := r.neighbourIndex(rank)
+	return i >= 0 && r.leftAfter[i].Load() >= 0
 }
 
 // recvLoop reads every frame, answers control frames at once and queues data
@@ -398,8 +425,9 @@ func (r *Ring) heartbeatLoop() {
 	}
 }
 
-// sendControl sends a header-only frame; errors other than a lost peer are
-// left to the heartbeat watch.
+// sendControl sends a header-only frame. A lost peer, a stale generation or
+// a refused handshake fails the ring; other errors (a peer not reachable
+// yet) are left to the heartbeat watch.
 func (r *Ring) sendControl(to int, k kind, step uint32, offset, total uint64) {
 	var b [headerSize]byte
 	h := header{kind: k, job: r.job, gen: r.gen.Number, from: uint32(r.rank), step: step, offset: offset, total: total}
@@ -407,9 +435,17 @@ func (r *Ring) sendControl(to int, k kind, step uint32, offset, total uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.HeartbeatInterval)
 	defer cancel()
 	err := r.t.Send(ctx, to, b[:])
+	if err == nil || k == kindBye || k == kindAbort {
+		return
+	}
 	var pe *PeerError
-	if err != nil && errors.As(err, &pe) && k != kindBye && k != kindAbort {
+	switch {
+	case errors.As(err, &pe):
 		r.peerGone(pe)
+	case errors.Is(err, ErrStale), errors.Is(err, ErrAuth), errors.Is(err, ErrConfig):
+		// The peer will never take our frames: a newer generation exists,
+		// or it does not share our token or job.
+		r.fail(err, true)
 	}
 }
 

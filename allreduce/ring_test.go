@@ -7,12 +7,28 @@ import (
 	"time"
 )
 
-// transportKinds builds the transports of one generation for each kind.
-type transportMaker func(t *testing.T, gen Generation) []Transport
+// transportMaker builds the transports of one generation (filling in the
+// members' addresses where it needs them).
+type transportMaker func(t *testing.T, gen Generation) (Generation, []Transport)
 
 func allTransports(t *testing.T) map[string]transportMaker {
+	s := runNATSServer(t)
 	return map[string]transportMaker{
-		"inmem": func(t *testing.T, gen Generation) []Transport { return inmemTransports(gen.Size(), 0) },
+		"inmem": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			return gen, inmemTransports(gen.Size(), 0)
+		},
+		"nats": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			return gen, natsTransports(t, s, gen)
+		},
+		"tcp": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			return tcpTransports(t, gen, nil)
+		},
+		"auto": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			return autoTransports(t, s, gen, -1)
+		},
+		"auto-mixed": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			return autoTransports(t, s, gen, gen.Size()/2)
+		},
 	}
 }
 
@@ -34,7 +50,8 @@ func TestAllReduceMatchesSerialSum(t *testing.T) {
 					gen := testGeneration("job1", 7, n)
 					cfg := testConfig(t)
 					cfg.Wire = wire
-					rings := newRings(t, gen, mk(t, gen), cfg)
+					gen, ts := mk(t, gen)
+					rings := newRings(t, gen, ts, cfg)
 					ctx := ctxTimeout(t, 60*time.Second)
 					for _, L := range lengthsFor(n) {
 						inputs := randomInputs(uint64(L), n, L)
@@ -69,7 +86,8 @@ func TestBroadcastAndAllGather(t *testing.T) {
 		for _, n := range []int{1, 2, 3, 5} {
 			t.Run(fmt.Sprintf("%s/n=%d", name, n), func(t *testing.T) {
 				gen := testGeneration("job1", 3, n)
-				rings := newRings(t, gen, mk(t, gen), testConfig(t))
+				gen, ts := mk(t, gen)
+				rings := newRings(t, gen, ts, testConfig(t))
 				ctx := ctxTimeout(t, 60*time.Second)
 				for _, size := range []int{0, 1, 1000, 4097} {
 					root := size % n

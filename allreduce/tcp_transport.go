@@ -234,6 +234,7 @@ func (n *TCPNode) Join(gen Generation, rank int) (*TCPTransport, error) {
 		inbox: newQueue(releaseItem),
 		peers: make([]*tcpPeer, gen.Size()),
 	}
+	t.life, t.cancel = context.WithCancel(context.Background())
 	t.pool.max = n.cfg.MaxFrame
 	for i := range t.peers {
 		t.peers[i] = &tcpPeer{}
@@ -285,10 +286,12 @@ type TCPTransport struct {
 	peers []*tcpPeer
 	pool  bufPool
 
-	mu      sync.Mutex
-	inbound []net.Conn
-	closed  bool
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn // inbound and outbound, closed by Close
+	life   context.Context
+	cancel context.CancelFunc
+	closed bool
+	wg     sync.WaitGroup
 }
 
 var _ Transport = (*TCPTransport)(nil)
@@ -310,7 +313,7 @@ func (t *TCPTransport) adopt(conn net.Conn, from int) {
 		conn.Close()
 		return
 	}
-	t.inbound = append(t.inbound, conn)
+	t.conns = append(t.conns, conn)
 	t.wg.Add(1)
 	go t.readLoop(conn, from)
 }
@@ -378,6 +381,13 @@ func (t *TCPTransport) connLocked(ctx context.Context, p *tcpPeer, to int) (net.
 	if err != nil {
 		return nil, err
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		conn.Close()
+		return nil, ErrClosed
+	}
+	t.conns = append(t.conns, conn)
 	p.conn = conn
 	t.wg.Add(1)
 	go t.watch(conn, p, to)
@@ -411,6 +421,10 @@ func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, error) {
 		return nil, configErr("rank %d (%s) has no TCP address", to, t.gen.member(to))
 	}
 	h := hello{job: t.node.jobID, gen: t.gen.Number, from: uint32(t.rank), to: uint32(to)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(t.life, cancel) // Close aborts a dial
+	defer stop()
 	var d net.Dialer
 	backoff := 10 * time.Millisecond
 	for {
@@ -466,7 +480,9 @@ func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error 
 	if _, err := bufs.WriteTo(conn); err != nil {
 		// A partial frame leaves the stream unusable.
 		conn.Close()
-		if ctx.Err() != nil {
+		if t.isClosed() {
+			p.broken = ErrClosed
+		} else if ctx.Err() != nil {
 			p.broken = fmt.Errorf("allreduce: send to rank %d: %w", to, ctx.Err())
 		} else {
 			p.broken = &PeerError{Rank: to, Member: t.gen.member(to), Reason: "write failed", Err: err}
@@ -496,21 +512,14 @@ func (t *TCPTransport) Close() error {
 		return nil
 	}
 	t.closed = true
-	inbound := t.inbound
+	conns := t.conns
 	t.mu.Unlock()
+	t.cancel()
 	t.node.leave(t)
-	for _, c := range inbound {
+	// Closing the sockets (not under the peers' locks) fails a write that
+	// waits on a peer that stopped reading.
+	for _, c := range conns {
 		c.Close()
-	}
-	for _, p := range t.peers {
-		p.mu.Lock()
-		if p.conn != nil {
-			p.conn.Close()
-		}
-		if p.broken == nil {
-			p.broken = ErrClosed
-		}
-		p.mu.Unlock()
 	}
 	t.inbox.close(ErrClosed)
 	t.wg.Wait()

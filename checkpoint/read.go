@@ -86,6 +86,28 @@ func (s *Store) LatestVerified() (*Restored, error) {
 	return nil, errors.Join(append([]error{fmt.Errorf("%w in %s", ErrNoVerified, s.path)}, r.Skipped...)...)
 }
 
+// LatestVerifiedInfo is LatestVerified without copying the tensors out:
+// it verifies in place and returns the description of the newest checkpoint
+// that verifies, with the reasons every newer one was skipped.
+func (s *Store) LatestVerifiedInfo() (Info, []error, error) {
+	list, err := s.List()
+	if err != nil {
+		return Info{}, nil, err
+	}
+	if len(list) == 0 {
+		return Info{}, nil, fmt.Errorf("%w: %s holds no checkpoint", ErrNotFound, s.path)
+	}
+	var skipped []error
+	for i := len(list) - 1; i >= 0; i-- {
+		if err := s.Verify(list[i].ID); err != nil {
+			skipped = append(skipped, err)
+			continue
+		}
+		return list[i], skipped, nil
+	}
+	return Info{}, skipped, errors.Join(append([]error{fmt.Errorf("%w in %s", ErrNoVerified, s.path)}, skipped...)...)
+}
+
 // tensorChunks returns the stored chunks of tensor i, checking that each is
 // present and has the size the record says. The slices point into the
 // memory map and are valid only inside tx.

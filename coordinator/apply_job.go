@@ -101,6 +101,20 @@ func (s *State) applyCheckpoint(atMS int64, b *CheckpointRequest) (any, error) {
 	rec := s.checkpoint(b.Step)
 	switch b.Status {
 	case CheckpointDurable, CheckpointVerified:
+		if rec == nil || rec.Status == CheckpointWriting {
+			if b.Location == "" || b.Checksum == "" {
+				return nil, fmt.Errorf("%w: recording a checkpoint needs its location and checksum", ErrBadRequest)
+			}
+		}
+		if rec == nil && b.Step != s.Step {
+			// A rollback to this checkpoint must know the data state at its step.
+			return nil, fmt.Errorf("%w: checkpoint at step %d: the reported step is %d; announce it with a progress report (checkpoint: true) at its step", ErrConflict, b.Step, s.Step)
+		}
+		if rec == nil {
+			if err := validCursors(b.Cursors); err != nil {
+				return nil, err
+			}
+		}
 	case CheckpointCorrupt:
 		if rec == nil {
 			return nil, fmt.Errorf("%w: no checkpoint at step %d to mark corrupt", ErrConflict, b.Step)
@@ -108,29 +122,36 @@ func (s *State) applyCheckpoint(atMS int64, b *CheckpointRequest) (any, error) {
 	default:
 		return nil, fmt.Errorf("%w: checkpoint status %q: want durable, verified or corrupt", ErrBadRequest, b.Status)
 	}
-	if rec != nil {
+	if rec != nil && rec.Status != CheckpointWriting {
 		if (b.Location != "" && b.Location != rec.Location) || (b.Checksum != "" && b.Checksum != rec.Checksum) {
 			return nil, fmt.Errorf("%w: checkpoint at step %d is recorded with another location or checksum", ErrConflict, b.Step)
 		}
 		if rec.Status == CheckpointCorrupt && b.Status != CheckpointCorrupt {
 			return nil, fmt.Errorf("%w: checkpoint at step %d is marked corrupt", ErrConflict, b.Step)
 		}
-	} else {
-		if b.Location == "" || b.Checksum == "" {
-			return nil, fmt.Errorf("%w: a new checkpoint record needs location and checksum", ErrBadRequest)
-		}
-		if err := validCursors(b.Cursors); err != nil {
-			return nil, err
-		}
 	}
 	reply := &CheckpointReply{}
-	switch {
-	case rec == nil:
-		s.Checkpoints = append(s.Checkpoints, CheckpointRecord{
-			Step: b.Step, Epoch: b.Epoch, Location: b.Location, Checksum: b.Checksum, Bytes: b.Bytes,
-			Cursors: sortedCursors(b.Cursors), Status: b.Status, AtMS: atMS,
-		})
+	if rec == nil {
+		cursors := sortedCursors(b.Cursors)
+		if len(cursors) == 0 {
+			cursors = append(cursors, s.Cursors...)
+		}
+		s.Checkpoints = append(s.Checkpoints, CheckpointRecord{Step: b.Step, Cursors: cursors, Partials: s.partials(), AtMS: atMS})
 		sort.SliceStable(s.Checkpoints, func(i, j int) bool { return s.Checkpoints[i].Step < s.Checkpoints[j].Step })
+		rec = s.checkpoint(b.Step)
+	}
+	switch {
+	case rec.Status == CheckpointWriting || rec.Status == "":
+		if b.Status == CheckpointCorrupt {
+			rec.Status = CheckpointCorrupt
+			break
+		}
+		rec.Status, rec.Location, rec.Checksum, rec.Bytes, rec.Epoch = b.Status, b.Location, b.Checksum, b.Bytes, b.Epoch
+		if len(b.Cursors) > 0 {
+			if err := validCursors(b.Cursors); err == nil {
+				rec.Cursors = sortedCursors(b.Cursors)
+			}
+		}
 	case b.Status == CheckpointVerified || b.Status == CheckpointCorrupt:
 		rec.Status = b.Status
 	}
@@ -149,22 +170,34 @@ func (s *State) applyCheckpoint(atMS int64, b *CheckpointRequest) (any, error) {
 	return reply, nil
 }
 
+// announceCheckpoint records, at the reported step, that a checkpoint of it is being written.
+func (s *State) announceCheckpoint(atMS int64) {
+	if s.checkpoint(s.Step) != nil {
+		return
+	}
+	s.Checkpoints = append(s.Checkpoints, CheckpointRecord{
+		Step: s.Step, Cursors: append([]RankCursor(nil), s.Cursors...), Partials: s.partials(), Status: CheckpointWriting, AtMS: atMS,
+	})
+	sort.SliceStable(s.Checkpoints, func(i, j int) bool { return s.Checkpoints[i].Step < s.Checkpoints[j].Step })
+	s.retainCheckpoints()
+}
+
 // usableBefore is the newest usable checkpoint before step, or nil.
 func (s *State) usableBefore(step uint64) *CheckpointRecord {
 	for i := len(s.Checkpoints) - 1; i >= 0; i-- {
-		if c := &s.Checkpoints[i]; c.Step < step && c.Status != CheckpointCorrupt {
+		if c := &s.Checkpoints[i]; c.Step < step && c.usable() {
 			return c
 		}
 	}
 	return nil
 }
 
-// retainCheckpoints keeps the newest CheckpointRetain usable records, and corrupt records newer
-// than the oldest one kept.
+// retainCheckpoints keeps the newest CheckpointRetain usable records, and the other records
+// (writing, corrupt) newer than the oldest one kept.
 func (s *State) retainCheckpoints() {
 	keep, oldest := 0, uint64(0)
 	for i := len(s.Checkpoints) - 1; i >= 0; i-- {
-		if s.Checkpoints[i].Status != CheckpointCorrupt {
+		if s.Checkpoints[i].usable() {
 			keep++
 			oldest = s.Checkpoints[i].Step
 			if keep == s.Job.CheckpointRetain {
@@ -186,7 +219,7 @@ func (s *State) retainCheckpoints() {
 func (s *State) pruneEpochs() {
 	var oldest *CheckpointRecord
 	for i := range s.Checkpoints {
-		if s.Checkpoints[i].Status != CheckpointCorrupt {
+		if s.Checkpoints[i].usable() {
 			oldest = &s.Checkpoints[i]
 			break
 		}
@@ -207,7 +240,7 @@ func (s *State) applyRollback(atMS int64, b *RollbackRequest) (any, error) {
 	var to *CheckpointRecord
 	if b.ToStep != 0 {
 		to = s.checkpoint(b.ToStep)
-		if to == nil || to.Status == CheckpointCorrupt {
+		if to == nil || !to.usable() {
 			return nil, fmt.Errorf("%w: no usable checkpoint at step %d", ErrConflict, b.ToStep)
 		}
 	}
@@ -221,9 +254,10 @@ func (s *State) applyRollback(atMS int64, b *RollbackRequest) (any, error) {
 func (s *State) rollbackTo(atMS int64, c *CheckpointRecord) {
 	var step uint64
 	var cursors []RankCursor
+	var partials []UnitOffset
 	restore := &Restore{}
 	if c != nil {
-		step, cursors = c.Step, c.Cursors
+		step, cursors, partials = c.Step, c.Cursors, c.Partials
 		restore = &Restore{Step: c.Step, Location: c.Location, Checksum: c.Checksum, Cursors: append([]RankCursor(nil), c.Cursors...)}
 	}
 	for _, e := range s.Epochs {
@@ -235,12 +269,16 @@ func (s *State) rollbackTo(atMS int64, c *CheckpointRecord) {
 			*u = Unit{Pairs: u.Pairs}
 		}
 	}
+	for _, p := range partials {
+		if u := s.unit(p.Epoch, p.Unit); u != nil && u.State != UnitDone && p.Offset <= u.Pairs {
+			u.Offset = p.Offset
+		}
+	}
 	for _, cur := range cursors {
 		if cur.Unit < 0 {
 			continue
 		}
-		if u := s.unit(cur.Epoch, uint32(cur.Unit)); u != nil && u.State != UnitDone && cur.Offset <= u.Pairs {
-			u.Offset = cur.Offset
+		if u := s.unit(cur.Epoch, uint32(cur.Unit)); u != nil && u.State != UnitDone {
 			u.Pin = int32(cur.Rank) + 1
 		}
 	}

@@ -181,7 +181,10 @@ func (s *State) applyProgress(atMS int64, b *ProgressRequest) (any, error) {
 	case b.Step < s.Step:
 		return nil, fmt.Errorf("%w: step %d is behind the committed step %d", ErrConflict, b.Step, s.Step)
 	case b.Step == s.Step && !b.Handover:
-		return reply, nil // a retried report
+		if b.Checkpoint {
+			s.announceCheckpoint(atMS)
+		}
+		return reply, nil // a retried report, or one that only announces a checkpoint
 	}
 	// Validate everything before changing anything.
 	for _, d := range b.Done {
@@ -249,6 +252,9 @@ func (s *State) applyProgress(atMS int64, b *ProgressRequest) (any, error) {
 	s.LastProgressAtMS = atMS
 	s.Restore = nil
 	s.refreshEpochs()
+	if b.Checkpoint {
+		s.announceCheckpoint(atMS)
+	}
 	s.pruneEpochs()
 	reply.Step, reply.Generation = s.Step, s.Generation
 	return reply, nil

@@ -3,6 +3,8 @@ package coordinator
 import (
 	"fmt"
 	"math/rand"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -264,6 +266,8 @@ func (s *sim) run(faults bool) {
 			s.report(false, s.gen())
 		}
 		if progressed && s.step%uint64(s.spec.CheckpointEvery) == 0 {
+			s.d.must(CmdProgress, ProgressRequest{Generation: s.gen(), Step: s.step, Cursors: s.cursors(), Done: s.doneSince, Checkpoint: true})
+			s.doneSince = nil
 			s.d.must(CmdCheckpoint, CheckpointRequest{Step: s.step, Location: fmt.Sprintf("ckpt/%d", s.step), Checksum: "sha256:x", Cursors: s.cursors(), Status: CheckpointDurable})
 			s.events["checkpoint"]++
 		}
@@ -310,9 +314,17 @@ func simSpec() JobSpec {
 // TestSimExactlyOnce: whatever dies, joins or rolls back, every pair of every epoch is consumed
 // by exactly one committed step (DESIGN §4.1), as the FSM's unit accounting sees it.
 func TestSimExactlyOnce(t *testing.T) {
-	spec := simSpec()
+	irregular := simSpec()
+	irregular.Units = UnitsSpec{Sizes: []uint32{5, 40, 1, 17, 33, 2, 9, 64, 3, 21, 7, 11}}
+	irregular.GlobalBatch = 20
+	for _, spec := range []JobSpec{simSpec(), irregular} {
+		runSims(t, spec)
+	}
+}
+
+func runSims(t *testing.T, spec JobSpec) {
 	sizes, _ := SpecUnits{}.EpochUnits(&spec, 0)
-	for seed := int64(1); seed <= 12; seed++ {
+	for seed := int64(1); seed <= int64(simSeeds()); seed++ {
 		s := newSim(t, seed, spec)
 		s.run(true)
 		s.checkExactlyOnce(sizes)
@@ -320,4 +332,12 @@ func TestSimExactlyOnce(t *testing.T) {
 			t.Logf("seed 1: %d steps, %d log entries, events %v", s.step, len(s.d.log), s.events)
 		}
 	}
+}
+
+// simSeeds is 20 by default; VLP_SIM_SEEDS raises it for a longer search.
+func simSeeds() int {
+	if n, err := strconv.Atoi(os.Getenv("VLP_SIM_SEEDS")); err == nil && n > 0 {
+		return n
+	}
+	return 20
 }

@@ -144,6 +144,10 @@ type ProgressRequest struct {
 	Handover   bool         `json:"handover,omitempty"`
 	Cursors    []RankCursor `json:"cursors"`
 	Done       []DoneUnit   `json:"done,omitempty"`
+	// Checkpoint says a checkpoint of this step is being written: the coordinator remembers the
+	// data state at it (a "writing" record) so that a rollback to it is exact. Record the
+	// checkpoint (CheckpointRequest, durable) once it is on disk.
+	Checkpoint bool `json:"checkpoint,omitempty"`
 }
 
 // ProgressReply acknowledges a report.
@@ -156,6 +160,9 @@ type ProgressReply struct {
 type CheckpointStatus string
 
 const (
+	// CheckpointWriting: announced by a progress report (ProgressRequest.Checkpoint), not yet
+	// durable; never restored.
+	CheckpointWriting CheckpointStatus = "writing"
 	// CheckpointDurable: written and fsynced by its writer.
 	CheckpointDurable CheckpointStatus = "durable"
 	// CheckpointVerified: read back and every checksum matched.
@@ -164,8 +171,9 @@ const (
 	CheckpointCorrupt CheckpointStatus = "corrupt"
 )
 
-// CheckpointRequest records a checkpoint (Status durable, once it is on disk) or a verification
-// result (verified or corrupt) for a recorded one.
+// CheckpointRequest records a checkpoint once it is on disk (Status durable: the step must be the
+// reported step, or one announced by ProgressRequest.Checkpoint), or a verification result
+// (verified or corrupt) for a recorded one.
 type CheckpointRequest struct {
 	Step     uint64           `json:"step"`
 	Epoch    uint64           `json:"epoch"`
@@ -309,8 +317,18 @@ type CheckpointRecord struct {
 	Bytes    int64            `json:"bytes,omitempty"`
 	Cursors  []RankCursor     `json:"cursors,omitempty"`
 	Status   CheckpointStatus `json:"status"`
+	// Partials are the units partly consumed at Step (in a rank's hands or returned by a
+	// handover), with their offsets: a rollback restores exactly these.
+	Partials []UnitOffset `json:"partials,omitempty"`
 	// AtMS is when the leader recorded it, Unix milliseconds.
 	AtMS int64 `json:"at_ms"`
+}
+
+// UnitOffset is a unit and how many of its pairs were consumed.
+type UnitOffset struct {
+	Epoch  uint64 `json:"epoch"`
+	Unit   uint32 `json:"unit"`
+	Offset uint32 `json:"offset"`
 }
 
 // JobState is the job's life-cycle state.

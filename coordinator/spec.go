@@ -180,14 +180,17 @@ func (u *UnitsSpec) validate(bad func(string, ...any) error) error {
 	return nil
 }
 
-// ParseJobSpecYAML reads a spec written in YAML (strictly: unknown fields are an error), applies
-// the defaults and validates it.
-func ParseJobSpecYAML(data []byte) (JobSpec, error) {
+// ParseJobSpecYAML reads a spec written in YAML (strictly: unknown fields are an error), names it
+// defaultName if it has no name, applies the defaults and validates it.
+func ParseJobSpecYAML(data []byte, defaultName string) (JobSpec, error) {
 	var s JobSpec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
 		return JobSpec{}, fmt.Errorf("%w: yaml: %v", ErrInvalidSpec, err)
+	}
+	if s.Name == "" {
+		s.Name = defaultName
 	}
 	s = s.WithDefaults()
 	if err := s.Validate(); err != nil {
@@ -196,13 +199,13 @@ func ParseJobSpecYAML(data []byte) (JobSpec, error) {
 	return s, nil
 }
 
-// LoadJobSpec reads and validates a YAML spec file.
-func LoadJobSpec(path string) (JobSpec, error) {
+// LoadJobSpec reads and validates a YAML spec file (see ParseJobSpecYAML).
+func LoadJobSpec(path, defaultName string) (JobSpec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return JobSpec{}, fmt.Errorf("coordinator: job spec: %w", err)
 	}
-	s, err := ParseJobSpecYAML(data)
+	s, err := ParseJobSpecYAML(data, defaultName)
 	if err != nil {
 		return JobSpec{}, fmt.Errorf("%s: %w", path, err)
 	}

@@ -158,14 +158,32 @@ func (s *State) unit(epoch uint64, id uint32) *Unit {
 	return &e.Units[id]
 }
 
-// latestUsable is the newest checkpoint record that is not corrupt, or nil.
+// usable reports whether a checkpoint can be restored: durable or verified.
+func (c *CheckpointRecord) usable() bool {
+	return c.Status == CheckpointDurable || c.Status == CheckpointVerified
+}
+
+// latestUsable is the newest usable checkpoint record, or nil.
 func (s *State) latestUsable() *CheckpointRecord {
 	for i := len(s.Checkpoints) - 1; i >= 0; i-- {
-		if s.Checkpoints[i].Status != CheckpointCorrupt {
+		if s.Checkpoints[i].usable() {
 			return &s.Checkpoints[i]
 		}
 	}
 	return nil
+}
+
+// partials lists the units partly consumed now: in a rank's hands or returned by a handover.
+func (s *State) partials() []UnitOffset {
+	var out []UnitOffset
+	for _, e := range s.Epochs {
+		for i := range e.Units {
+			if u := &e.Units[i]; u.State != UnitDone && u.Offset > 0 {
+				out = append(out, UnitOffset{Epoch: e.Number, Unit: uint32(i), Offset: u.Offset})
+			}
+		}
+	}
+	return out
 }
 
 // checkpoint finds the record of a step.

@@ -1,47 +1,95 @@
 package data
 
 import (
+	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/e2evlp/vlp/sharding"
 )
 
-// BenchmarkPrepareImage measures decode + resize + normalise of one
-// 640×480 photo-like JPEG per op on one goroutine; `vlp bench data` runs the
-// same work on several goroutines and the whole pipeline.
-func BenchmarkPrepareImage(b *testing.B) {
+// benchJPEGs encodes n photo-like 640×480 JPEGs (COCO's typical size).
+func benchJPEGs(b *testing.B, n int) [][]byte {
+	b.Helper()
 	var jpegs [][]byte
-	for i := 0; i < 4; i++ {
+	for i := 0; i < n; i++ {
 		j, err := PhotoLikeJPEG(640, 480, uint64(i+1), 90)
 		if err != nil {
 			b.Fatal(err)
 		}
 		jpegs = append(jpegs, j)
 	}
+	return jpegs
+}
+
+// benchDecoders returns image/jpeg and, when it loads, libjpeg-turbo.
+func benchDecoders(b *testing.B) []Decoder {
+	b.Helper()
 	decs := []Decoder{GoDecoder{}}
 	if t, err := LoadTurboDecoder(""); err == nil {
-		defer t.Close()
+		b.Cleanup(func() { t.Close() })
 		decs = append(decs, t)
 	} else {
 		b.Logf("libjpeg-turbo not measured: %v", err)
 	}
-	sizes := []struct {
-		name string
-		ic   ImageConfig
-	}{{"384", SquareImageConfig(384)}, {"base", DefaultImageConfig()}}
-	for _, sz := range sizes {
-		for _, dec := range decs {
+	return decs
+}
+
+var benchSizes = []struct {
+	name string
+	ic   ImageConfig
+}{{"384", SquareImageConfig(384)}, {"base", DefaultImageConfig()}}
+
+// BenchmarkPrepareImage measures decode + resize + normalise of 640×480
+// photo-like JPEGs on GOMAXPROCS goroutines (-cpu 1,2,4,…): images/s is the
+// total rate, images/s/core the rate per goroutine.
+func BenchmarkPrepareImage(b *testing.B) {
+	jpegs := benchJPEGs(b, 8)
+	for _, sz := range benchSizes {
+		for _, dec := range benchDecoders(b) {
 			b.Run(fmt.Sprintf("%s/%s", sz.name, dec.Name()), func(b *testing.B) {
 				cfg := Config{Image: sz.ic, Decoder: dec}
 				meta := benchMeta()
-				for i := 0; b.Loop(); i++ {
-					r := prepareImage(Example{Meta: meta, JPEG: jpegs[i%len(jpegs)]}, &cfg)
-					if r.err != nil {
-						b.Fatal(r.err)
+				var next atomic.Int64
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := int(next.Add(1))
+						r := prepareImage(Example{Meta: meta, JPEG: jpegs[i%len(jpegs)]}, &cfg)
+						if r.err != nil {
+							b.Error(r.err)
+							return
+						}
 					}
+				})
+				rate := float64(b.N) / b.Elapsed().Seconds()
+				b.ReportMetric(rate, "images/s")
+				b.ReportMetric(rate/float64(runtime.GOMAXPROCS(0)), "images/s/core")
+			})
+		}
+	}
+}
+
+// BenchmarkPipeline runs the whole pipeline (decode, resize, normalise,
+// tokenise, ITM, MLM, pad; batches of 32, one image per sample) with
+// GOMAXPROCS decode goroutines.
+func BenchmarkPipeline(b *testing.B) {
+	jpegs := benchJPEGs(b, 8)
+	for _, sz := range benchSizes {
+		for _, dec := range benchDecoders(b) {
+			b.Run(fmt.Sprintf("%s/%s", sz.name, dec.Name()), func(b *testing.B) {
+				cfg := DefaultConfig()
+				cfg.Image, cfg.Decoder, cfg.Workers = sz.ic, dec, runtime.GOMAXPROCS(0)
+				samples := 0
+				for b.Loop() {
+					r, err := BenchPipeline(context.Background(), cfg, jpegs, 4*cfg.BatchSize, 1)
+					if err != nil {
+						b.Fatal(err)
+					}
+					samples += r.Samples
 				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+				b.ReportMetric(float64(samples)/b.Elapsed().Seconds(), "samples/s")
 			})
 		}
 	}

@@ -3,6 +3,8 @@ package data
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 )
 
 // prepared is one decoded, resized, normalised image.
@@ -38,13 +40,9 @@ func prepareImage(e Example, cfg *Config) prepared {
 }
 
 // imageKey identifies an image inside a batch, so pairs of one image are
-// decoded once.
-func imageKey(e Example) any {
-	if e.Image != nil {
-		return e.Meta
-	}
-	return &e.JPEG[0]
-}
+// decoded once: pairs share their image's record (PairsOf, ShardSource and
+// SynthWorld hand out one *SampleMeta per image).
+func imageKey(e Example) any { return e.Meta }
 
 // collate builds a batch from rows whose images are ready. rows and imgs
 // are parallel; rows with a nil image were skipped by the caller.
@@ -66,7 +64,11 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, imgs []*Image) (*Batch
 	H, W := b.Height, b.Width
 	b.Images = make([]float32, B*3*H*W)
 	b.PixelMask = make([]bool, B*H*W)
-	for i, im := range imgs {
+	// Rows are copied in parallel (disjoint memory, so the result does not
+	// depend on scheduling): at the base size a batch is ~170 MB of floats,
+	// too much for one core to keep up with many decoders.
+	copyRow := func(i int) {
+		im := imgs[i]
 		for c := 0; c < 3; c++ {
 			for y := 0; y < im.H; y++ {
 				copy(b.Images[((i*3+c)*H+y)*W:], im.Pix[(c*im.H+y)*im.W:(c*im.H+y+1)*im.W])
@@ -74,11 +76,13 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, imgs []*Image) (*Batch
 		}
 		mask := b.PixelMask[i*H*W : (i+1)*H*W]
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				mask[y*W+x] = y >= im.H || x >= im.W
+			row := mask[y*W : (y+1)*W]
+			for x := range row {
+				row[x] = y >= im.H || x >= im.W
 			}
 		}
 	}
+	parallelFor(B, cfg.Workers, copyRow)
 
 	// Texts: ITM choice, encoder ids with MLM, decoder caption.
 	texts := make([]string, B)
@@ -185,4 +189,27 @@ func BuildBatch(cfg Config, tok *Tokenizer, examples []Example) (*Batch, error) 
 	}
 	b, _, err := j.finish(&cfg, tok)
 	return b, err
+}
+
+// parallelFor runs f(0..n-1) on at most g goroutines and waits.
+func parallelFor(n, g int, f func(i int)) {
+	g = min(g, n)
+	if g <= 1 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for k := 0; k < g; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }

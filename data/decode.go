@@ -93,20 +93,38 @@ func ToRGB(img image.Image) *RGB {
 func ycbcrToRGB(m *image.YCbCr, out *RGB) {
 	b := m.Rect
 	w := out.W
+	// Horizontal and vertical chroma subsampling shifts.
+	var hs, vs int
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio422:
+		hs = 1
+	case image.YCbCrSubsampleRatio420:
+		hs, vs = 1, 1
+	case image.YCbCrSubsampleRatio440:
+		vs = 1
+	case image.YCbCrSubsampleRatio411:
+		hs = 2
+	case image.YCbCrSubsampleRatio410:
+		hs, vs = 2, 1
+	}
+	// Chroma coordinates are relative to the rectangle's origin rounded
+	// down, as image.YCbCr.COffset computes them.
+	cx0, cy0 := b.Min.X>>hs, b.Min.Y>>vs
 	for y := 0; y < out.H; y++ {
 		o := out.Pix[y*w*3 : (y+1)*w*3]
-		yi := m.YOffset(b.Min.X, b.Min.Y+y)
-		ci := m.COffset(b.Min.X, b.Min.Y+y)
-		for x := 0; x < w; x++ {
-			if x > 0 {
-				ci = m.COffset(b.Min.X+x, b.Min.Y+y)
-			}
-			yy := int32(m.Y[yi+x]) * 0x10101
-			cb := int32(m.Cb[ci]) - 128
-			cr := int32(m.Cr[ci]) - 128
-			o[3*x] = clamp16(yy + 91881*cr)
-			o[3*x+1] = clamp16(yy - 22554*cb - 46802*cr)
-			o[3*x+2] = clamp16(yy + 116130*cb)
+		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):]
+		yrow = yrow[:w]
+		crow := ((b.Min.Y+y)>>vs - cy0) * m.CStride
+		cbRow, crRow := m.Cb[crow:], m.Cr[crow:]
+		for x, yv := range yrow {
+			ci := (b.Min.X+x)>>hs - cx0
+			yy := int32(yv) * 0x10101
+			cb := int32(cbRow[ci]) - 128
+			cr := int32(crRow[ci]) - 128
+			q := o[3*x : 3*x+3 : 3*x+3]
+			q[0] = clamp16(yy + 91881*cr)
+			q[1] = clamp16(yy - 22554*cb - 46802*cr)
+			q[2] = clamp16(yy + 116130*cb)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package data
 
 import (
 	"errors"
+	"image"
+	"image/color"
 	"math"
 	"testing"
 
@@ -98,5 +100,36 @@ func TestTurboFallback(t *testing.T) {
 	}
 	if d := NewDecoder(); d.Name() != (GoDecoder{}).Name() {
 		t.Fatalf("NewDecoder without the library = %s, want image/jpeg", d.Name())
+	}
+}
+
+func TestYCbCrToRGBMatchesStdlib(t *testing.T) {
+	ratios := []image.YCbCrSubsampleRatio{
+		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
+		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
+	}
+	for _, ratio := range ratios {
+		full := image.NewYCbCr(image.Rect(0, 0, 37, 23), ratio)
+		for i := range full.Y {
+			full.Y[i] = uint8(mix64(uint64(i)) >> 56)
+		}
+		for i := range full.Cb {
+			full.Cb[i] = uint8(mix64(uint64(i)+1e6) >> 56)
+			full.Cr[i] = uint8(mix64(uint64(i)+2e6) >> 56)
+		}
+		for _, img := range []*image.YCbCr{full, full.SubImage(image.Rect(3, 5, 30, 20)).(*image.YCbCr)} {
+			got := ToRGB(img)
+			b := img.Bounds()
+			for y := b.Min.Y; y < b.Max.Y; y++ {
+				for x := b.Min.X; x < b.Max.X; x++ {
+					c := img.YCbCrAt(x, y)
+					r, g, bl := color.YCbCrToRGB(c.Y, c.Cb, c.Cr)
+					i := ((y-b.Min.Y)*got.W + (x - b.Min.X)) * 3
+					if got.Pix[i] != r || got.Pix[i+1] != g || got.Pix[i+2] != bl {
+						t.Fatalf("%v %v (%d,%d): got %v, want %d %d %d", ratio, b, x, y, got.Pix[i:i+3], r, g, bl)
+					}
+				}
+			}
+		}
 	}
 }

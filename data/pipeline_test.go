@@ -85,10 +85,19 @@ func TestPipelineDeterministicAcrossWorkers(t *testing.T) {
 		if st.SkippedImages != 0 {
 			t.Fatalf("workers=%d: %d images skipped", workers, st.SkippedImages)
 		}
-		rows := 0
+		rows, distinct := 0, 0
 		for _, b := range bs {
 			checkBatchShapes(t, b)
 			rows += b.Size
+			ids := map[uint64]bool{}
+			for _, id := range b.ImageIDs {
+				ids[id] = true
+			}
+			distinct += len(ids)
+		}
+		// Pairs of one image in a batch share one decode.
+		if st.Images != distinct || distinct >= rows {
+			t.Fatalf("workers=%d: %d images decoded for %d distinct images in %d rows", workers, st.Images, distinct, rows)
 		}
 		if rows != len(w.Examples) {
 			t.Fatalf("workers=%d: %d rows, want %d", workers, rows, len(w.Examples))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 )
 
 // ErrImageConfig: an ImageConfig field is out of range.
@@ -147,13 +148,22 @@ func ResizeNormalize(src *RGB, tw, th int) *Image {
 	return dst
 }
 
+// tmpPool recycles the horizontal pass's buffers (a few MB per image).
+var tmpPool = sync.Pool{New: func() any { return new([]float32) }}
+
 // resizeNormalizeInto writes the normalised [3,th,tw] image into dst.
 func resizeNormalizeInto(src *RGB, tw, th int, dst []float32) {
 	hx := triangleTaps(src.W, tw)
 	vy := triangleTaps(src.H, th)
 	// Horizontal pass: only the input rows some output row needs.
 	rowLo, rowHi := int(vy.start[0]), int(vy.start[th-1]+vy.count[th-1])
-	tmp := make([]float32, (rowHi-rowLo)*tw*3) // [rows, tw, 3]
+	need := (rowHi - rowLo) * tw * 3
+	bufp := tmpPool.Get().(*[]float32)
+	if cap(*bufp) < need {
+		*bufp = make([]float32, need)
+	}
+	defer tmpPool.Put(bufp)
+	tmp := (*bufp)[:need] // [rows, tw, 3]; every element is written below
 	for y := rowLo; y < rowHi; y++ {
 		in := src.Pix[y*src.W*3 : (y+1)*src.W*3]
 		out := tmp[(y-rowLo)*tw*3 : (y-rowLo+1)*tw*3]

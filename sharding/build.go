@@ -217,6 +217,7 @@ feed:
 			m.Sources[k] += v
 		}
 	}
+	removeStale(cfg.Out, nShards)
 	m.Skipped = rep.Skipped
 	if m.Shards == nil {
 		m.Shards = []ShardInfo{}
@@ -459,4 +460,17 @@ func startBar(w io.Writer, total int64, done *atomic.Int64) (stop func()) {
 		}
 	}()
 	return func() { close(quit); wg.Wait() }
+}
+
+// removeStale deletes shards (and their records) numbered n or above, left
+// by an earlier build with a smaller shard size or more input.
+func removeStale(dir string, n int) {
+	paths, _ := filepath.Glob(filepath.Join(dir, "shard-*.tar"))
+	for _, p := range paths {
+		var i int
+		if _, err := fmt.Sscanf(filepath.Base(p), "shard-%06d.tar", &i); err == nil && i >= n {
+			os.Remove(p)
+			os.Remove(filepath.Join(dir, buildDir, filepath.Base(p)+".json"))
+		}
+	}
 }

@@ -184,6 +184,18 @@ func TestBuildResumesAndIsDeterministic(t *testing.T) {
 	if !reflect.DeepEqual(m1, m3) {
 		t.Fatal("two builds of the same input differ")
 	}
+	// A rebuild with larger shards replaces them all and leaves no stale one.
+	m4, rep, err := build(t, coco, vg, out, func(c *BuildConfig) { c.ShardSize = 25 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m4.Shards) != 2 || rep.ShardsKept != 0 || m4.Pairs != m1.Pairs {
+		t.Fatalf("shard size 25: %d shards, %d kept, %d pairs", len(m4.Shards), rep.ShardsKept, m4.Pairs)
+	}
+	tars, _ := filepath.Glob(filepath.Join(out, "shard-*.tar"))
+	if len(tars) != 2 {
+		t.Fatalf("%d shard files after the rebuild: %v", len(tars), tars)
+	}
 }
 
 // editJSON rewrites a JSON file through fn.

@@ -41,15 +41,44 @@ func (j *jsonFile) Close() error { return j.f.Close() }
 
 // malformed wraps a decoding error with the file name and byte offset.
 func (j *jsonFile) malformed(err error) error {
-	off := j.dec.InputOffset()
-	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
-		off = syn.Offset
-	}
+	return j.malformedAt(j.dec.InputOffset(), err)
+}
+
+// malformedAt wraps an error met while decoding the value that starts at
+// (or after a comma at) start. A Decoder's SyntaxError.Offset does not count
+// the bytes its Token calls consumed, so the exact offset is found by
+// re-scanning that one value from start with a fresh decoder.
+func (j *jsonFile) malformedAt(start int64, err error) error {
+	off := start
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-		err = errors.New("unexpected end of file (truncated?)")
+		off, err = j.size, errors.New("unexpected end of file (truncated?)")
+	} else if errors.As(err, new(*json.SyntaxError)) {
+		off = j.syntaxOffset(start)
 	}
 	return fmt.Errorf("%w: %s: byte %d: %v", ErrMalformedJSON, j.path, off, err)
+}
+
+func (j *jsonFile) syntaxOffset(start int64) int64 {
+	r := bufio.NewReader(io.NewSectionReader(j.f, start, j.size-start))
+	pos := start
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return start
+		}
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ':' {
+			pos++
+			continue
+		}
+		r.UnreadByte()
+		break
+	}
+	var raw json.RawMessage
+	var syn *json.SyntaxError
+	if err := json.NewDecoder(r).Decode(&raw); errors.As(err, &syn) {
+		return pos + syn.Offset - 1 // Offset counts the offending byte
+	}
+	return start
 }
 
 // expectDelim reads one token that must be the delimiter d.
@@ -129,7 +158,7 @@ func array[T any](j *jsonFile, fn func(v *T, offset int64) error) error {
 				j.badRecord(off, err)
 				continue
 			}
-			return j.malformed(err)
+			return j.malformedAt(off, err)
 		}
 		if err := fn(&v, off); err != nil {
 			return err

@@ -50,6 +50,9 @@ type ShardInfo struct {
 	// SamplePairs is the number of texts of each sample, in tar order; the
 	// epoch plan addresses pairs through it without opening the shard.
 	SamplePairs []int `json:"sample_pairs"`
+	// SampleOffsets is the byte offset of each sample's first tar header, in
+	// tar order: ReadSampleAt reads one sample without scanning the shard.
+	SampleOffsets []int64 `json:"sample_offsets,omitempty"`
 }
 
 // CategoryMapping records how one COCO category entered the class vocabulary.
@@ -72,6 +75,9 @@ func (m *Manifest) Validate() error {
 		}
 		if len(s.SamplePairs) != s.Images {
 			return fmt.Errorf("%w: shard %s lists %d sample_pairs for %d images", ErrBadManifest, s.Name, len(s.SamplePairs), s.Images)
+		}
+		if s.SampleOffsets != nil && len(s.SampleOffsets) != s.Images {
+			return fmt.Errorf("%w: shard %s lists %d sample_offsets for %d images", ErrBadManifest, s.Name, len(s.SampleOffsets), s.Images)
 		}
 		sum := 0
 		for _, n := range s.SamplePairs {

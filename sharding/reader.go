@@ -43,6 +43,7 @@ type Reader struct {
 	err    error // sticky
 	// a member read ahead while pairing: tar cannot step back
 	pending *member
+	single  bool // ReadSampleAt: one sample, no end-of-archive checks
 }
 
 type member struct {
@@ -147,6 +148,9 @@ func (r *Reader) readMember() (*member, error) {
 
 func (r *Reader) next() (Sample, error) {
 	a, err := r.readMember()
+	if err == io.EOF && r.single {
+		return Sample{}, r.corrupt(r.src.n, "no sample at this offset (end of archive)")
+	}
 	if err == io.EOF {
 		return Sample{}, r.finish()
 	}
@@ -236,4 +240,17 @@ func (h *hashReader) sawZeroBlocks() bool {
 		}
 	}
 	return true
+}
+
+// ReadSampleAt reads sample index of a shard whose first tar header starts
+// at offset (ShardInfo.SampleOffsets[index]), without scanning the shard:
+// the random access an epoch plan needs. It checks the structure of that
+// sample's two members; whole-file checksums are OpenShard's and Verify's.
+// r is typically an *os.File, shared by concurrent calls.
+func ReadSampleAt(r io.ReaderAt, name string, index int, offset int64) (Sample, error) {
+	rd := NewReader(io.NewSectionReader(r, offset, 1<<62), name)
+	rd.src.n = offset // errors report file offsets
+	rd.index = index
+	rd.single = true
+	return rd.next()
 }

@@ -147,3 +147,32 @@ func TestReaderWithoutChecksum(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
+
+func TestReadSampleAt(t *testing.T) {
+	dir := t.TempDir()
+	info := writeTestShard(t, dir, "s.tar", 6)
+	if len(info.SampleOffsets) != 6 || info.SampleOffsets[0] != 0 {
+		t.Fatalf("offsets %v", info.SampleOffsets)
+	}
+	f, err := os.Open(filepath.Join(dir, "s.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, i := range []int{5, 0, 3} {
+		s, err := ReadSampleAt(f, info.Name, i, info.SampleOffsets[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Index != i || len(s.Meta.Texts) != info.SamplePairs[i] || s.JPEG[0] != byte(i+1) {
+			t.Fatalf("sample %d: got index %d, %d texts", i, s.Index, len(s.Meta.Texts))
+		}
+	}
+	// A wrong offset is a clear error, not a wrong sample.
+	if _, err := ReadSampleAt(f, info.Name, 2, info.SampleOffsets[2]+512); !errors.Is(err, ErrCorruptShard) {
+		t.Fatalf("misaligned offset: %v", err)
+	}
+	if _, err := ReadSampleAt(f, info.Name, 6, info.Bytes-1024); !errors.Is(err, ErrCorruptShard) {
+		t.Fatalf("offset at the end: %v", err)
+	}
+}

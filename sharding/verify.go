@@ -1,8 +1,12 @@
 package sharding
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 )
 
 // ShardCheck is the verification result of one shard.
@@ -40,6 +44,12 @@ func verifyShard(dir string, m *Manifest, info ShardInfo, res *ShardCheck, pairs
 		return err
 	}
 	defer r.Close()
+	f, err := os.Open(filepath.Join(dir, info.Name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	hdr := make([]byte, 100) // a tar header starts with the member name
 	for {
 		s, err := r.Next()
 		if err == io.EOF {
@@ -53,6 +63,15 @@ func verifyShard(dir string, m *Manifest, info ShardInfo, res *ShardCheck, pairs
 		}
 		if s.Index >= len(info.SamplePairs) || info.SamplePairs[s.Index] != len(s.Meta.Texts) {
 			return bad("%d texts, manifest disagrees", len(s.Meta.Texts))
+		}
+		if info.SampleOffsets != nil {
+			if _, err := f.ReadAt(hdr, info.SampleOffsets[s.Index]); err != nil {
+				return bad("reading at sample_offsets: %v", err)
+			}
+			name := string(bytes.TrimRight(hdr, "\x00"))
+			if !strings.HasPrefix(name, s.Meta.Key+".") {
+				return bad("sample_offsets points at member %q", name)
+			}
 		}
 		if keys[s.Meta.Key] {
 			return bad("key appears twice in the dataset")

@@ -50,6 +50,11 @@ func (s *ShardWriter) Add(meta *SampleMeta, jpeg []byte) error {
 	if err != nil {
 		return err
 	}
+	// Pad the previous member first, so the count is where the header goes.
+	if err := s.tw.Flush(); err != nil {
+		return err
+	}
+	offset := s.count.n
 	if err := s.member(meta.Key+extJPEG, jpeg); err != nil {
 		return err
 	}
@@ -59,6 +64,7 @@ func (s *ShardWriter) Add(meta *SampleMeta, jpeg []byte) error {
 	s.info.Images++
 	s.info.Pairs += len(meta.Texts)
 	s.info.SamplePairs = append(s.info.SamplePairs, len(meta.Texts))
+	s.info.SampleOffsets = append(s.info.SampleOffsets, offset)
 	return nil
 }
 
@@ -88,6 +94,7 @@ func (s *ShardWriter) Close() (ShardInfo, error) {
 	s.info.SHA256 = hex.EncodeToString(s.hash.Sum(nil))
 	if s.info.SamplePairs == nil {
 		s.info.SamplePairs = []int{}
+		s.info.SampleOffsets = []int64{}
 	}
 	return s.info, nil
 }

@@ -14,14 +14,18 @@
 //
 // Captions use a few templates: single-object descriptions ("a small red
 // circle"), spatial relations computed from the boxes ("a small red circle
-// left of a large blue square"), absolute positions ("a large green star at
-// the top") and counts ("two shapes: …"). Region descriptions name one
+// left of a large blue square"), absolute positions ("a large green star in
+// the top left") and counts ("two shapes: …"). Region descriptions name one
 // object ("a large blue square") or a pair (with the union box).
 //
-// WriteCOCO and WriteVG (see Export) write the world in the real COCO 2017
-// and Visual Genome 1.4 file formats, with a chosen fraction of the images in
-// both datasets (joined by coco_id, as in the real data), so the importer in
-// package sharding is exercised on exactly the files it reads in production.
+// Export writes the world in the real COCO 2017 and Visual Genome 1.4 file
+// formats, with a chosen fraction of the images in both datasets (joined by
+// coco_id, as in the real data), so the importer in package sharding is
+// exercised on exactly the files it reads in production. VG object names and
+// attributes are now and then capitalised, pluralised or padded, as VG
+// annotators write them, so the importer's normalisation is exercised too.
+// For scale runs Export pads annotations to the real per-image counts and
+// hard-links a small pool of JPEGs (ExportConfig).
 //
 // # Caveats
 //

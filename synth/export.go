@@ -25,6 +25,14 @@ type ExportConfig struct {
 	// paraphrases (real VG has about 50 per image); 0 keeps the natural ones
 	// (one per object and one per pair).
 	Regions int
+	// Instances pads each COCO image to this many instance annotations
+	// (copies of its objects; real COCO has about 7), and Objects each VG
+	// image to this many objects (real VG has about 35); 0 keeps the drawn
+	// objects. For scale runs: copies are duplicates, not new shapes.
+	Instances, Objects int
+	// PolygonPoints is the number of points of each COCO segmentation
+	// polygon (traced around the box); 0 means 4, the box corners.
+	PolygonPoints int
 	// ImagePool, when > 0, encodes only this many distinct JPEGs and
 	// hard-links every image file to one of them (pool[i % ImagePool]): for
 	// scale runs of the annotation files, where the pixels do not matter.
@@ -45,6 +53,10 @@ func (c ExportConfig) Validate() error {
 		return fmt.Errorf("%w: COCOShare %g outside [0, 1]", ErrInvalidConfig, c.COCOShare)
 	case c.Regions < 0 || c.Regions > 1000:
 		return fmt.Errorf("%w: Regions %d outside [0, 1000]", ErrInvalidConfig, c.Regions)
+	case c.Instances < 0 || c.Instances > 64 || c.Objects < 0 || c.Objects > 64:
+		return fmt.Errorf("%w: Instances %d and Objects %d must be in [0, 64]", ErrInvalidConfig, c.Instances, c.Objects)
+	case c.PolygonPoints < 0 || c.PolygonPoints > 1000:
+		return fmt.Errorf("%w: PolygonPoints %d outside [0, 1000]", ErrInvalidConfig, c.PolygonPoints)
 	case c.ImagePool < 0:
 		return fmt.Errorf("%w: ImagePool %d < 0", ErrInvalidConfig, c.ImagePool)
 	case c.Workers < 0:
@@ -93,8 +105,8 @@ func (c ExportConfig) Member(i int) Membership {
 func cocoImageID(i int) int     { return 3*i + 1 }
 func vgImageID(i int) int       { return i + 1 }
 func captionID(i, k int) int    { return 32*i + k + 1 }
-func instanceID(i, k int) int   { return 8*i + k + 1 }
-func vgObjectID(i, k int) int   { return 8*i + k + 1 }
+func instanceID(i, k int) int   { return 64*i + k + 1 }
+func vgObjectID(i, k int) int   { return 64*i + k + 1 }
 func vgRegionID(i, k int) int   { return 1024*i + k + 1 }
 func cocoCategoryID(c int) int  { return []int{1, 2, 4, 5, 7, 9}[c] }
 func cocoFileName(i int) string { return fmt.Sprintf("%012d.jpg", cocoImageID(i)) }

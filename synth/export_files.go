@@ -2,6 +2,7 @@ package synth
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 )
@@ -145,10 +146,10 @@ func (w *exportWriter) add(cfg ExportConfig, m Membership, p Picture) error {
 				return err
 			}
 		}
-		for k, o := range p.Objects {
+		objs := padObjects(p.Objects, cfg.Instances)
+		for k, o := range objs {
 			x := boxXYWH(o.Box)
-			poly := []float64{x[0], x[1], x[0] + x[2], x[1], x[0] + x[2], x[1] + x[3], x[0], x[1] + x[3]}
-			inst := cocoInstance{Segmentation: [][]float64{poly}, Area: x[2] * x[3], ImageID: img.ID, BBox: x,
+			inst := cocoInstance{Segmentation: [][]float64{polygon(x, cfg.PolygonPoints)}, Area: x[2] * x[3], ImageID: img.ID, BBox: x,
 				CategoryID: cocoCategoryID(ClassIndex(o.Class)), ID: instanceID(i, k)}
 			if err := w.instAnns.add(inst); err != nil {
 				return err
@@ -156,7 +157,7 @@ func (w *exportWriter) add(cfg ExportConfig, m Membership, p Picture) error {
 		}
 		w.stats.COCOImages++
 		w.stats.Captions += len(p.Captions)
-		w.stats.Instances += len(p.Objects)
+		w.stats.Instances += len(objs)
 	}
 	if m&InVG != 0 {
 		id := vgImageID(i)
@@ -179,7 +180,8 @@ func (w *exportWriter) add(cfg ExportConfig, m Membership, p Picture) error {
 		}
 		oi := vgObjectImage{ImageID: id, ImageURL: vi.URL}
 		ai := vgAttributeImage{ImageID: id}
-		for k, o := range p.Objects {
+		objs := padObjects(p.Objects, cfg.Objects)
+		for k, o := range objs {
 			obj := vgObject{Synsets: []string{o.Class + ".n.01"}, ObjectID: vgObjectID(i, k), Names: []string{vgName(cfg, i, k, o.Class)},
 				X: o.Box.Min.X, Y: o.Box.Min.Y, W: o.Box.Dx(), H: o.Box.Dy()}
 			oi.Objects = append(oi.Objects, obj)
@@ -194,7 +196,7 @@ func (w *exportWriter) add(cfg ExportConfig, m Membership, p Picture) error {
 		}
 		w.stats.VGImages++
 		w.stats.Regions += len(regs)
-		w.stats.Objects += len(p.Objects)
+		w.stats.Objects += len(objs)
 	}
 	return nil
 }
@@ -284,4 +286,42 @@ func vgRegions(cfg ExportConfig, p Picture) []Region {
 		regs = append(regs, extra[k%len(extra)])
 	}
 	return regs[:cfg.Regions]
+}
+
+// padObjects repeats objs cyclically up to n (n <= len(objs): unchanged).
+func padObjects(objs []Object, n int) []Object {
+	if n <= len(objs) || len(objs) == 0 {
+		return objs
+	}
+	out := make([]Object, n)
+	for k := range out {
+		out[k] = objs[k%len(objs)]
+	}
+	return out
+}
+
+// polygon traces n points (at least 4) clockwise around an x, y, w, h box,
+// as a COCO segmentation [x1, y1, x2, y2, …].
+func polygon(b [4]float64, n int) []float64 {
+	if n < 4 {
+		n = 4
+	}
+	per := 2 * (b[2] + b[3])
+	out := make([]float64, 0, 2*n)
+	for k := 0; k < n; k++ {
+		d := per * float64(k) / float64(n)
+		var x, y float64
+		switch {
+		case d < b[2]:
+			x, y = b[0]+d, b[1]
+		case d < b[2]+b[3]:
+			x, y = b[0]+b[2], b[1]+d-b[2]
+		case d < 2*b[2]+b[3]:
+			x, y = b[0]+b[2]-(d-b[2]-b[3]), b[1]+b[3]
+		default:
+			x, y = b[0], b[1]+b[3]-(d-2*b[2]-b[3])
+		}
+		out = append(out, math.Round(x*100)/100, math.Round(y*100)/100)
+	}
+	return out
 }

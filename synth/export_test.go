@@ -85,13 +85,40 @@ func TestExportFormats(t *testing.T) {
 
 func TestExportPaddedRegionsAndPool(t *testing.T) {
 	dir := t.TempDir()
-	cfg := ExportConfig{World: Config{Seed: 5, Images: 30, Width: 32, Height: 32}, Overlap: 0.5, Regions: 50, ImagePool: 4}
-	st, err := Export(cfg, filepath.Join(dir, "coco"), filepath.Join(dir, "vg"))
+	cfg := ExportConfig{World: Config{Seed: 5, Images: 30, Width: 32, Height: 32}, Overlap: 0.5,
+		Regions: 50, Instances: 7, Objects: 35, PolygonPoints: 24, ImagePool: 4}
+	vg := filepath.Join(dir, "vg")
+	st, err := Export(cfg, filepath.Join(dir, "coco"), vg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Regions != 50*st.VGImages {
-		t.Fatalf("%d regions for %d VG images", st.Regions, st.VGImages)
+	if st.Regions != 50*st.VGImages || st.Instances != 7*st.COCOImages || st.Objects != 35*st.VGImages {
+		t.Fatalf("padding: %+v", st)
+	}
+	var inst struct {
+		Annotations []struct {
+			Segmentation [][]float64 `json:"segmentation"`
+		} `json:"annotations"`
+	}
+	readJSON(t, filepath.Join(dir, "coco", "annotations", "instances_train2017.json"), &inst)
+	if len(inst.Annotations) == 0 || len(inst.Annotations[0].Segmentation[0]) != 48 {
+		t.Fatalf("polygon of %d numbers, want 48", len(inst.Annotations[0].Segmentation[0]))
+	}
+	// Images i and i+4 share one file.
+	var linked int
+	for i := 0; i+4 < 30; i++ {
+		if cfg.Member(i)&InVG == 0 || cfg.Member(i+4)&InVG == 0 {
+			continue
+		}
+		a, err1 := os.Stat(filepath.Join(vg, "VG_100K", itoa(vgImageID(i))+".jpg"))
+		b, err2 := os.Stat(filepath.Join(vg, "VG_100K", itoa(vgImageID(i+4))+".jpg"))
+		if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+			t.Fatalf("images %d and %d are not one file: %v %v", i, i+4, err1, err2)
+		}
+		linked++
+	}
+	if linked == 0 {
+		t.Fatal("no pair of VG images to compare")
 	}
 }
 

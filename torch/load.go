@@ -97,20 +97,20 @@ type symbols struct {
 	ready bool
 
 	freeString, version, buildConfig, liveTensors, tensorFree, tensorFreeMany, tensorMeta, numThreads uintptr
-	fill, arange, fromData, toHost, item, toDevice, toDtype, copy_, fill_, tensorShare              uintptr
-	generatorNew, generatorFree, generatorSeed, rngGetState, rngSetState, manualSeed               uintptr
-	random, randint, randperm                                                                      uintptr
-	shapeOp, transpose, narrow, slice, selectOp, indexSelect, gather, scatterAdd, maskedSelect     uintptr
-	cat, squeeze, unsqueeze, flatten, split, nonzero                                               uintptr
-	unary, binary, binaryScalar, add_, mulScalar_, reduce, reduceIndex, topk, cumsum, clamp        uintptr
-	where, maskedFill, linear, tril, oneHot                                                        uintptr
-	conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d, softmax, layerNorm, embedding, dropout        uintptr
-	interpolateNearest, crossEntropy, bceWithLogits, pairLoss, sdpa, mha                           uintptr
-	setRequiresGrad, backward, grad, setGrad, zeroGrad, setGradEnabled, autocastEnter, autocastExit uintptr
-	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts      uintptr
-	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                           uintptr
-	serialize, deserialize, pickleSave                                                             uintptr
-	cudaDeviceCount, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache, cudaDeviceInfo    uintptr
+	fill, arange, fromData, toHost, item, toDevice, toDtype, copy_, fill_, tensorShare                uintptr
+	generatorNew, generatorFree, generatorSeed, rngGetState, rngSetState, manualSeed                  uintptr
+	random, randint, randperm                                                                         uintptr
+	shapeOp, transpose, narrow, slice, selectOp, indexSelect, gather, scatterAdd, maskedSelect        uintptr
+	cat, squeeze, unsqueeze, flatten, split, nonzero                                                  uintptr
+	unary, binary, binaryScalar, add_, mulScalar_, reduce, reduceIndex, topk, cumsum, clamp           uintptr
+	where, maskedFill, linear, tril, oneHot                                                           uintptr
+	conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d, softmax, layerNorm, embedding, dropout           uintptr
+	interpolateNearest, crossEntropy, bceWithLogits, pairLoss, sdpa, mha                              uintptr
+	setRequiresGrad, backward, grad, setGrad, zeroGrad, setGradEnabled, autocastEnter, autocastExit   uintptr
+	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts        uintptr
+	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                              uintptr
+	serialize, deserialize, pickleSave                                                                uintptr
+	cudaDeviceCount, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache, cudaDeviceInfo       uintptr
 }
 
 func (s *symbols) resolve(h uintptr) error {

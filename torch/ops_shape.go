@@ -56,7 +56,9 @@ func (t *Tensor) int3(f uintptr, name string, a, b, c int64, nargs int) *Tensor 
 }
 
 // Transpose swaps two dims (a view).
-func (t *Tensor) Transpose(d0, d1 int64) *Tensor { return t.int3(fn.transpose, "transpose", d0, d1, 0, 2) }
+func (t *Tensor) Transpose(d0, d1 int64) *Tensor {
+	return t.int3(fn.transpose, "transpose", d0, d1, 0, 2)
+}
 
 // Narrow is length elements of dim from start (a view).
 func (t *Tensor) Narrow(dim, start, length int64) *Tensor {
@@ -75,7 +77,9 @@ func (t *Tensor) Slice(dim, start, end, step int64) *Tensor {
 }
 
 // Select is t[..., index, ...] along dim, dropping that dim (a view).
-func (t *Tensor) Select(dim, index int64) *Tensor { return t.int3(fn.selectOp, "select", dim, index, 0, 2) }
+func (t *Tensor) Select(dim, index int64) *Tensor {
+	return t.int3(fn.selectOp, "select", dim, index, 0, 2)
+}
 
 // Unsqueeze inserts a size-1 dim at dim.
 func (t *Tensor) Unsqueeze(dim int64) *Tensor { return t.int3(fn.unsqueeze, "unsqueeze", dim, 0, 0, 1) }
@@ -87,7 +91,9 @@ func (t *Tensor) Squeeze() *Tensor { return t.int3(fn.squeeze, "squeeze", 0, 1, 
 func (t *Tensor) SqueezeDim(dim int64) *Tensor { return t.int3(fn.squeeze, "squeeze", dim, 0, 0, 2) }
 
 // Flatten merges dims start..end (inclusive; -1 is the last).
-func (t *Tensor) Flatten(start, end int64) *Tensor { return t.int3(fn.flatten, "flatten", start, end, 0, 2) }
+func (t *Tensor) Flatten(start, end int64) *Tensor {
+	return t.int3(fn.flatten, "flatten", start, end, 0, 2)
+}
 
 // Tril keeps the lower triangle of the last two dims from diagonal k.
 func (t *Tensor) Tril(k int64) *Tensor { return t.int3(fn.tril, "tril", k, 0, 0, 2) }
@@ -121,7 +127,9 @@ func (t *Tensor) IndexSelect(dim int64, idx *Tensor) *Tensor {
 }
 
 // Gather is torch.gather: out[i][j] = t[i][idx[i][j]] for dim 1.
-func (t *Tensor) Gather(dim int64, idx *Tensor) *Tensor { return t.withIndex(fn.gather, "gather", dim, idx) }
+func (t *Tensor) Gather(dim int64, idx *Tensor) *Tensor {
+	return t.withIndex(fn.gather, "gather", dim, idx)
+}
 
 // ScatterAdd returns a copy of t with src added at idx along dim (torch.scatter_add).
 func (t *Tensor) ScatterAdd(dim int64, idx, src *Tensor) *Tensor {

@@ -195,11 +195,13 @@ func (t *Tensor) meta(shape *[8]int64) ([8]int64, error) {
 	if err != nil {
 		return m, err
 	}
-	var sp uintptr
+	var r uintptr
 	if shape != nil {
-		sp = uintptr(unsafe.Pointer(shape))
+		r = call(fn.tensorMeta, h, uintptr(unsafe.Pointer(&m)), uintptr(unsafe.Pointer(shape)), 8)
+	} else {
+		r = call(fn.tensorMeta, h, uintptr(unsafe.Pointer(&m)), 0, 0)
 	}
-	if e := cerr(call(fn.tensorMeta, h, uintptr(unsafe.Pointer(&m)), sp, 8)); e != "" {
+	if e := cerr(r); e != "" {
 		return m, &OpError{Op: "meta", Msg: e}
 	}
 	return m, nil

@@ -212,14 +212,14 @@ func checkpointExport(c *cli.Context) error {
 	defer s.Close()
 	id := c.Uint64(checkpointIDFlag.Name)
 	if !c.IsSet(checkpointIDFlag.Name) {
-		r, err := s.LatestVerified()
+		in, skipped, err := s.LatestVerifiedInfo()
 		if err != nil {
 			return err
 		}
-		for _, skip := range r.Skipped {
+		for _, skip := range skipped {
 			fmt.Fprintf(c.App.ErrWriter, "vlp: skipped a checkpoint that fails verification: %v\n", skip)
 		}
-		id = r.Info.ID
+		id = in.ID
 	}
 	out := c.String("out")
 	opts.ArchiveName = strings.TrimSuffix(filepath.Base(out), filepath.Ext(out))

@@ -26,8 +26,9 @@ var dataCommand = &cli.Command{
 		Description: "Writes OUT/coco (annotations/captions_train2017.json, annotations/instances_train2017.json,\n" +
 			"train2017/*.jpg) and OUT/vg (image_data.json, region_descriptions.json, objects.json,\n" +
 			"attributes.json, VG_100K/*.jpg). --overlap of the images are in both, joined by coco_id.\n" +
-			"--scale full writes annotation files the size of the real ones (175K images, 5 captions\n" +
-			"each, 50 regions per VG image) over a pool of tiny hard-linked JPEGs.",
+			"--scale full writes annotation files the size of the real ones (175K images; 5 captions,\n" +
+			"7 instances per COCO image; 50 regions, 35 objects per VG image) over a pool of 512 tiny\n" +
+			"hard-linked JPEGs.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "output directory", Required: true, EnvVars: []string{"VLP_SYNTH_OUT"}},
 			&cli.IntFlag{Name: "images", Usage: "images in the world (both datasets together)", Value: 1000, EnvVars: []string{"VLP_SYNTH_IMAGES"}},
@@ -36,8 +37,11 @@ var dataCommand = &cli.Command{
 			&cli.IntFlag{Name: "height", Usage: "image height in pixels", Value: 96, EnvVars: []string{"VLP_SYNTH_HEIGHT"}},
 			&cli.Float64Flag{Name: "overlap", Usage: "fraction of images in both COCO and VG", Value: 0.3, EnvVars: []string{"VLP_SYNTH_OVERLAP"}},
 			&cli.IntFlag{Name: "regions", Usage: "pad VG images to this many regions (0: one per object and pair)", EnvVars: []string{"VLP_SYNTH_REGIONS"}},
+			&cli.IntFlag{Name: "instances", Usage: "pad COCO images to this many instance annotations (copies)", EnvVars: []string{"VLP_SYNTH_INSTANCES"}},
+			&cli.IntFlag{Name: "objects", Usage: "pad VG images to this many objects (copies)", EnvVars: []string{"VLP_SYNTH_OBJECTS"}},
+			&cli.IntFlag{Name: "polygon-points", Usage: "points per COCO segmentation polygon (0: the 4 box corners)", EnvVars: []string{"VLP_SYNTH_POLYGON_POINTS"}},
 			&cli.IntFlag{Name: "image-pool", Usage: "encode only this many JPEGs and hard-link the rest (0: all distinct)", EnvVars: []string{"VLP_SYNTH_IMAGE_POOL"}},
-			&cli.StringFlag{Name: "scale", Usage: `"full": real dataset sizes (overrides --images, --overlap, --regions, --image-pool, size 48 px)`, EnvVars: []string{"VLP_SYNTH_SCALE"}},
+			&cli.StringFlag{Name: "scale", Usage: `"full": real dataset sizes (overrides --images, --overlap and the padding flags; 48 px images)`, EnvVars: []string{"VLP_SYNTH_SCALE"}},
 			&cli.IntFlag{Name: "workers", Usage: "rendering goroutines", Value: 4, EnvVars: []string{"VLP_SYNTH_WORKERS"}},
 		},
 		Action: dataSynth,
@@ -52,16 +56,22 @@ func dataSynth(c *cli.Context) error {
 			Width:  c.Int("width"),
 			Height: c.Int("height"),
 		},
-		Overlap:   c.Float64("overlap"),
-		Regions:   c.Int("regions"),
-		ImagePool: c.Int("image-pool"),
-		Workers:   c.Int("workers"),
+		Overlap:       c.Float64("overlap"),
+		Regions:       c.Int("regions"),
+		Instances:     c.Int("instances"),
+		Objects:       c.Int("objects"),
+		PolygonPoints: c.Int("polygon-points"),
+		ImagePool:     c.Int("image-pool"),
+		Workers:       c.Int("workers"),
 	}
 	switch c.String("scale") {
 	case "":
 	case "full":
 		cfg.World.Images, cfg.World.Width, cfg.World.Height = fullImages, 48, 48
-		cfg.Overlap, cfg.COCOShare, cfg.Regions, cfg.ImagePool = fullOverlap, fullCOCOShare, 50, 512
+		cfg.Overlap, cfg.COCOShare, cfg.ImagePool = fullOverlap, fullCOCOShare, 512
+		// Per-image annotation counts of the real files: 5 captions, ~7.3
+		// instances with ~24-point polygons, ~50 regions, ~35 objects.
+		cfg.Regions, cfg.Instances, cfg.Objects, cfg.PolygonPoints = 50, 7, 35, 24
 	default:
 		return fmt.Errorf("data synth: --scale %q: only \"full\" is known", c.String("scale"))
 	}

@@ -28,7 +28,9 @@ func newApp() *cli.App {
 			dataCommand, shardCommand,
 			vocabCommand,
 			torchCommand,
+			modelCommand, trainCommand,
 			checkpointCommand,
+			coordinatorCommand, jobCommand,
 		},
 	}
 }

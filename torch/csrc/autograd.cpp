@@ -47,7 +47,10 @@ extern "C" {
 
 char* vlp_set_requires_grad(vlp_tensor_t h, int64_t flag) {
   VLP_TRY
-  T(h);
+  if (!T(h).is_leaf() && flag == 0) {
+    // As in Python: a computed tensor leaves the graph through detach, not requires_grad.
+    throw std::invalid_argument("only leaf tensors can stop requiring grad; use Detach");
+  }
   h->t.set_requires_grad(flag != 0);
   VLP_CATCH
 }

@@ -219,7 +219,11 @@ char* vlp_where(vlp_tensor_t cond, vlp_tensor_t a, vlp_tensor_t b, vlp_tensor_t*
 char* vlp_masked_fill(vlp_tensor_t h, vlp_tensor_t mask, vlp_f64 value, vlp_tensor_t* out) {
   VLP_TRY
   const at::Tensor& t = T(h);
-  *out = wrap(t.masked_fill(T(mask), vlp::scalar(vlp::f64(value), t)));
+  const at::Tensor& m = T(mask);
+  if (m.scalar_type() != at::kBool) {
+    throw std::invalid_argument(std::string("mask must be bool, not ") + c10::toString(m.scalar_type()));
+  }
+  *out = wrap(t.masked_fill(m, vlp::scalar(vlp::f64(value), t)));
   VLP_CATCH
 }
 

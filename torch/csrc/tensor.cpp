@@ -120,9 +120,11 @@ char* vlp_tensor_meta(vlp_tensor_t h, int64_t* meta, int64_t* shape, int64_t cap
   meta[3] = vlp::device_code(t.device());
   meta[4] = t.requires_grad();
   meta[5] = t.is_contiguous();
-  meta[6] = t.grad().defined();
+  meta[6] = (t.is_leaf() || t.retains_grad()) && t.grad().defined();  // non-leaf .grad() warns
   meta[7] = t.is_leaf();
-  for (int64_t i = 0; i < nd && i < cap; i++) shape[i] = t.size(i);
+  if (shape != nullptr) {
+    for (int64_t i = 0; i < nd && i < cap; i++) shape[i] = t.size(i);
+  }
   VLP_CATCH
 }
 

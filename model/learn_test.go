@@ -1,0 +1,231 @@
+package model
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/e2evlp/vlp/data"
+	"github.com/e2evlp/vlp/synth"
+	"github.com/e2evlp/vlp/torch"
+)
+
+// learnSetup is the learning test's world and recipe.
+type learnSetup struct {
+	side, images, evalImages, batch, steps int
+	lr                                     float64
+}
+
+func defaultLearnSetup() learnSetup {
+	s := learnSetup{side: 64, images: 1024, evalImages: 64, batch: 32, steps: 1500, lr: 1e-3}
+	if v, err := strconv.Atoi(os.Getenv("VLP_LEARN_STEPS")); err == nil && v > 0 {
+		s.steps = v
+	}
+	return s
+}
+
+// learnMetrics are the four things the model must have learnt.
+type learnMetrics struct {
+	MLMColour, ITM, AP50, CaptionTok float64
+}
+
+// TestModelLearnsShapes trains the tiny preset on the synthetic shapes
+// world and checks, on held-out images, that it fused image and text:
+// masked colour words (only the pixels tell them), hard ITM negatives
+// (one colour swapped), detection AP50 and caption token accuracy.
+func TestModelLearnsShapes(t *testing.T) {
+	needTorch(t)
+	if testing.Short() {
+		t.Skip("the learning test trains for minutes; run without -short")
+	}
+	start := time.Now()
+	ls := defaultLearnSetup()
+	scfg := synth.Config{Seed: 101, Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: 2}
+	world, err := data.NewSynthWorld(scfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldOut, err := data.NewSynthWorld(synth.Config{Seed: 202, Images: ls.evalImages, Width: ls.side, Height: ls.side, MaxObjects: 2}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Tiny()
+	cfg.VocabSize = max(cfg.VocabSize, world.Tokenizer.Vocab().Size())
+	m, err := New(cfg, 1, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tc := DefaultTrainConfig(ls.steps)
+	tc.LR, tc.BackboneLR, tc.ClipNorm = ls.lr, ls.lr, 1.0
+	tc.Schedule = Schedule{Warmup: min(100, ls.steps/10), Total: ls.steps, MinRatio: 0.05}
+	tr, err := NewTrainer(m, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	dc := learnDataConfig(ls)
+	var batches []*data.Batch
+	for step, epoch := 0, uint64(0); step < ls.steps; step++ {
+		if len(batches) == 0 {
+			dc.Epoch = epoch
+			if batches, err = world.Batches(dc); err != nil {
+				t.Fatal(err)
+			}
+			batches = batches[:len(batches)-1] // drop the short tail batch
+			epoch++
+		}
+		mt, err := tr.Step(batches[0])
+		batches = batches[1:]
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if step%100 == 0 || step == ls.steps-1 {
+			t.Logf("step %d loss %.3f mlm %.3f itm %.3f det_ce %.3f l1 %.3f giou %.3f attr %.3f cap %.3f (%.0f ms/step)",
+				step, mt.Losses["total"], mt.Losses["mlm"], mt.Losses["itm"], mt.Losses["det_ce"], mt.Losses["det_l1"],
+				mt.Losses["det_giou"], mt.Losses["det_attr"], mt.Losses["caption"], float64(mt.Total.Microseconds())/1e3)
+		}
+	}
+	train := time.Since(start)
+	got := evaluateShapes(t, m, world.Tokenizer, heldOut, ls)
+	t.Logf("held-out: MLM colour acc %.3f, ITM acc %.3f, AP50 %.3f, caption token acc %.3f", got.MLMColour, got.ITM, got.AP50, got.CaptionTok)
+	t.Logf("wall time: %s training (%d steps of %d rows), %s in all", train.Round(time.Second), ls.steps, ls.batch, time.Since(start).Round(time.Second))
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"MLM colour accuracy", got.MLMColour, 0.9}, {"ITM accuracy", got.ITM, 0.9}, {"AP50", got.AP50, 0.5}, {"caption token accuracy", got.CaptionTok, 0.8}} {
+		if c.got < c.want {
+			t.Errorf("%s = %.3f, want >= %.2f", c.name, c.got, c.want)
+		}
+	}
+}
+
+func learnDataConfig(ls learnSetup) data.Config {
+	dc := data.DefaultConfig()
+	dc.BatchSize, dc.Seed = ls.batch, 5
+	dc.Image = data.SquareImageConfig(ls.side)
+	dc.MaxTextLen, dc.MaxCaptionLen = Tiny().MaxTextLen, Tiny().MaxCaptionLen
+	dc.Workers = 1
+	return dc
+}
+
+// evaluateShapes measures the four skills on held-out images, one caption
+// per image, with the training tokenizer.
+func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWorld, ls learnSetup) learnMetrics {
+	t.Helper()
+	var ex []data.Example
+	for i := range w.Examples {
+		if w.Examples[i].Text == 0 {
+			ex = append(ex, w.Examples[i])
+		}
+	}
+	dc := learnDataConfig(ls)
+	dc.MLMProb, dc.ITMNegProb = 0, 0
+	pos, err := data.BuildBatch(dc, tok, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.ITMNegProb, dc.HardNegProb = 1, 1
+	neg, err := data.BuildBatch(dc, tok, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r learnMetrics
+	v := tok.Vocab()
+	colour := map[int64]bool{}
+	for _, c := range synth.ColourNames {
+		if id, ok := v.ID(c); ok {
+			colour[id] = true
+		}
+	}
+	// MLM: mask one colour word per row of the positives.
+	masked := *pos
+	masked.TokenIDs = append([]int64(nil), pos.TokenIDs...)
+	masked.MLMLabels = make([]int64, len(pos.TokenIDs))
+	for i := range masked.MLMLabels {
+		masked.MLMLabels[i] = data.IgnoreIndex
+	}
+	L := pos.SeqLen
+	for row := 0; row < pos.Size; row++ {
+		var at []int
+		for j := 0; j < L; j++ {
+			if colour[pos.TokenIDs[row*L+j]] {
+				at = append(at, row*L+j)
+			}
+		}
+		if len(at) > 0 {
+			k := at[row%len(at)]
+			masked.MLMLabels[k], masked.TokenIDs[k] = pos.TokenIDs[k], v.MaskID
+		}
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	torch.NoGrad(func() {
+		in, err := BatchToTensors(s, &masked, m.Device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := m.Forward(s, in, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pred := out.MLMLogits.Argmax(-1, false)
+		r.MLMColour = accuracy(int64s(t, pred), in.MLMLabels)
+		r.ITM = (itmAccuracy(t, m, s, pos) + itmAccuracy(t, m, s, neg)) / 2
+		// Caption: teacher-forced next-token accuracy over non-padding targets.
+		cp := out.CapLogits.Argmax(-1, false)
+		r.CaptionTok = accuracy(int64s(t, cp), int64s(t, in.CapTarget))
+		// Detection: AP50 over every query's best real class.
+		dets, err := m.PostProcess(s, in, out.Det)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds []Detection
+		var gs []GroundTruth
+		for i, row := range dets {
+			for _, d := range row {
+				ds = append(ds, Detection{Image: i, Class: d.Class, Score: d.Score, Box: d.Box})
+			}
+			for k, b := range in.Targets[i].Boxes {
+				xy := CxcywhToXyxy(Box{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])})
+				side := float64(ls.side)
+				gs = append(gs, GroundTruth{Image: i, Class: int(in.Targets[i].Classes[k]), Box: Box{xy[0] * side, xy[1] * side, xy[2] * side, xy[3] * side}})
+			}
+		}
+		r.AP50, _ = AveragePrecision(ds, gs, 0.5)
+	})
+	return r
+}
+
+func itmAccuracy(t *testing.T, m *Model, s *torch.Scope, b *data.Batch) float64 {
+	t.Helper()
+	in, err := BatchToTensors(s, b, m.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Forward(s, in, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred := out.ITMLogits.Argmax(-1, false)
+	return accuracy(int64s(t, pred), b.ITMLabels)
+}
+
+// accuracy counts pred[i] == label[i] over labels that are not ignored.
+func accuracy(pred, label []int64) float64 {
+	n, ok := 0, 0
+	for i, l := range label {
+		if l == data.IgnoreIndex {
+			continue
+		}
+		n++
+		if i < len(pred) && pred[i] == l {
+			ok++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(ok) / float64(n)
+}

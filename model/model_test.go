@@ -1,0 +1,194 @@
+package model
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/e2evlp/vlp/torch"
+)
+
+// TestForwardShapes checks every output's shape on a padded batch, for
+// the stride-32 and the dilated backbone.
+func TestForwardShapes(t *testing.T) {
+	needTorch(t)
+	for _, dilate := range []bool{false, true} {
+		c := parityConfig()
+		c.DilateC5 = dilate
+		m, err := New(c, 1, torch.CPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := synthBatch(t, 8, 4, 96, 1)
+		s := torch.NewScope()
+		in, err := BatchToTensors(s, b, torch.CPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := m.Forward(s, in, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		B, Q, Ly := int64(b.Size), int64(c.NumQueries), int64(c.DecoderLayers)
+		for _, tc := range []struct {
+			name string
+			t    *torch.Tensor
+			want []int64
+		}{
+			{"mlm", out.MLMLogits, []int64{int64(in.NumMasked), int64(c.VocabSize)}},
+			{"itm", out.ITMLogits, []int64{B, 2}},
+			{"class", out.Det.Logits, []int64{Ly, B, Q, int64(c.NumClasses + 1)}},
+			{"attr", out.Det.Attrs, []int64{Ly, B, Q, int64(c.NumAttributes)}},
+			{"boxes", out.Det.Boxes, []int64{Ly, B, Q, 4}},
+			{"caption", out.CapLogits, []int64{B, int64(b.CapLen - 1), int64(c.VocabSize)}},
+		} {
+			if got := tc.t.Detach().Shape(); !sameShape(got, tc.want) {
+				t.Errorf("dilate %v: %s shape %v, want %v", dilate, tc.name, got, tc.want)
+			}
+		}
+		if want := 96 / 32; !dilate && m.featureSize(96) != want {
+			t.Errorf("featureSize(96) = %d, want %d", m.featureSize(96), want)
+		}
+		s.Close()
+		m.Close()
+	}
+}
+
+// TestTrainStepFreesEverything: a training step leaves no native tensor
+// behind once its scope is closed, and the model frees its own on Close.
+func TestTrainStepFreesEverything(t *testing.T) {
+	needTorch(t)
+	before := torch.LiveTensors()
+	m, err := New(parityConfig(), 1, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(m, DefaultTrainConfig(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := synthBatch(t, 8, 4, 64, 2)
+	if _, err := tr.Step(b); err != nil {
+		t.Fatal(err)
+	}
+	after1 := torch.LiveTensors()
+	if _, err := tr.Step(b); err != nil {
+		t.Fatal(err)
+	}
+	if after2 := torch.LiveTensors(); after2 != after1 {
+		t.Errorf("live tensors grew from %d to %d over one step", after1, after2)
+	}
+	tr.Close()
+	m.Close()
+	if got := torch.LiveTensors(); got != before {
+		t.Errorf("%d live tensors after Close, %d before New", got, before)
+	}
+}
+
+// TestTrainStepFailsFastOnNonFinite: a NaN in the input makes the loss
+// non-finite; the step reports ErrNonFinite and no parameter changes.
+func TestTrainStepFailsFastOnNonFinite(t *testing.T) {
+	needTorch(t)
+	m, err := New(parityConfig(), 1, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := NewTrainer(m, DefaultTrainConfig(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	b := synthBatch(t, 8, 4, 64, 2)
+	b.Images[0] = float32(nan())
+	w := m.Param("det_head.class_embed.weight").T
+	before, _ := w.Float32s()
+	_, err = tr.Step(b)
+	if !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("err = %v, want ErrNonFinite", err)
+	}
+	after, _ := w.Float32s()
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatal("a parameter changed in a failed step")
+		}
+	}
+	if tr.StepCount() != 0 {
+		t.Errorf("step count %d after a failed step", tr.StepCount())
+	}
+}
+
+func nan() float64 { var z float64; return z / z }
+
+func TestBatchToTensorsRejectsBadBatch(t *testing.T) {
+	needTorch(t)
+	b := synthBatch(t, 8, 4, 64, 2)
+	bad := *b
+	bad.TokenIDs = bad.TokenIDs[:len(bad.TokenIDs)-1]
+	s := torch.NewScope()
+	defer s.Close()
+	if _, err := BatchToTensors(s, &bad, torch.CPU); !errors.Is(err, ErrBatch) {
+		t.Fatalf("err = %v, want ErrBatch", err)
+	}
+}
+
+// TestInference runs post-processing and greedy captioning on an untrained
+// model: shapes and bounds only (what it says is the learning test's job).
+func TestInference(t *testing.T) {
+	needTorch(t)
+	c := parityConfig()
+	m, err := New(c, 1, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b := synthBatch(t, 8, 3, 64, 2)
+	s := torch.NewScope()
+	defer s.Close()
+	in, err := BatchToTensors(s, b, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out *Outputs
+	torch.NoGrad(func() { out, err = m.Forward(s, in, false, nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dets, err := m.PostProcess(s, in, out.Det)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dets) != b.Size {
+		t.Fatalf("%d rows of detections, want %d", len(dets), b.Size)
+	}
+	for _, row := range dets {
+		if len(row) != c.NumQueries {
+			t.Fatalf("%d detections, want one per query (%d)", len(row), c.NumQueries)
+		}
+		for _, d := range row {
+			if d.Score < 0 || d.Score > 1 || d.Class < 0 || d.Class >= c.NumClasses || len(d.Attributes) != AttrTopK {
+				t.Fatalf("bad detection %+v", d)
+			}
+			for _, v := range d.Box {
+				if v < -32 || v > 96 { // normalised box in (0,1) scaled by 64 px, centre ± half size
+					t.Fatalf("box %v outside the image's reach", d.Box)
+				}
+			}
+		}
+	}
+	scores := m.ITMScores(out)
+	if len(scores) != b.Size {
+		t.Fatalf("%d ITM scores", len(scores))
+	}
+	caps, err := m.GenerateCaptions(s, in, 2, 3, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) != b.Size {
+		t.Fatalf("%d captions", len(caps))
+	}
+	for _, cp := range caps {
+		if len(cp) > 6 {
+			t.Fatalf("caption of %d tokens, max 6", len(cp))
+		}
+	}
+}

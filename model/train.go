@@ -1,0 +1,206 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/e2evlp/vlp/data"
+	"github.com/e2evlp/vlp/torch"
+)
+
+// ErrNonFinite: a loss was NaN or infinite; the step is abandoned before
+// any gradient reaches the parameters.
+var ErrNonFinite = errors.New("model: non-finite loss")
+
+// StepResult is what one forward/backward pass reports.
+type StepResult struct {
+	Losses    map[string]float64
+	Forward   time.Duration // forward pass and criterion, matcher included
+	Matcher   time.Duration // matching alone (host copy and assignment)
+	Backward  time.Duration
+	NumMasked int
+}
+
+// TrainStep runs forward, the criterion and backward for one batch: the
+// gradients are left in the parameters' .grad, for the caller to
+// all-reduce, clip and apply. It reads the losses to the host once (the
+// step's sync) and fails fast on a non-finite loss, before backward. The
+// caller owns s (the step's scope) and zeroes the gradients beforehand.
+func TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (StepResult, error) {
+	var r StepResult
+	t0 := time.Now()
+	in, err := BatchToTensors(s, b, m.Device)
+	if err != nil {
+		return r, err
+	}
+	out, err := m.Forward(s, in, true, gen)
+	if err != nil {
+		return r, err
+	}
+	ls, err := m.Criterion(s, in, out)
+	if err != nil {
+		return r, err
+	}
+	r.Matcher = ls.MatchTime
+	if r.Losses, err = ls.Values(); err != nil { // host sync: every loss in one copy
+		return r, err
+	}
+	r.Forward, r.NumMasked = time.Since(t0), in.NumMasked
+	for name, v := range r.Losses {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return r, fmt.Errorf("%w: %s = %v", ErrNonFinite, name, v)
+		}
+	}
+	t1 := time.Now()
+	if err := ls.Total.Backward(); err != nil {
+		return r, fmt.Errorf("model: backward: %w", err)
+	}
+	r.Backward = time.Since(t1)
+	return r, nil
+}
+
+// TrainConfig holds the optimiser and schedule of single-process training.
+type TrainConfig struct {
+	// LR is the transformer's peak learning rate: 1e-4 (DETR, the paper).
+	LR float64
+	// BackboneLR is the backbone's, 1e-5: a tenth, so pretrained ResNet
+	// features are refined rather than overwritten (DETR).
+	BackboneLR float64
+	// WeightDecay of AdamW: 1e-4 (DETR).
+	WeightDecay float64
+	// ClipNorm bounds the global gradient norm: 0.1 (DETR); 0 disables.
+	ClipNorm float64
+	// Schedule scales both learning rates per step.
+	Schedule Schedule
+	// Seed drives dropout.
+	Seed uint64
+}
+
+// DefaultTrainConfig is DETR's recipe with a 1000-step warm-up over
+// total steps.
+func DefaultTrainConfig(total int) TrainConfig {
+	return TrainConfig{LR: 1e-4, BackboneLR: 1e-5, WeightDecay: 1e-4, ClipNorm: 0.1,
+		Schedule: Schedule{Warmup: min(1000, total/10), Total: total, MinRatio: 0.1}}
+}
+
+// Validate names the first bad field.
+func (c TrainConfig) Validate() error {
+	switch {
+	case c.LR <= 0:
+		return fmt.Errorf("%w: LR = %v, want > 0", ErrConfig, c.LR)
+	case c.BackboneLR < 0:
+		return fmt.Errorf("%w: BackboneLR = %v, want >= 0", ErrConfig, c.BackboneLR)
+	case c.WeightDecay < 0:
+		return fmt.Errorf("%w: WeightDecay = %v, want >= 0", ErrConfig, c.WeightDecay)
+	case c.ClipNorm < 0:
+		return fmt.Errorf("%w: ClipNorm = %v, want >= 0", ErrConfig, c.ClipNorm)
+	}
+	return c.Schedule.Validate()
+}
+
+// Metrics is one training step's report.
+type Metrics struct {
+	Step     int
+	LR       float64 // transformer learning rate used by this step
+	GradNorm float64 // global norm before clipping
+	StepResult
+	Optimizer time.Duration
+	Total     time.Duration
+}
+
+// Trainer is single-process training: TrainStep, then clipping and an
+// AdamW step with two parameter groups (backbone, rest).
+type Trainer struct {
+	Model *Model
+	cfg   TrainConfig
+	opt   *torch.AdamW
+	gen   *torch.Generator
+	step  int
+	all   []*torch.Tensor // trainable parameters
+}
+
+// NewTrainer builds the optimiser for m.
+func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var bb, rest []*torch.Tensor
+	for _, p := range m.Params() {
+		switch {
+		case !p.Trainable():
+		case p.Backbone:
+			bb = append(bb, p.T)
+		default:
+			rest = append(rest, p.T)
+		}
+	}
+	group := func(ps []*torch.Tensor, lr float64) torch.ParamGroup {
+		g := torch.NewParamGroup(ps, lr)
+		g.WeightDecay = cfg.WeightDecay
+		return g
+	}
+	groups := []torch.ParamGroup{group(rest, cfg.LR)}
+	if len(bb) > 0 {
+		groups = append(groups, group(bb, cfg.BackboneLR))
+	}
+	opt, err := torch.NewAdamW(groups)
+	if err != nil {
+		return nil, fmt.Errorf("model: optimiser: %w", err)
+	}
+	gen, err := torch.NewGenerator(int64(cfg.Seed), m.Device)
+	if err != nil {
+		opt.Close()
+		return nil, err
+	}
+	return &Trainer{Model: m, cfg: cfg, opt: opt, gen: gen, all: append(append([]*torch.Tensor{}, rest...), bb...)}, nil
+}
+
+// Close frees the optimiser state and the generator (not the model).
+func (t *Trainer) Close() {
+	t.opt.Close()
+	t.gen.Close()
+}
+
+// StepCount is the number of completed steps.
+func (t *Trainer) StepCount() int { return t.step }
+
+// Step trains on one batch: lr → forward/backward → clip → AdamW.
+func (t *Trainer) Step(b *data.Batch) (Metrics, error) {
+	start := time.Now()
+	mt := Metrics{Step: t.step}
+	f := t.cfg.Schedule.Factor(t.step)
+	mt.LR = t.cfg.LR * f
+	if err := t.opt.SetLR(0, mt.LR); err != nil {
+		return mt, err
+	}
+	if t.opt.Groups() > 1 {
+		if err := t.opt.SetLR(1, t.cfg.BackboneLR*f); err != nil {
+			return mt, err
+		}
+	}
+	if err := torch.ZeroGrad(t.all); err != nil {
+		return mt, err
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	r, err := TrainStep(s, t.Model, b, t.gen)
+	mt.StepResult = r
+	if err != nil {
+		return mt, err
+	}
+	t0 := time.Now()
+	if t.cfg.ClipNorm > 0 {
+		if mt.GradNorm, err = torch.ClipGradNorm(t.all, t.cfg.ClipNorm); err != nil {
+			return mt, err
+		}
+	}
+	if err := t.opt.Step(); err != nil {
+		return mt, fmt.Errorf("model: optimiser step: %w", err)
+	}
+	mt.Optimizer = time.Since(t0)
+	t.step++
+	mt.Total = time.Since(start)
+	return mt, nil
+}

@@ -1,0 +1,50 @@
+package worker
+
+import (
+	"context"
+
+	"github.com/e2evlp/vlp/checkpoint"
+)
+
+// Pair addresses one image-text pair: pair Offset of work unit Unit of
+// epoch Epoch (the epoch plan maps it to a sample and a text).
+type Pair struct {
+	Epoch  uint64
+	Unit   uint32
+	Offset uint32
+}
+
+// Losses are loss values by name ("mlm", "itm", "det", "cap", "total"),
+// each summed over the pairs of a batch (so ranks' sums add up).
+type Losses map[string]float64
+
+// Learner is the model side of the loop: the E2E-VLP trainer, or any model
+// that computes gradients and steps an optimizer. All of a Learner's
+// methods are called from the training goroutine only.
+//
+// Determinism contract: Init, Gradients and Apply must be pure functions of
+// their inputs and the state (no wall clock, no unseeded randomness), so
+// that the same seed, world size and data give the same bits.
+type Learner interface {
+	// GradSize is the number of float32 gradient elements (fixed).
+	GradSize() int
+	// Init sets fresh parameters and optimizer state from seed.
+	Init(seed uint64) error
+	// Prepare is a hint that pairs will be asked for next (prefetch);
+	// it must not block.
+	Prepare(pairs []Pair)
+	// Gradients runs forward and backward over pairs and overwrites grad
+	// with the gradient of the SUM of the per-pair losses (not the mean:
+	// the ranks' sums add up, and the loop divides by the global count).
+	// With no pairs it writes zeros. It reports the losses, also summed.
+	Gradients(ctx context.Context, pairs []Pair, grad []float32) (Losses, error)
+	// Apply clips grad (the global mean gradient) and takes optimizer step
+	// number step (1-based, the global step being committed). It returns the
+	// gradient norm before clipping.
+	Apply(grad []float32, step uint64) (gradNorm float64, err error)
+	// Snapshot copies the whole training state to host memory: parameters,
+	// optimizer state, RNG states. The copy is the Learner's no more.
+	Snapshot() (*checkpoint.Snapshot, error)
+	// Restore replaces the training state with snap's.
+	Restore(snap *checkpoint.Snapshot) error
+}

@@ -1,0 +1,254 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/e2evlp/vlp/allreduce"
+	"github.com/e2evlp/vlp/coordinator"
+)
+
+// runGeneration trains in one generation until it ends (ErrGeneration),
+// training is finished (errFinished), or an error.
+func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationInfo) error {
+	rank := rankOf(gen, w.id)
+	if rank < 0 {
+		return fmt.Errorf("%w: not a member of generation %d", ErrGeneration, gen.Number)
+	}
+	log := w.log.With("generation", gen.Number, "rank", rank, "size", len(gen.Members))
+	start := time.Now()
+	ring, err := w.rings.MakeRing(ctx, w.job.Name, gen, rank)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrGeneration, err)
+	}
+	defer ring.Close()
+	if err := w.sync(ctx, ring, gen, rank); err != nil {
+		return err
+	}
+	log.Info("training in generation", "step", w.rec.Step, "sync", time.Since(start).Round(time.Millisecond))
+	for {
+		switch {
+		case w.removed.Load():
+			return ErrRemoved
+		case w.newer(gen.Number):
+			return fmt.Errorf("%w: generation %d superseded", ErrGeneration, gen.Number)
+		}
+		if reason := w.finishReason(); reason != "" {
+			if err := w.finish(ctx, ring, gen, rank); err != nil {
+				return err
+			}
+			return errFinished{reason}
+		}
+		if err := w.step(ctx, ring, gen, rank); err != nil {
+			if errors.Is(err, ErrGeneration) {
+				w.cfg.Metrics.abandon()
+			}
+			return err
+		}
+	}
+}
+
+// finishReason says whether training ends at this step boundary. Every rank
+// reaches the same answer from the shared record, except for a stop order,
+// which only ends this rank (the others see a new generation).
+func (w *Worker) finishReason() string {
+	switch {
+	case w.done:
+		return "complete"
+	case w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps:
+		return "max-steps"
+	case w.stopReq.Load():
+		return "stopped"
+	}
+	return ""
+}
+
+// finish ends training at a step boundary: rank 0 reports the last step and
+// writes a final checkpoint, and the ranks that all finish together wait for
+// it, so that the job's last departure rolls back to exactly this step.
+func (w *Worker) finish(ctx context.Context, ring Collective, gen coordinator.GenerationInfo, rank int) error {
+	all := w.done || (w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps)
+	if rank == 0 || !all {
+		if rank == 0 && w.rec.Gen == gen.Number {
+			w.report(ctx, gen)
+			if w.cfg.FinalCheckpoint && w.rec.Step > 0 && !w.done {
+				if err := w.checkpointNow(ctx, gen, true); err != nil {
+					w.log.Error("final checkpoint failed", "err", err)
+				}
+			}
+		}
+	}
+	if all {
+		bctx, cancel := context.WithTimeout(ctx, w.cfg.StepTimeout)
+		defer cancel()
+		if _, err := ring.AllGather(bctx, nil); err != nil {
+			w.log.Warn("final barrier failed", "err", err)
+		}
+	}
+	return nil
+}
+
+// step runs one training step: lease, batch, gradients, all-reduce, commit.
+func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.GenerationInfo, rank int) error {
+	t0 := time.Now()
+	size := len(gen.Members)
+	sctx, cancel := context.WithTimeout(ctx, w.cfg.StepTimeout)
+	defer cancel()
+	if err := w.lease(sctx, ring, gen, rank); err != nil {
+		return err
+	}
+	total := 0
+	for r := range size {
+		total += min(rankBatch(w.job.GlobalBatch, size, r), w.levels[r])
+	}
+	if total == 0 {
+		w.done = true
+		return nil
+	}
+	next := w.rec.Step + 1
+	segs := w.queue.peek(rankBatch(w.job.GlobalBatch, size, rank))
+	pairs := pairsOf(segs)
+	w.learner.Prepare(pairs)
+	t1 := time.Now()
+
+	// Forward and backward: the gradient of the summed loss of this rank's pairs.
+	losses, err := w.learner.Gradients(sctx, pairs, w.grad)
+	if err != nil {
+		return fmt.Errorf("worker: step %d: %w", next, err)
+	}
+	t2 := time.Now()
+
+	// Sync point: the all-reduce sums the gradients and gathers every
+	// rank's cursor. Until it completes on this rank nothing is changed.
+	after := unitQueue{units: append([]coordinator.UnitLease(nil), w.queue.units...)}
+	done := after.consume(segs)
+	meta := stepMeta{
+		Worker: w.id, Count: len(pairs), Segments: segs,
+		After: after.cursor(rank, w.id), Remaining: after.remaining(), Done: done, Losses: losses,
+	}
+	if rank == 0 {
+		meta.Acked = w.rec.Acked
+	}
+	raw, err := w.allReduce(sctx, ring, meta)
+	if err != nil {
+		return fmt.Errorf("%w: all-reduce of step %d: %v", ErrGeneration, next, err)
+	}
+	metas, err := decodeMetas(raw)
+	if err != nil {
+		return err
+	}
+	t3 := time.Now()
+
+	// Commit: the queue, the shared record, then the parameters.
+	w.queue.consume(segs)
+	w.rec.commit(next, gen.Number, metas)
+	global := 0
+	sums := map[string]float64{}
+	for r, m := range metas {
+		global += m.Count
+		w.levels[r] = m.Remaining
+		for k, v := range m.Losses {
+			sums[k] += v
+		}
+	}
+	if global > 0 {
+		inv := float32(1 / float64(global))
+		for i := range w.grad {
+			w.grad[i] *= inv
+		}
+		for k := range sums {
+			sums[k] /= float64(global)
+		}
+	}
+	norm, err := w.learner.Apply(w.grad, next)
+	if err != nil {
+		// The parameters may be half-updated: this rank cannot continue.
+		return fmt.Errorf("worker: optimizer step %d: %w", next, err)
+	}
+	t4 := time.Now()
+	if w.cfg.OnCommit != nil {
+		c := Commit{Step: next, Generation: gen.Number, Losses: sums, Pairs: global}
+		for _, m := range metas {
+			c.Ranks = append(c.Ranks, RankCommit{Worker: m.Worker, Segments: m.Segments, After: m.After})
+		}
+		w.cfg.OnCommit(c)
+	}
+	sum := StepSummary{
+		Step: next, Generation: gen.Number, Rank: rank, WorldSize: size, Epoch: w.rec.Epoch,
+		Pairs: global, Losses: sums, GradNorm: norm,
+		Timings: StepTimings{Data: t1.Sub(t0), Compute: t2.Sub(t1), AllReduce: t3.Sub(t2), Optimizer: t4.Sub(t3), Total: t4.Sub(t0)},
+	}
+	w.cfg.Metrics.observeStep(sum, len(pairs))
+	if w.cfg.OnStep != nil {
+		w.cfg.OnStep(sum)
+	}
+	if rank == 0 {
+		w.afterCommit(ctx, gen, sum)
+	}
+	return nil
+}
+
+// allReduce sums w.grad in buckets; the metadata rides on the first.
+func (w *Worker) allReduce(ctx context.Context, ring Collective, meta stepMeta) ([][]byte, error) {
+	mb, err := encodeMeta(meta)
+	if err != nil {
+		return nil, err
+	}
+	per := max(1, w.cfg.BucketBytes/4)
+	var ops []*allreduce.Op
+	for lo := 0; lo == 0 || lo < len(w.grad); lo += per {
+		hi := min(len(w.grad), lo+per)
+		var m []byte
+		if lo == 0 {
+			m = mb
+		}
+		ops = append(ops, ring.StartAllReduce(ctx, w.grad[lo:hi], m))
+	}
+	var metas [][]byte
+	for i, op := range ops {
+		ms, err := op.Wait()
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			metas = ms
+		}
+	}
+	return metas, nil
+}
+
+// afterCommit is rank 0's bookkeeping: log, progress every K steps,
+// checkpoint every N.
+func (w *Worker) afterCommit(ctx context.Context, gen coordinator.GenerationInfo, s StepSummary) {
+	every := uint64(max(1, w.job.ProgressEvery))
+	ckEvery := uint64(max(1, w.job.CheckpointEvery))
+	ck := w.cfg.CheckpointDir != "" && s.Step%ckEvery == 0
+	if s.Step%every == 0 || ck {
+		w.report(ctx, gen)
+		w.log.Info("step", "step", s.Step, "epoch", s.Epoch, "pairs", s.Pairs, "loss", roundLoss(s.Losses["total"]),
+			"step_ms", s.Timings.Total.Milliseconds(), "allreduce_ms", s.Timings.AllReduce.Milliseconds())
+	}
+	if ck {
+		if err := w.checkpointNow(ctx, gen, false); err != nil {
+			w.log.Error("checkpoint failed", "step", s.Step, "err", err)
+		}
+	}
+}
+
+func roundLoss(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+
+// report sends the record to the coordinator (rank 0).
+func (w *Worker) report(ctx context.Context, gen coordinator.GenerationInfo) {
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	defer cancel()
+	req := w.rec.progress(false)
+	req.Generation = gen.Number
+	if _, err := w.coord.ReportProgress(rctx, req); err != nil {
+		w.log.Warn("progress report failed; the next report or the handover covers it", "step", w.rec.Step, "err", err)
+		return
+	}
+	w.rec.acked(w.rec.Step)
+}

@@ -1,0 +1,338 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/e2evlp/vlp/coordinator"
+)
+
+// Worker is one training process of a job. Create it with New, run it with
+// Run; a Worker runs once.
+type Worker struct {
+	cfg     Config
+	coord   Coordinator
+	rings   RingMaker
+	learner Learner
+	log     *slog.Logger
+
+	instance string
+	id       uint64
+	job      coordinator.JobSpec
+	hb       time.Duration
+	restore  *coordinator.Restore // from the join reply
+
+	// Training state, owned by the Run goroutine.
+	has    bool // the learner holds the state of rec.Step
+	rec    record
+	queue  unitQueue
+	levels []int // pairs each rank of the current generation holds
+	grad   []float32
+	done   bool // the coordinator said every epoch is done
+	ckpt   *checkpointer
+
+	// Shared with the heartbeat and watch goroutines.
+	mu      sync.Mutex
+	newest  coordinator.GenerationInfo
+	heard   atomic.Uint64 // newest generation number heard of
+	stopReq atomic.Bool   // leave after the step in flight
+	removed atomic.Bool
+	kicked  chan struct{} // a newer generation was heard of
+}
+
+// New returns a worker that will join through coord, build its rings with
+// rings and train learner.
+func New(cfg Config, coord Coordinator, rings RingMaker, learner Learner) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	var nonce [12]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("worker: instance nonce: %w", err)
+	}
+	return &Worker{
+		cfg: cfg, coord: coord, rings: rings, learner: learner, log: cfg.Logger,
+		instance: hex.EncodeToString(nonce[:]),
+		grad:     make([]float32, learner.GradSize()),
+		kicked:   make(chan struct{}, 1),
+	}, nil
+}
+
+// ID is the worker id the coordinator gave (0 before the join).
+func (w *Worker) ID() uint64 { return w.id }
+
+// Stop asks the worker to finish the step in flight and leave; Run then
+// returns with Reason "stopped". It is what SIGTERM does.
+func (w *Worker) Stop() {
+	w.stopReq.Store(true)
+	w.kick()
+}
+
+func (w *Worker) kick() {
+	select {
+	case w.kicked <- struct{}{}:
+	default:
+	}
+}
+
+// errFinished ends the generation loop; the Result says why.
+type errFinished struct{ reason string }
+
+func (e errFinished) Error() string { return "worker: finished: " + e.reason }
+
+// Run joins the job and trains until the job completes, MaxSteps is
+// reached, Stop is called, or an error that no new generation can cure.
+// Cancelling ctx is a hard stop: collectives in flight fail and the worker
+// does not leave (as if the process died); use Stop for a clean exit.
+func (w *Worker) Run(ctx context.Context) (Result, error) {
+	var res Result
+	jr, err := w.join(ctx)
+	if err != nil {
+		return res, err
+	}
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); w.heartbeatLoop(bg) }()
+	go func() { defer wg.Done(); w.watchLoop(bg) }()
+	defer w.closeCheckpoints()
+
+	gen := jr.Generation
+	w.noteGeneration(gen)
+	for {
+		gen, err = w.waitUsable(ctx, gen)
+		if err != nil {
+			if errors.Is(err, errStopWhileWaiting) {
+				res.Reason = "stopped"
+				res.Step = w.rec.Step
+				return res, w.leave(ctx)
+			}
+			return res, err
+		}
+		res.Generations++
+		w.cfg.Metrics.generation()
+		err = w.runGeneration(ctx, gen)
+		res.Step = w.rec.Step
+		var fin errFinished
+		switch {
+		case errors.As(err, &fin):
+			res.Reason = fin.reason
+			return res, w.leave(ctx)
+		case errors.Is(err, ErrGeneration):
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			w.log.Info("generation ended; waiting for the next", "generation", gen.Number, "step", w.rec.Step, "err", err)
+			gen, err = w.waitNewer(ctx, gen.Number)
+			if err != nil {
+				return res, err
+			}
+		default:
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			w.log.Error("training failed", "err", err)
+			_ = w.leave(ctx)
+			return res, err
+		}
+	}
+}
+
+func (w *Worker) join(ctx context.Context) (*coordinator.JoinReply, error) {
+	jctx, cancel := context.WithTimeout(ctx, w.cfg.JoinTimeout)
+	defer cancel()
+	jr, err := w.coord.Join(jctx, coordinator.JoinRequest{Name: w.cfg.Name, Instance: w.instance, Addr: w.cfg.Addr, Device: w.cfg.Device})
+	if err != nil {
+		return nil, fmt.Errorf("worker: join: %w", err)
+	}
+	w.id, w.job, w.restore = jr.WorkerID, jr.Job, jr.Restore
+	w.hb = time.Duration(jr.HeartbeatIntervalMS) * time.Millisecond
+	if w.hb <= 0 {
+		w.hb = time.Second
+	}
+	if w.job.GlobalBatch <= 0 {
+		return nil, fmt.Errorf("%w: the job's global_batch is %d", ErrConfig, w.job.GlobalBatch)
+	}
+	if w.cfg.MaxSteps == 0 && w.job.Hyper.MaxSteps > 0 {
+		w.cfg.MaxSteps = uint64(w.job.Hyper.MaxSteps)
+	}
+	w.log = w.log.With("worker", w.id)
+	w.log.Info("joined", "job", w.job.Name, "rank", jr.Rank, "generation", jr.Generation.Number, "members", len(jr.Generation.Members))
+	return jr, nil
+}
+
+func (w *Worker) leave(ctx context.Context) error {
+	w.closeCheckpoints()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.RequestTimeout)
+	defer cancel()
+	if _, err := w.coord.Leave(lctx, w.id); err != nil && !errors.Is(err, coordinator.ErrUnknownWorker) {
+		return fmt.Errorf("worker: leave: %w", err)
+	}
+	w.log.Info("left the job", "step", w.rec.Step)
+	return nil
+}
+
+// heartbeatLoop keeps the lease and hears of generations and stop orders.
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(w.hb)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, max(w.hb*3, 2*time.Second))
+		rep, err := w.coord.Heartbeat(hctx, w.id, w.heard.Load())
+		cancel()
+		switch {
+		case errors.Is(err, coordinator.ErrUnknownWorker):
+			w.log.Warn("the coordinator declared this worker dead")
+			w.removed.Store(true)
+			w.kick()
+			return
+		case err != nil:
+			if ctx.Err() == nil {
+				w.log.Warn("heartbeat failed", "err", err)
+			}
+			continue
+		}
+		if rep.Stop {
+			w.stopReq.Store(true)
+		}
+		if rep.Generation > w.heard.Load() {
+			w.heard.Store(rep.Generation)
+			w.kick()
+		}
+	}
+}
+
+// watchLoop follows the coordinator's generation announcements.
+func (w *Worker) watchLoop(ctx context.Context) {
+	ch, err := w.coord.Watch(ctx)
+	if err != nil {
+		w.log.Warn("cannot watch generations; relying on heartbeats", "err", err)
+		return
+	}
+	for g := range ch {
+		w.noteGeneration(g)
+	}
+}
+
+func (w *Worker) noteGeneration(g coordinator.GenerationInfo) {
+	w.mu.Lock()
+	if g.Number > w.newest.Number || (g.Number == w.newest.Number && len(w.newest.Members) == 0) {
+		w.newest = g
+	}
+	w.mu.Unlock()
+	for {
+		h := w.heard.Load()
+		if g.Number <= h || w.heard.CompareAndSwap(h, g.Number) {
+			break
+		}
+	}
+	w.kick()
+}
+
+// newer reports whether a generation after n was heard of.
+func (w *Worker) newer(n uint64) bool { return w.heard.Load() > n }
+
+var errStopWhileWaiting = errors.New("worker: stopped while waiting for a generation")
+
+// waitUsable returns gen, or a newer generation, once it is ready and has
+// this worker as a member.
+func (w *Worker) waitUsable(ctx context.Context, gen coordinator.GenerationInfo) (coordinator.GenerationInfo, error) {
+	deadline := time.Now().Add(w.cfg.GenerationTimeout)
+	for {
+		if g := w.latest(); g.Number > gen.Number {
+			gen = g
+		}
+		if gen.Ready && rankOf(gen, w.id) >= 0 && !w.newer(gen.Number) {
+			return gen, nil
+		}
+		if w.removed.Load() {
+			return gen, ErrRemoved
+		}
+		if w.stopReq.Load() {
+			return gen, errStopWhileWaiting
+		}
+		if w.newer(gen.Number) || !gen.Ready {
+			// Ask for the newest generation outright: the announcement may be late.
+			sctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+			st, err := w.coord.Status(sctx)
+			cancel()
+			if err == nil && st.Generation.Number >= gen.Number {
+				w.noteGeneration(st.Generation)
+				gen = st.Generation
+				if gen.Ready && rankOf(gen, w.id) >= 0 {
+					return gen, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return gen, fmt.Errorf("%w: generation %d (ready %v, member %v) after %v", ErrNoGeneration, gen.Number, gen.Ready, rankOf(gen, w.id) >= 0, w.cfg.GenerationTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return gen, ctx.Err()
+		case <-w.kicked:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitNewer waits for a generation after n.
+func (w *Worker) waitNewer(ctx context.Context, n uint64) (coordinator.GenerationInfo, error) {
+	deadline := time.Now().Add(w.cfg.GenerationTimeout)
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if g := w.latest(); g.Number > n {
+			return g, nil
+		}
+		if w.removed.Load() {
+			return coordinator.GenerationInfo{}, ErrRemoved
+		}
+		if time.Now().After(deadline) {
+			return coordinator.GenerationInfo{}, fmt.Errorf("%w: none after %d within %v", ErrNoGeneration, n, w.cfg.GenerationTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return coordinator.GenerationInfo{}, ctx.Err()
+		case <-w.kicked:
+		case <-poll.C:
+			sctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+			st, err := w.coord.Status(sctx)
+			cancel()
+			if err == nil {
+				w.noteGeneration(st.Generation)
+			}
+		}
+	}
+}
+
+func (w *Worker) latest() coordinator.GenerationInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.newest
+}
+
+func rankOf(g coordinator.GenerationInfo, id uint64) int {
+	for i, m := range g.Members {
+		if m.WorkerID == id {
+			return i
+		}
+	}
+	return -1
+}
