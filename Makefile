@@ -88,5 +88,15 @@ test: deps build fmt-check vet test-go
 demo: deps build
 	./scripts/demo.sh
 
+# gpu-bundle fills the git-ignored gpu/ with what a GPU host (no Go, no network) needs to build
+# the shim against its own PyTorch and run the binding's tests there: scripts/gpu-check.sh.
+gpu-bundle:
+	rm -rf gpu && mkdir -p gpu/csrc
+	$(GO) build -ldflags "-s -w" -o gpu/vlp ./cmd/vlp
+	$(GO) test -c -ldflags "-s -w" -o gpu/torch.test ./torch
+	cp torch/csrc/*.cpp torch/csrc/*.h gpu/csrc/
+	cp scripts/gpu-check.sh gpu/
+	@du -sh gpu
+
 clean:
 	rm -rf $(BUILD)

@@ -19,10 +19,11 @@ const (
 
 // Op is a collective started with StartAllReduce; Wait returns its result.
 type Op struct {
-	kind   opKind
-	ctx    context.Context
-	cancel context.CancelFunc
-	seq    uint64 // set by the runner
+	kind       opKind
+	ctx        context.Context
+	cancel     context.CancelFunc
+	seq        uint64 // set by the runner
+	chunkBytes int    // payload bytes per frame, set by the runner
 
 	buf   []float32 // all-reduce
 	meta  []byte
@@ -180,6 +181,7 @@ func (r *Ring) checkOp(op *Op) error {
 	case op.kind == opBroadcast && (op.root < 0 || op.root >= r.size):
 		return configErr("broadcast root %d outside [0, %d)", op.root, r.size)
 	}
+	op.chunkBytes = r.opChunk(op)
 	if op.kind == opAllReduce {
 		op.metas = make([][]byte, r.size)
 		op.metas[r.rank] = append([]byte(nil), op.meta...)
@@ -236,7 +238,7 @@ func (r *Ring) runAllReduce(op *Op) error {
 		j := mod(r.rank-s-1, n)
 		start, length := segment(L, n, j)
 		last := s == n-2
-		err := r.recvStep(op, kindReduceScatter, uint32(s), length, func(in *inFrame, off, cnt int, first bool) {
+		err := r.recvStep(op, kindReduceScatter, uint32(s), 0, length, func(in *inFrame, off, cnt int, first bool) {
 			if first {
 				op.metas[j] = append([]byte(nil), in.meta...)
 			}
@@ -269,7 +271,7 @@ func (r *Ring) runAllReduce(op *Op) error {
 		if err := r.waitSent(op.ctx, rsSent[s]); err != nil {
 			return err
 		}
-		err := r.recvStep(op, kindAllGather, uint32(s), length, func(in *inFrame, off, cnt int, first bool) {
+		err := r.recvStep(op, kindAllGather, uint32(s), 0, length, func(in *inFrame, off, cnt int, first bool) {
 			dst := op.buf[start+off : start+off+cnt]
 			if wire == BFloat16 {
 				decodeBF16(dst, bytesU16(in.payload))
@@ -288,20 +290,26 @@ func (r *Ring) runAllReduce(op *Op) error {
 }
 
 // runBroadcast forwards the root's buffer along the ring, root → root+1 → …
-// → root−1, chunk by chunk: each link carries the data once.
+// → root−1, chunk by chunk: each link carries the data once. The last rank
+// closes the ring with an empty frame past the end, so the root returns only
+// once every rank has everything.
 func (r *Ring) runBroadcast(op *Op) error {
 	if r.rank == op.root {
-		r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), cnt: len(op.bytes), metaRank: -1})
-		return nil
+		n := len(op.bytes)
+		r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), cnt: n, metaRank: -1})
+		return r.recvStep(op, kindBroadcast, uint32(op.root), n, n, func(*inFrame, int, int, bool) {})
 	}
-	forward := r.right != op.root
-	length := -1 // learned from the first frame
-	return r.recvStep(op, kindBroadcast, uint32(op.root), length, func(in *inFrame, off, cnt int, first bool) {
+	last := r.right == op.root
+	err := r.recvStep(op, kindBroadcast, uint32(op.root), 0, -1, func(in *inFrame, off, cnt int, first bool) {
 		copy(op.bytes[off:off+cnt], in.payload)
-		if forward {
+		if !last {
 			r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), off: off, cnt: cnt, metaRank: -1})
 		}
 	})
+	if err == nil && last {
+		r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), off: len(op.bytes), metaRank: -1})
+	}
+	return err
 }
 
 // maxBroadcast bounds the length a broadcast frame may announce, so a
@@ -312,12 +320,12 @@ const maxBroadcast = 1 << 40
 // order, and hands each to handle. Frames of earlier ops are stale and
 // dropped; frames of this op that do not continue the step are dropped too
 // (they are forged or foreign: a well-behaved left neighbour sends exactly
-// the expected sequence). length < 0 means a broadcast whose length the first
-// frame announces.
-func (r *Ring) recvStep(op *Op, k kind, step uint32, length int, handle func(in *inFrame, off, cnt int, first bool)) error {
+// the expected sequence). The step covers [cursor, length) of the segment;
+// length < 0 means a broadcast whose length the first frame announces.
+func (r *Ring) recvStep(op *Op, k kind, step uint32, cursor, length int, handle func(in *inFrame, off, cnt int, first bool)) error {
 	dtype := op.wireType(r.cfg.Wire)
 	esize := dtype.size()
-	cursor, first := 0, true
+	first := true
 	for first || cursor < length {
 		in, err := r.data.pop(op.ctx)
 		if err != nil {

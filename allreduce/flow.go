@@ -113,7 +113,7 @@ func (r *Ring) sendRange(st sendTask) error {
 		return errRingFailed
 	}
 	dtype, total := op.wireType(r.cfg.Wire), op.total()
-	chunk := r.chunkBytes / dtype.size()
+	chunk := op.chunkBytes / dtype.size()
 	for p := 0; ; {
 		c := min(st.cnt-p, chunk)
 		h := header{
@@ -141,6 +141,25 @@ func (r *Ring) sendRange(st sendTask) error {
 			return nil
 		}
 	}
+}
+
+// Small buffers are cut finer than Config.ChunkBytes so that every ring
+// segment still travels as several chunks: a segment sent as one frame is
+// store-and-forward at every hop (and through the server in between, over
+// NATS), and the steps stop overlapping.
+const (
+	pipelineChunks = 4        // chunks per segment wanted
+	minChunkBytes  = 64 << 10 // below this, per-frame costs show
+)
+
+// opChunk is the payload bytes per frame for op.
+func (r *Ring) opChunk(op *Op) int {
+	if op.kind == opBroadcast && r.rank != op.root {
+		return r.chunkBytes // forward what the root cut
+	}
+	seg := op.total() * op.wireType(r.cfg.Wire).size() / r.size
+	c := min(max(seg/pipelineChunks, minChunkBytes), r.chunkBytes) &^ 7
+	return max(c, 8)
 }
 
 // encode returns the wire bytes of elements [at, at+n) of the op's buffer:

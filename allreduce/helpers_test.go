@@ -20,7 +20,7 @@ func testConfig(t testing.TB) Config {
 		MaxMeta:           256,
 		Timeout:           30 * time.Second,
 		HeartbeatInterval: 50 * time.Millisecond,
-		PeerTimeout:       1500 * time.Millisecond,
+		PeerTimeout:       2 * time.Second,
 		Logger:            testLogger(t),
 	}
 }

@@ -25,6 +25,11 @@ type TCPConfig struct {
 	MaxFrame int
 	// HandshakeTimeout bounds a handshake. Default 10 s.
 	HandshakeTimeout time.Duration
+	// WriteTimeout bounds a frame's write once started. A frame cut in half
+	// would leave the stream unusable, so a write does not stop at the
+	// caller's deadline; a peer that reads nothing for this long is lost.
+	// Default 30 s.
+	WriteTimeout time.Duration
 	// ParkTimeout is how long an authenticated connection for a generation
 	// this node has not joined yet is kept waiting for Join. Default 60 s.
 	ParkTimeout time.Duration
@@ -38,6 +43,9 @@ func (c TCPConfig) withDefaults() TCPConfig {
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 30 * time.Second
 	}
 	if c.ParkTimeout == 0 {
 		c.ParkTimeout = 60 * time.Second
@@ -451,7 +459,9 @@ func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, error) {
 	}
 }
 
-// Send writes the frame with one writev; the parts are not copied.
+// Send writes the frame with one writev; the parts are not copied. ctx
+// bounds the wait for the connection; a frame once started is written whole
+// (see TCPConfig.WriteTimeout).
 func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error {
 	if to < 0 || to >= len(t.peers) {
 		return fmt.Errorf("allreduce: tcp send to rank %d of %d", to, len(t.peers))
@@ -467,8 +477,10 @@ func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error 
 	if err != nil {
 		return err
 	}
-	dl, _ := ctx.Deadline()
-	conn.SetWriteDeadline(dl)
+	if err := ctx.Err(); err != nil {
+		return err // not started: the stream stays whole
+	}
+	conn.SetWriteDeadline(time.Now().Add(t.node.cfg.WriteTimeout))
 	binary.LittleEndian.PutUint32(p.lenBuf[:], uint32(size))
 	bufs := make(net.Buffers, 0, len(parts)+1)
 	bufs = append(bufs, p.lenBuf[:])
@@ -482,8 +494,6 @@ func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error 
 		conn.Close()
 		if t.isClosed() {
 			p.broken = ErrClosed
-		} else if ctx.Err() != nil {
-			p.broken = fmt.Errorf("allreduce: send to rank %d: %w", to, ctx.Err())
 		} else {
 			p.broken = &PeerError{Rank: to, Member: t.gen.member(to), Reason: "write failed", Err: err}
 		}

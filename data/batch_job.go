@@ -77,6 +77,13 @@ func (j *batchJob) finish(cfg *Config, tok *Tokenizer) (*Batch, []error, error) 
 		return nil, errs, fmt.Errorf("%w: every image of batch %d failed: %w", ErrCorruptImage, j.seq, errors.Join(errs...))
 	}
 	b, err := collate(cfg, tok, rows, imgs)
+	// The pixels are in the batch now; recycle each distinct image once.
+	for k := range j.images {
+		if im := j.images[k].result.img; im != nil {
+			putFloats(im.Pix)
+			j.images[k].result.img = nil
+		}
+	}
 	if err != nil {
 		return nil, errs, err
 	}

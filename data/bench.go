@@ -10,6 +10,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/e2evlp/vlp/sharding"
@@ -62,9 +63,20 @@ type ImageBenchResult struct {
 	Decoder    string
 	Goroutines int
 	Images     int
-	Seconds    float64
+	Seconds    float64 // wall clock
+	CPUSeconds float64 // user + system time of the whole process
 	PerSecond  float64 // images/s, all goroutines
 	PerCore    float64 // PerSecond / Goroutines
+	PerCPUSec  float64 // images per CPU-second: the rate one fully busy core sustains
+}
+
+// cpuSeconds returns the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // BenchImages decodes, resizes and normalises the given JPEGs over and over
@@ -79,7 +91,7 @@ func BenchImages(ctx context.Context, dec Decoder, ic ImageConfig, jpegs [][]byt
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	meta := &sharding.SampleMeta{Key: "bench", Texts: []sharding.Text{{}}}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	for k := 0; k < g; k++ {
 		wg.Add(1)
 		go func(k int) {
@@ -91,29 +103,36 @@ func BenchImages(ctx context.Context, dec Decoder, ic ImageConfig, jpegs [][]byt
 					cancel()
 					return
 				}
+				putFloats(r.img.Pix) // as the collator does once the batch holds the pixels
 				n.Add(1)
 			}
 		}(k)
 	}
 	wg.Wait()
-	secs := time.Since(start).Seconds()
+	secs, cpu := time.Since(start).Seconds(), cpuSeconds()-cpu0
 	if e, ok := errV.Load().(error); ok {
 		return ImageBenchResult{}, e
 	}
-	res := ImageBenchResult{Decoder: dec.Name(), Goroutines: g, Images: int(n.Load()), Seconds: secs}
+	res := ImageBenchResult{Decoder: dec.Name(), Goroutines: g, Images: int(n.Load()), Seconds: secs, CPUSeconds: cpu}
 	res.PerSecond = float64(res.Images) / secs
 	res.PerCore = res.PerSecond / float64(g)
+	if cpu > 0 {
+		res.PerCPUSec = float64(res.Images) / cpu
+	}
 	return res, nil
 }
 
 // PipelineBenchResult is one measurement of the whole pipeline.
 type PipelineBenchResult struct {
-	Decoder   string
-	Workers   int
-	Batches   int
-	Samples   int
-	Seconds   float64
-	PerSecond float64 // samples (rows) per second
+	Decoder    string
+	Workers    int
+	Batches    int
+	Samples    int
+	Images     int // images decoded (one per sample here)
+	Seconds    float64
+	CPUSeconds float64 // user + system time of the whole process
+	PerSecond  float64 // samples (rows) per second
+	PerCPUSec  float64 // samples per CPU-second
 }
 
 // BenchPipeline runs the whole pipeline (decode, resize, normalise,
@@ -147,7 +166,7 @@ func BenchPipeline(ctx context.Context, cfg Config, jpegs [][]byte, images, pair
 	}
 	defer p.Close()
 	res := PipelineBenchResult{Decoder: cfg.decoder().Name(), Workers: cfg.Workers}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	for {
 		b, err := p.Next(ctx)
 		if err == io.EOF {
@@ -158,8 +177,13 @@ func BenchPipeline(ctx context.Context, cfg Config, jpegs [][]byte, images, pair
 		}
 		res.Batches++
 		res.Samples += b.Size
+		b.Release() // as a worker does once the batch is in tensors
 	}
-	res.Seconds = time.Since(start).Seconds()
+	res.Seconds, res.CPUSeconds = time.Since(start).Seconds(), cpuSeconds()-cpu0
+	res.Images = p.Stats().Images
 	res.PerSecond = float64(res.Samples) / res.Seconds
+	if res.CPUSeconds > 0 {
+		res.PerCPUSec = float64(res.Samples) / res.CPUSeconds
+	}
 	return res, nil
 }

@@ -36,7 +36,9 @@ func prepareImage(e Example, cfg *Config) prepared {
 		w, h = e.Meta.Width, e.Meta.Height
 	}
 	tw, th := cfg.Image.TargetSize(w, h)
-	return prepared{img: ResizeNormalize(rgb, tw, th)}
+	img := ResizeNormalize(rgb, tw, th)
+	putBytes(rgb.Pix)
+	return prepared{img: img}
 }
 
 // imageKey identifies an image inside a batch, so pairs of one image are
@@ -62,17 +64,23 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, imgs []*Image) (*Batch
 	b.Height = (b.Height + m - 1) / m * m
 	b.Width = (b.Width + m - 1) / m * m
 	H, W := b.Height, b.Width
-	b.Images = make([]float32, B*3*H*W)
-	b.PixelMask = make([]bool, B*H*W)
+	// Recycled buffers (see Batch.Release) have stale contents: every
+	// element is written below, padding included.
+	b.Images = getFloats(B * 3 * H * W)
+	b.PixelMask = getBools(B * H * W)
 	// Rows are copied in parallel (disjoint memory, so the result does not
 	// depend on scheduling): at the base size a batch is ~170 MB of floats,
 	// too much for one core to keep up with many decoders.
 	copyRow := func(i int) {
 		im := imgs[i]
 		for c := 0; c < 3; c++ {
+			plane := b.Images[(i*3+c)*H*W : (i*3+c+1)*H*W]
 			for y := 0; y < im.H; y++ {
-				copy(b.Images[((i*3+c)*H+y)*W:], im.Pix[(c*im.H+y)*im.W:(c*im.H+y+1)*im.W])
+				row := plane[y*W : (y+1)*W]
+				copy(row, im.Pix[(c*im.H+y)*im.W:(c*im.H+y+1)*im.W])
+				clear(row[im.W:])
 			}
+			clear(plane[im.H*W:])
 		}
 		mask := b.PixelMask[i*H*W : (i+1)*H*W]
 		for y := 0; y < H; y++ {

@@ -55,7 +55,7 @@ func (GoDecoder) Decode(src []byte, _ TargetFunc) (*RGB, error) {
 func ToRGB(img image.Image) *RGB {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	out := &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
+	out := &RGB{W: w, H: h, Pix: getBytes(w * h * 3)}
 	switch m := img.(type) {
 	case *image.YCbCr:
 		ycbcrToRGB(m, out)

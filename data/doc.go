@@ -16,6 +16,14 @@
 // (Tokenizer, BERT's uncased WordPiece), MLM masking (mlm.go), padding
 // (collate.go). Next returns the batches in source order.
 //
+// Three Sources come with the package: PlanSource serves the pairs of an
+// epoch plan's work units (sharding.PairRef) by random access into the
+// shards, the way training consumes them; ShardSource reads shards front to
+// back; SliceSource serves a slice (tests, in-memory data).
+//
+// A batch's image buffers are large; Batch.Release hands them back for reuse
+// once the consumer has copied the pixels (into tensors).
+//
 // Texts are tokenised by Tokenizer over a Vocab in BERT's vocab.txt format:
 // BERT's own file (LoadVocab) or one learnt from the captions (BuildVocab,
 // `vlp vocab build`).
@@ -46,5 +54,8 @@
 //
 // Accent stripping decomposes Latin-1 and Latin Extended-A letters only
 // (accents.go): the module does not depend on golang.org/x/text. A corrupt
-// image is skipped and counted (Stats, Batch.SkippedIDs), never fatal.
+// image is skipped and counted (Stats, Batch.SkippedIDs), never fatal; a
+// damaged shard ends the stream with an error naming it. JPEG decoding uses
+// libjpeg-turbo when libturbojpeg.so.0 loads (NewDecoder), image/jpeg
+// otherwise. docs/data-pipeline.md states every rule in full.
 package data

@@ -265,3 +265,26 @@ func TestPipelineCancelNoLeak(t *testing.T) {
 		t.Fatalf("%d goroutines after Close, %d before", n, before)
 	}
 }
+
+func TestReleasedBuffersAreCleanInTheNextBatch(t *testing.T) {
+	w := jpegWorld(t, 12)
+	cfg := testConfig()
+	src := w.Source(1, 1).Examples
+	for round := 0; round < 3; round++ {
+		b, err := BuildBatch(cfg, w.Tokenizer, src[round*5:round*5+5])
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBatchShapes(t, b) // padding is zero and masked
+		for i := range b.Images {
+			b.Images[i] = 7 // stale data a reused buffer would carry
+		}
+		for i := range b.PixelMask {
+			b.PixelMask[i] = i%3 == 0
+		}
+		b.Release()
+		if b.Images != nil || b.PixelMask != nil {
+			t.Fatal("Release left the slices in the batch")
+		}
+	}
+}

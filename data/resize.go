@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 )
 
 // ErrImageConfig: an ImageConfig field is out of range.
@@ -143,13 +142,10 @@ func triangleTaps(in, out int) filterTaps {
 // ResizeNormalize resizes src to tw×th with an antialiased bilinear filter
 // and returns it ImageNet-normalised, channels first.
 func ResizeNormalize(src *RGB, tw, th int) *Image {
-	dst := &Image{W: tw, H: th, Pix: make([]float32, 3*tw*th)}
+	dst := &Image{W: tw, H: th, Pix: getFloats(3 * tw * th)} // every element is written
 	resizeNormalizeInto(src, tw, th, dst.Pix)
 	return dst
 }
-
-// tmpPool recycles the horizontal pass's buffers (a few MB per image).
-var tmpPool = sync.Pool{New: func() any { return new([]float32) }}
 
 // resizeNormalizeInto writes the normalised [3,th,tw] image into dst.
 func resizeNormalizeInto(src *RGB, tw, th int, dst []float32) {
@@ -157,13 +153,8 @@ func resizeNormalizeInto(src *RGB, tw, th int, dst []float32) {
 	vy := triangleTaps(src.H, th)
 	// Horizontal pass: only the input rows some output row needs.
 	rowLo, rowHi := int(vy.start[0]), int(vy.start[th-1]+vy.count[th-1])
-	need := (rowHi - rowLo) * tw * 3
-	bufp := tmpPool.Get().(*[]float32)
-	if cap(*bufp) < need {
-		*bufp = make([]float32, need)
-	}
-	defer tmpPool.Put(bufp)
-	tmp := (*bufp)[:need] // [rows, tw, 3]; every element is written below
+	tmp := getFloats((rowHi - rowLo) * tw * 3)
+	defer putFloats(tmp)
 	for y := rowLo; y < rowHi; y++ {
 		in := src.Pix[y*src.W*3 : (y+1)*src.W*3]
 		out := tmp[(y-rowLo)*tw*3 : (y-rowLo+1)*tw*3]

@@ -5,6 +5,8 @@ import (
 	"image/color"
 	"math"
 	"testing"
+
+	"github.com/e2evlp/vlp/sharding"
 )
 
 func TestTargetSize(t *testing.T) {
@@ -140,6 +142,64 @@ func TestBoxesFollowResize(t *testing.T) {
 				}
 				if outside && isRed(x, y) {
 					t.Fatalf("%+v: pixel (%d,%d) outside the box is red", ic, x, y)
+				}
+			}
+		}
+	}
+}
+
+func TestPaddingMasks(t *testing.T) {
+	mk := func(id uint64, w, h int, c color.RGBA) Example {
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		for i := 0; i < w*h; i++ {
+			img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = c.R, c.G, c.B, 255
+		}
+		meta := &sharding.SampleMeta{Key: "k" + itoa(int(id)), ImageID: id, Width: w, Height: h,
+			Texts: []sharding.Text{{PairID: id, Text: "red"}}}
+		return Example{Meta: meta, Image: img}
+	}
+	cfg := DefaultConfig()
+	cfg.Image = ImageConfig{ShorterSide: 20, MaxSide: 40, PadMultiple: 8}
+	cfg.ITMNegProb, cfg.MLMProb = 0, 0
+	ex := []Example{mk(1, 60, 40, color.RGBA{255, 0, 0, 255}), mk(2, 40, 60, color.RGBA{0, 0, 255, 255}), mk(3, 30, 30, color.RGBA{0, 255, 0, 255})}
+	v, err := NewVocab(append(append([]string(nil), SpecialTokens...), "red"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := BuildBatch(cfg, NewTokenizer(v), ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Targets: 30x20, 20x30, 20x20 → padded to 30x30, rounded up to 32x32.
+	if b.Height != 32 || b.Width != 32 {
+		t.Fatalf("batch %dx%d, want 32x32", b.Width, b.Height)
+	}
+	sizes := [][2]int{{30, 20}, {20, 30}, {20, 20}}
+	want := [][3]float32{}
+	for _, c := range [][3]float64{{255, 0, 0}, {0, 0, 255}, {0, 255, 0}} {
+		var n [3]float32
+		for k := range n {
+			n[k] = float32((c[k]/255 - float64(ImageNetMean[k])) / float64(ImageNetStd[k]))
+		}
+		want = append(want, n)
+	}
+	H, W := b.Height, b.Width
+	for i, sz := range sizes {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				pad := x >= sz[0] || y >= sz[1]
+				if b.PixelMask[(i*H+y)*W+x] != pad {
+					t.Fatalf("row %d (%d,%d): mask %v, want %v", i, x, y, !pad, pad)
+				}
+				for c := 0; c < 3; c++ {
+					got := b.Images[((i*3+c)*H+y)*W+x]
+					exp := want[i][c]
+					if pad {
+						exp = 0
+					}
+					if math.Abs(float64(got-exp)) > 1e-4 {
+						t.Fatalf("row %d (%d,%d) channel %d = %v, want %v", i, x, y, c, got, exp)
+					}
 				}
 			}
 		}

@@ -186,13 +186,14 @@ func (d *TurboDecoder) Decode(src []byte, target TargetFunc) (*RGB, error) {
 		den = scaleFor(int(w), int(ht), tw, th)
 	}
 	ow, oh := (int(w)+den-1)/den, (int(ht)+den-1)/den
-	out := &RGB{W: ow, H: oh, Pix: make([]uint8, ow*oh*3)}
+	out := &RGB{W: ow, H: oh, Pix: getBytes(ow * oh * 3)}
 	var flags int32
 	if d.FastDCT {
 		flags |= tjflagFastDCT
 	}
 	// Asking for ow×oh makes TurboJPEG pick the 1/den scaling factor.
 	if d.decompress(h, &src[0], uint64(len(src)), &out.Pix[0], int32(ow), int32(ow*3), int32(oh), tjpfRGB, flags) != 0 {
+		putBytes(out.Pix)
 		return nil, fmt.Errorf("%w: %s", ErrCorruptImage, d.errorStr(h))
 	}
 	return out, nil

@@ -28,9 +28,9 @@ var ErrVocabSize = errors.New("data: vocabulary size too small")
 //
 // The result is deterministic: the same texts in any order give the same
 // vocabulary. Every training word tokenises without [UNK], because its
-// characters are all in the alphabet. The cost is O(merges × distinct pairs),
-// seconds for the synthetic world and tens of minutes for real COCO+VG at
-// 30k tokens, where BERT's own vocab.txt is the better choice anyway.
+// characters are all in the alphabet. Counts are updated incrementally, but
+// each merge scans every distinct pair: O(merges × distinct pairs), about
+// 1.5 s for 20K distinct words and 30K tokens on one core.
 func BuildVocab(texts []string, size int) (*Vocab, error) {
 	counts := map[string]int{}
 	basic := BasicTokenizer{Lower: true}

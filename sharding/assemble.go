@@ -84,7 +84,11 @@ func (a *assembler) assemble(c candidate, rep *Report) (*SampleMeta, []byte, err
 			return
 		}
 		pid, err := MakeID(space, id)
-		if err != nil || seen[pid] {
+		if err != nil {
+			rep.skip(SkipRecordMalformed, 1, fmt.Sprintf("%s %s id %d: %v", key, kind, id, err))
+			return
+		}
+		if seen[pid] {
 			rep.skip(SkipTextDuplicate, 1, fmt.Sprintf("%s %s %d", key, kind, id))
 			return
 		}

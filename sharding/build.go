@@ -1,7 +1,6 @@
 package sharding
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // BuildConfig configures an import. Zero fields take their defaults.
@@ -106,6 +104,12 @@ func Build(ctx context.Context, cfg BuildConfig) (*Manifest, *Report, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Out, buildDir), 0o755); err != nil {
 		return nil, rep, err
 	}
+	// Spools of an interrupted build are garbage (they are rebuilt anyway).
+	if old, _ := filepath.Glob(filepath.Join(cfg.Out, buildDir, "spool-*")); len(old) > 0 {
+		for _, p := range old {
+			os.RemoveAll(p)
+		}
+	}
 	tmp, err := os.MkdirTemp(filepath.Join(cfg.Out, buildDir), "spool-")
 	if err != nil {
 		return nil, rep, err
@@ -115,19 +119,8 @@ func Build(ctx context.Context, cfg BuildConfig) (*Manifest, *Report, error) {
 	ix := &index{coco: map[uint64]cocoImage{}, vg: map[uint64]vgImage{}, names: counter{}, attrNames: counter{}}
 	defer ix.close()
 	d := &indexer{ix: ix, rep: rep, tmp: tmp, progress: cfg.Progress, strict: cfg.Strict}
-	if cfg.COCODir != "" {
-		ann := filepath.Join(cfg.COCODir, "annotations")
-		if err := d.cocoFile(filepath.Join(ann, "captions_train2017.json"), true); err != nil {
-			return nil, rep, err
-		}
-		if err := d.cocoFile(filepath.Join(ann, "instances_train2017.json"), false); err != nil {
-			return nil, rep, err
-		}
-	}
-	if cfg.VGDir != "" {
-		if err := d.vgFiles(cfg.VGDir); err != nil {
-			return nil, rep, err
-		}
+	if err := d.index(cfg.COCODir, cfg.VGDir, cfg.Workers); err != nil {
+		return nil, rep, err
 	}
 
 	// Vocabularies, then the COCO categories mapped into the classes.
@@ -250,18 +243,28 @@ func candidates(ix *index, rep *Report) []candidate {
 	var out []candidate
 	for id, im := range ix.coco {
 		c := candidate{cocoID: id, inCOCO: true, annW: im.Width, annH: im.Height, cocoFile: im.FileName}
-		c.imageID, _ = MakeID(IDSpaceCOCO, id)
+		var err error
+		if c.imageID, err = MakeID(IDSpaceCOCO, id); err != nil {
+			rep.skip(SkipRecordMalformed, 1, fmt.Sprintf("COCO image %d: %v", id, err))
+			continue
+		}
 		if v, ok := twin[id]; ok {
 			c.vgID, c.inVG, c.vgURL = v, true, ix.vg[v].URL
 		}
 		out = append(out, c)
 	}
 	for id, im := range ix.vg {
-		if im.CocoID != nil && twin[*im.CocoID] == id {
-			continue
+		if im.CocoID != nil {
+			if v, ok := twin[*im.CocoID]; ok && v == id {
+				continue // imported with its COCO twin
+			}
 		}
 		c := candidate{vgID: id, inVG: true, annW: im.Width, annH: im.Height, vgURL: im.URL}
-		c.imageID, _ = MakeID(IDSpaceVG, id)
+		var err error
+		if c.imageID, err = MakeID(IDSpaceVG, id); err != nil {
+			rep.skip(SkipRecordMalformed, 1, fmt.Sprintf("VG image %d: %v", id, err))
+			continue
+		}
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].imageID < out[j].imageID })
@@ -300,177 +303,4 @@ func fingerprint(cfg BuildConfig, m *Manifest, inputs []string) string {
 	js, _ := json.Marshal([]any{ManifestVersion, cfg.ShardSize, cfg.COCOImages, m.Classes, m.Attributes, m.CocoCategories, inputs})
 	h.Write(js)
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// buildShard writes shard s from its candidates, or keeps the existing one
-// when its record matches and the file verifies.
-func buildShard(ctx context.Context, cfg BuildConfig, asm *assembler, s int, cands []candidate, global string, done *atomic.Int64) (*shardRecord, error) {
-	h := sha256.New()
-	h.Write([]byte(global))
-	for _, c := range cands {
-		fmt.Fprintf(h, " %d", c.imageID)
-	}
-	fp := hex.EncodeToString(h.Sum(nil))
-	name := shardName(s)
-	recPath := filepath.Join(cfg.Out, buildDir, name+".json")
-	if rec := loadRecord(recPath); rec != nil && rec.Fingerprint == fp && verifyFile(cfg.Out, rec.Info) == nil {
-		rec.Report.ShardsKept = 1
-		done.Add(int64(len(cands)))
-		return rec, nil
-	}
-
-	rep := newReport()
-	rec := &shardRecord{Fingerprint: fp, Sources: map[string]int64{}, Report: rep}
-	tmpPath := filepath.Join(cfg.Out, name+".tmp")
-	f, err := os.Create(tmpPath)
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmpPath)
-	defer f.Close()
-	var buf bytes.Buffer
-	w := NewShardWriter(&buf, name)
-	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		meta, jpg, err := asm.assemble(c, rep)
-		done.Add(1)
-		if err != nil {
-			return nil, err
-		}
-		if meta == nil {
-			continue
-		}
-		if err := w.Add(meta, jpg); err != nil {
-			return nil, err
-		}
-		for _, t := range meta.Texts {
-			if t.Kind == "caption" {
-				rec.Captions++
-			} else {
-				rec.Regions++
-			}
-		}
-		rec.Objects += int64(len(meta.Objects))
-		rec.Sources[meta.Source]++
-		if buf.Len() > 4<<20 {
-			if _, err := f.Write(buf.Bytes()); err != nil {
-				return nil, err
-			}
-			buf.Reset()
-		}
-	}
-	if rec.Info, err = w.Close(); err != nil {
-		return nil, err
-	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmpPath, filepath.Join(cfg.Out, name)); err != nil {
-		return nil, err
-	}
-	js, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	return rec, writeFileAtomic(recPath, js)
-}
-
-func loadRecord(path string) *shardRecord {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var rec shardRecord
-	if json.Unmarshal(data, &rec) != nil || rec.Report == nil {
-		return nil
-	}
-	if rec.Report.Skipped == nil {
-		rec.Report.Skipped = map[string]int64{}
-	}
-	if rec.Report.Examples == nil {
-		rec.Report.Examples = map[string][]string{}
-	}
-	return &rec
-}
-
-// verifyFile reads a whole shard through a Reader: structure, size, sha256.
-func verifyFile(dir string, info ShardInfo) error {
-	r, err := OpenShard(dir, info)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for {
-		if _, err := r.Next(); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return err
-		}
-	}
-}
-
-// startBar draws a progress bar on w until the returned stop is called.
-func startBar(w io.Writer, total int64, done *atomic.Int64) (stop func()) {
-	if w == nil {
-		return func() {}
-	}
-	start := time.Now()
-	draw := func() {
-		n := done.Load()
-		frac := 1.0
-		if total > 0 {
-			frac = float64(n) / float64(total)
-		}
-		const width = 30
-		bar := make([]byte, width)
-		for i := range bar {
-			if float64(i) < frac*width {
-				bar[i] = '='
-			} else {
-				bar[i] = ' '
-			}
-		}
-		rate := float64(n) / max(time.Since(start).Seconds(), 1e-3)
-		fmt.Fprintf(w, "\rshard [%s] %d/%d images %5.1f%% %.0f img/s", bar, n, total, 100*frac, rate)
-	}
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				draw()
-				fmt.Fprintln(w)
-				return
-			case <-t.C:
-				draw()
-			}
-		}
-	}()
-	return func() { close(quit); wg.Wait() }
-}
-
-// removeStale deletes shards (and their records) numbered n or above, left
-// by an earlier build with a smaller shard size or more input.
-func removeStale(dir string, n int) {
-	paths, _ := filepath.Glob(filepath.Join(dir, "shard-*.tar"))
-	for _, p := range paths {
-		var i int
-		if _, err := fmt.Sscanf(filepath.Base(p), "shard-%06d.tar", &i); err == nil && i >= n {
-			os.Remove(p)
-			os.Remove(filepath.Join(dir, buildDir, filepath.Base(p)+".json"))
-		}
-	}
 }

@@ -403,3 +403,74 @@ func TestMapCategories(t *testing.T) {
 		t.Fatalf("mapping %+v, classes %v", got, classes)
 	}
 }
+
+// TestBuildTwins: a VG image whose coco_id is not in the imported COCO set
+// stays VG-only, so the COCO image and it become two samples.
+func TestBuildTwins(t *testing.T) {
+	coco, vg, st := world(t)
+	moved := 0
+	editJSON(t, filepath.Join(vg, "image_data.json"), func(v any) any {
+		for _, im := range v.([]any) {
+			rec := im.(map[string]any)
+			if rec["coco_id"] != nil && moved == 0 {
+				rec["coco_id"] = 999999 // e.g. a val2017 image
+				moved++
+			}
+		}
+		return v
+	})
+	m, rep, err := build(t, coco, vg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Images != testImages+1 || m.Sources["coco+vg"] != int64(st.Shared-1) || len(rep.Skipped) != 0 {
+		t.Fatalf("%d images, sources %v, skipped %v", m.Images, m.Sources, rep.Skipped)
+	}
+}
+
+func TestBuildConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  BuildConfig
+		ok   bool
+	}{
+		{"coco only", BuildConfig{COCODir: "c", Out: "o"}, true},
+		{"vg only", BuildConfig{VGDir: "v", Out: "o"}, true},
+		{"no input", BuildConfig{Out: "o"}, false},
+		{"no output", BuildConfig{COCODir: "c"}, false},
+		{"negative shard size", BuildConfig{COCODir: "c", Out: "o", ShardSize: -1}, false},
+		{"too many workers", BuildConfig{COCODir: "c", Out: "o", Workers: 1000}, false},
+		{"negative classes", BuildConfig{COCODir: "c", Out: "o", Classes: -5}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestBuildOneDataset(t *testing.T) {
+	coco, vg, st := world(t)
+	m, _, err := build(t, coco, "", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Images != int64(st.COCOImages) || m.Regions != 0 || len(m.Classes) != len(synth.ClassNames) || len(m.Attributes) != 0 {
+		t.Fatalf("COCO only: %d images, %d regions, classes %v, attributes %v", m.Images, m.Regions, m.Classes, m.Attributes)
+	}
+	for _, cm := range m.CocoCategories {
+		if cm.Via != "added" {
+			t.Fatalf("COCO only: category %+v not added", cm)
+		}
+	}
+	m, _, err = build(t, "", vg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Images != int64(st.VGImages) || m.Captions != 0 || m.Sources["vg"] != int64(st.VGImages) || len(m.CocoCategories) != 0 {
+		t.Fatalf("VG only: %d images, %d captions, sources %v", m.Images, m.Captions, m.Sources)
+	}
+}

@@ -24,9 +24,10 @@
 //
 // # Import
 //
-// Build streams the annotation files with encoding/json's Decoder, spools
-// per-image records to a scratch file and keeps only offsets in memory, so
-// the full 6M-pair COCO + VG import stays within a few hundred MB. Shards
+// Build streams the annotation files, several at once, with encoding/json's
+// Decoder, spools per-image records to scratch files and keeps only offsets
+// in memory, so the full 6M-pair COCO + VG import stays within a few hundred
+// MB. Shards
 // are written in parallel and are resumable: a shard whose record matches
 // the inputs and settings and whose file verifies is kept. Bad input is
 // skipped and counted by reason (Report); only an import with no usable

@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 	"time"
 )
 
@@ -123,13 +125,81 @@ func (ix *index) close() {
 	}
 }
 
-// indexer streams the annotation files one by one.
+// indexer streams the annotation files into an index.
+//
+// Files are independent, so they are streamed in parallel (run); each task
+// writes only its own fields, and whatever several tasks share (the input
+// list, the report) is locked.
 type indexer struct {
 	ix       *index
 	rep      *Report
 	tmp      string
 	progress io.Writer
 	strict   bool
+
+	mu         sync.Mutex
+	cocoImages [2]map[uint64]cocoImage // from the captions file, the instances file
+}
+
+// run runs the tasks, at most limit at a time, and returns the error of
+// the first task (in argument order) that failed.
+func run(limit int, tasks ...func() error) error {
+	errs := make([]error, len(tasks))
+	sem := make(chan struct{}, max(1, limit))
+	var wg sync.WaitGroup
+	for i, task := range tasks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = task()
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// index streams the COCO files and the VG files, up to limit at once.
+func (d *indexer) index(cocoDir, vgDir string, limit int) error {
+	var tasks []func() error
+	if cocoDir != "" {
+		ann := filepath.Join(cocoDir, "annotations")
+		tasks = append(tasks,
+			func() error { return d.cocoFile(filepath.Join(ann, "captions_train2017.json"), true) },
+			func() error { return d.cocoFile(filepath.Join(ann, "instances_train2017.json"), false) })
+	}
+	if vgDir != "" {
+		// The image list first (it is small): without it nothing of VG is usable.
+		ok, err := d.vgImages(vgDir)
+		if err != nil {
+			return err
+		}
+		if ok {
+			tasks = append(tasks,
+				func() error { return d.vgRegions(vgDir) },
+				func() error { return d.vgObjects(vgDir) },
+				func() error { return d.vgAttributes(vgDir) })
+		}
+	}
+	if err := run(limit, tasks...); err != nil {
+		return err
+	}
+	// Merge the COCO image lists in a fixed order: the captions file wins.
+	for _, images := range d.cocoImages {
+		for id, im := range images {
+			if _, dup := d.ix.coco[id]; !dup {
+				d.ix.coco[id] = im
+			}
+		}
+	}
+	sort.Strings(d.ix.inputs)
+	return nil
 }
 
 // file streams one annotation file. walk reads it; a malformed file is
@@ -148,7 +218,9 @@ func (d *indexer) file(path string, optional bool, walk func(j *jsonFile) error)
 		}
 		return false, nil
 	}
+	d.mu.Lock()
 	d.ix.inputs = append(d.ix.inputs, fmt.Sprintf("%s %d %d", path, st.Size(), st.ModTime().UnixNano()))
+	d.mu.Unlock()
 	j, err := openJSON(path)
 	if err != nil {
 		return false, err
@@ -228,22 +300,19 @@ func (d *indexer) cocoFile(path string, captions bool) error {
 	if err := sp.seal(); err != nil {
 		return err
 	}
-	for id, im := range images {
-		if _, dup := d.ix.coco[id]; !dup {
-			d.ix.coco[id] = im
-		}
-	}
 	if captions {
+		d.cocoImages[0] = images
 		d.ix.caps = sp
 	} else {
+		d.cocoImages[1] = images
 		d.ix.insts = sp
 		d.ix.categories = cats
 	}
 	return nil
 }
 
-// vgFiles indexes the four Visual Genome files.
-func (d *indexer) vgFiles(dir string) error {
+// vgImages indexes image_data.json; ok is false when it is unusable.
+func (d *indexer) vgImages(dir string) (bool, error) {
 	images := map[uint64]vgImage{}
 	ok, err := d.file(filepath.Join(dir, "image_data.json"), false, func(j *jsonFile) error {
 		return array(j, func(im *vgImage, off int64) error {
@@ -258,19 +327,20 @@ func (d *indexer) vgFiles(dir string) error {
 			return nil
 		})
 	})
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return nil // without the image list nothing of VG is usable
+	if err != nil || !ok {
+		return false, err
 	}
 	d.ix.vg = images
+	return true, nil
+}
 
+// vgRegions indexes region_descriptions.json.
+func (d *indexer) vgRegions(dir string) error {
 	regions, err := d.newTmpSpool("regions.spool")
 	if err != nil {
 		return err
 	}
-	ok, err = d.file(filepath.Join(dir, "region_descriptions.json"), false, func(j *jsonFile) error {
+	ok, err := d.file(filepath.Join(dir, "region_descriptions.json"), false, func(j *jsonFile) error {
 		return array(j, func(ri *vgRegionImage, off int64) error {
 			id := ri.ID
 			if id == 0 {
@@ -283,16 +353,17 @@ func (d *indexer) vgFiles(dir string) error {
 			return regions.put(id, len(recs), recs)
 		})
 	})
-	if err := d.keep(&d.ix.regions, regions, ok, err); err != nil {
-		return err
-	}
+	return d.keep(&d.ix.regions, regions, ok, err)
+}
 
+// vgObjects indexes objects.json and counts the object names.
+func (d *indexer) vgObjects(dir string) error {
 	objects, err := d.newTmpSpool("objects.spool")
 	if err != nil {
 		return err
 	}
 	names := counter{}
-	ok, err = d.file(filepath.Join(dir, "objects.json"), true, func(j *jsonFile) error {
+	ok, err := d.file(filepath.Join(dir, "objects.json"), true, func(j *jsonFile) error {
 		return array(j, func(oi *vgObjectImage, off int64) error {
 			id := oi.ImageID
 			if id == 0 {
@@ -314,13 +385,17 @@ func (d *indexer) vgFiles(dir string) error {
 	if ok {
 		d.ix.names = names
 	}
+	return nil
+}
 
+// vgAttributes indexes attributes.json and counts the attributes.
+func (d *indexer) vgAttributes(dir string) error {
 	attrs, err := d.newTmpSpool("attributes.spool")
 	if err != nil {
 		return err
 	}
 	attrNames := counter{}
-	ok, err = d.file(filepath.Join(dir, "attributes.json"), true, func(j *jsonFile) error {
+	ok, err := d.file(filepath.Join(dir, "attributes.json"), true, func(j *jsonFile) error {
 		return array(j, func(ai *vgObjectImage, off int64) error {
 			id := ai.ImageID
 			if id == 0 {

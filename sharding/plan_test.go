@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -181,6 +183,57 @@ func BenchmarkPlanUnit(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := p.Unit(i % p.Units()); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestPlanOverShards follows a plan into real shards: every pair id of the
+// import is reached exactly once through ReadSampleAt.
+func TestPlanOverShards(t *testing.T) {
+	coco, vg, _ := world(t)
+	out := t.TempDir()
+	m, _, err := build(t, coco, vg, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]bool{}
+	for _, s := range readSamples(t, out) {
+		for _, tx := range s.Meta.Texts {
+			want[tx.PairID] = true
+		}
+	}
+	files := make([]*os.File, len(m.Shards))
+	for i, info := range m.Shards {
+		if files[i], err = os.Open(filepath.Join(out, info.Name)); err != nil {
+			t.Fatal(err)
+		}
+		defer files[i].Close()
+	}
+	p, err := NewPlan(m, 5, 1, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int{}
+	for u := 0; u < p.Units(); u++ {
+		refs, err := p.Unit(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range refs {
+			info := m.Shards[r.Shard]
+			s, err := ReadSampleAt(files[r.Shard], info.Name, int(r.Sample), info.SampleOffsets[r.Sample])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[s.Meta.Texts[r.Text].PairID]++
+		}
+	}
+	if len(got) != len(want) || int64(len(want)) != m.Pairs {
+		t.Fatalf("plan reached %d pair ids, the shards hold %d (manifest %d)", len(got), len(want), m.Pairs)
+	}
+	for id, n := range got {
+		if n != 1 || !want[id] {
+			t.Fatalf("pair id %d reached %d times (in shards: %v)", id, n, want[id])
 		}
 	}
 }

@@ -28,17 +28,18 @@ func Verify(dir string) ([]ShardCheck, error) {
 	if err != nil {
 		return nil, err
 	}
-	pairs := make(map[uint64]string, m.Pairs)
+	pairs := make(map[uint64]int32, m.Pairs) // pair id → shard index: 6M pairs in ~150 MB
 	keys := make(map[string]bool, m.Images)
 	out := make([]ShardCheck, len(m.Shards))
 	for i, info := range m.Shards {
 		out[i] = ShardCheck{Name: info.Name}
-		out[i].Err = verifyShard(dir, m, info, &out[i], pairs, keys)
+		out[i].Err = verifyShard(dir, m, i, &out[i], pairs, keys)
 	}
 	return out, nil
 }
 
-func verifyShard(dir string, m *Manifest, info ShardInfo, res *ShardCheck, pairs map[uint64]string, keys map[string]bool) error {
+func verifyShard(dir string, m *Manifest, si int, res *ShardCheck, pairs map[uint64]int32, keys map[string]bool) error {
+	info := m.Shards[si]
 	r, err := OpenShard(dir, info)
 	if err != nil {
 		return err
@@ -79,9 +80,9 @@ func verifyShard(dir string, m *Manifest, info ShardInfo, res *ShardCheck, pairs
 		keys[s.Meta.Key] = true
 		for _, t := range s.Meta.Texts {
 			if prev, dup := pairs[t.PairID]; dup {
-				return bad("pair id %d already used by %s", t.PairID, prev)
+				return bad("pair id %d already used in %s", t.PairID, m.Shards[prev].Name)
 			}
-			pairs[t.PairID] = s.Meta.Key
+			pairs[t.PairID] = int32(si)
 			if t.Text == "" {
 				return bad("empty text (pair %d)", t.PairID)
 			}

@@ -82,3 +82,22 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("bad manifest: %v", err)
 	}
 }
+
+// TestVerifyDuplicateSamples: two shards holding the same samples are
+// caught by the dataset-wide uniqueness checks.
+func TestVerifyDuplicateSamples(t *testing.T) {
+	dir := t.TempDir()
+	a := writeTestShard(t, dir, "shard-000000.tar", 3)
+	b := writeTestShard(t, dir, "shard-000001.tar", 3)
+	m := &Manifest{Version: ManifestVersion, Shards: []ShardInfo{a, b}, Images: 6, Pairs: int64(a.Pairs + b.Pairs), Classes: make([]string, 5)}
+	if err := WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checks[0].Err != nil || !errors.Is(checks[1].Err, ErrCorruptShard) || !strings.Contains(checks[1].Err.Error(), "twice") {
+		t.Fatalf("checks %+v", checks)
+	}
+}

@@ -6,7 +6,9 @@
 //
 // Everything is a pure function of (Config.Seed, image index): Scene(cfg, i)
 // returns the same pixels and the same annotations on every machine and in
-// every run, and images can be generated in any order or in parallel. The
+// every run (integer PCG streams; floating-point products are rounded
+// explicitly, so no CPU's fused multiply-add changes a pixel), and images can
+// be generated in any order or in parallel. The
 // world is tiny on purpose: six classes (ClassNames), six colours and two
 // sizes (AttributeNames). Colour and class are drawn independently, so a
 // colour word can only be recovered from the pixels; that is what makes the

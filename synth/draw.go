@@ -11,7 +11,7 @@ import (
 func inside(class string, u, v float64) bool {
 	switch class {
 	case "circle":
-		return u*u+v*v <= 1
+		return float64(u*u)+float64(v*v) <= 1 // explicit conversions: no FMA, same bits on every CPU
 	case "square":
 		return u >= -1 && u <= 1 && v >= -1 && v <= 1
 	case "triangle": // apex up, base along the bottom
@@ -64,8 +64,8 @@ func drawShape(img *image.RGBA, class string, c color.RGBA, cell image.Rectangle
 			hits := 0
 			for sy := 0; sy < ss; sy++ {
 				for sx := 0; sx < ss; sx++ {
-					u := (float64(x-cell.Min.X)+(float64(sx)+0.5)/ss)/side*2 - 1
-					v := (float64(y-cell.Min.Y)+(float64(sy)+0.5)/ss)/side*2 - 1
+					u := float64((float64(x-cell.Min.X)+(float64(sx)+0.5)/ss)/side*2) - 1
+					v := float64((float64(y-cell.Min.Y)+(float64(sy)+0.5)/ss)/side*2) - 1
 					if inside(class, u, v) {
 						hits++
 					}

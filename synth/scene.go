@@ -55,7 +55,7 @@ func Scene(cfg Config, i int) Picture {
 	var objs []Object
 	for k := 0; k < n; k++ {
 		cls, col, sz := rng.IntN(len(ClassNames)), rng.IntN(len(ColourNames)), rng.IntN(len(SizeNames))
-		f := sizeFrac[sz][0] + rng.Float64()*(sizeFrac[sz][1]-sizeFrac[sz][0])
+		f := sizeFrac[sz][0] + float64(rng.Float64()*(sizeFrac[sz][1]-sizeFrac[sz][0]))
 		side := max(8, int(f*float64(short)))
 		cell, ok := place(rng, w, h, side, placed)
 		if !ok {
@@ -140,7 +140,7 @@ func blend(img *image.RGBA, x, y int, c color.RGBA, a float64) {
 	off := img.PixOffset(x, y)
 	src := [3]uint8{c.R, c.G, c.B}
 	for k := 0; k < 3; k++ {
-		v := float64(img.Pix[off+k])*(1-a) + float64(src[k])*a
+		v := float64(float64(img.Pix[off+k])*(1-a)) + float64(float64(src[k])*a)
 		img.Pix[off+k] = uint8(v + 0.5)
 	}
 }

@@ -36,17 +36,9 @@ func Load(path string) error {
 	if fn.ready {
 		return nil
 	}
-	candidates := Candidates(path)
-	var found string
-	for _, c := range candidates {
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			found = c
-			break
-		}
-	}
-	if found == "" {
-		return fmt.Errorf("%w: looked for %s in: %s; build it with `make lib` (or pass --torch-lib / set %s)",
-			ErrLibraryNotFound, LibraryName, strings.Join(candidates, ", "), EnvLibrary)
+	found, err := Locate(path)
+	if err != nil {
+		return err
 	}
 	h, err := purego.Dlopen(found, purego.RTLD_NOW|purego.RTLD_LOCAL)
 	if err != nil {
@@ -67,6 +59,19 @@ func Loaded() string {
 	loadMu.Lock()
 	defer loadMu.Unlock()
 	return loadedPath
+}
+
+// Locate is the file Load would open for path: the first candidate that exists, or an error
+// wrapping ErrLibraryNotFound that names every candidate and says how to build the library.
+func Locate(path string) (string, error) {
+	candidates := Candidates(path)
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%w: looked for %s in: %s; build it with `make lib` (or pass --torch-lib / set %s)",
+		ErrLibraryNotFound, LibraryName, strings.Join(candidates, ", "), EnvLibrary)
 }
 
 // Candidates lists, in order, the paths Load tries for the given explicit path.

@@ -126,3 +126,10 @@ func shapeIs(t testing.TB, x *Tensor, want ...int64) {
 		t.Fatalf("shape %v, want %v", got, want)
 	}
 }
+
+func noErr(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -175,13 +175,12 @@ func (t *Tensor) Nonzero() *Tensor {
 	return finish(t.scope, r, call(fn.nonzero, h, uintptr(unsafe.Pointer(&r.h))), "nonzero", t)
 }
 
-// handles collects the handles of ts and the scope of the first scoped one.
+// handles collects the handles of ts and the youngest of their scopes.
 func handles(name string, ts []*Tensor) ([]uintptr, *Scope, error) {
 	var s *Scope
 	for _, t := range ts {
-		if t != nil && t.scope != nil {
-			s = t.scope
-			break
+		if t != nil {
+			s = pick(s, t.scope)
 		}
 	}
 	hs := make([]uintptr, len(ts))

@@ -3,11 +3,15 @@ package torch
 import (
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 )
 
-// Scope owns the temporaries of one step. Every tensor an op makes from a scoped input belongs
-// to the scope of its first scoped input, and Close frees them all in one native call.
+var scopeSeq atomic.Uint64
+
+// Scope owns the temporaries of one step. Every tensor an op makes from scoped inputs belongs
+// to the youngest (most recently created) of their scopes, and Close frees them all in one
+// native call.
 //
 //	s := torch.NewScope()
 //	defer s.Close()
@@ -16,6 +20,7 @@ import (
 //
 // A Scope is not safe for concurrent use.
 type Scope struct {
+	seq    uint64 // creation order: results go to the youngest scope among an op's inputs
 	ts     []*Tensor
 	err    error
 	closed bool
@@ -24,7 +29,7 @@ type Scope struct {
 
 // NewScope returns an empty, open scope. Close it (typically with defer).
 func NewScope() *Scope {
-	s := &Scope{ts: make([]*Tensor, 0, 64)}
+	s := &Scope{seq: scopeSeq.Add(1), ts: make([]*Tensor, 0, 64)}
 	runtime.SetFinalizer(s, func(s *Scope) {
 		if !s.closed && len(s.ts) > 0 {
 			slog.Warn("torch: scope garbage-collected without Close (native memory leaked)", "tensors", len(s.ts))

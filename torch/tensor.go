@@ -66,14 +66,17 @@ func (t *Tensor) scopeOf() *Scope {
 	return t.scope
 }
 
-// pick returns the first non-nil scope: results live in the scope of their first scoped input.
+// pick returns the youngest (most recently created) of the inputs' scopes: a result lives
+// with the shortest-lived of its inputs, so mixing a long-lived data scope with a per-step
+// scope puts temporaries in the per-step one.
 func pick(ss ...*Scope) *Scope {
+	var best *Scope
 	for _, s := range ss {
-		if s != nil {
-			return s
+		if s != nil && (best == nil || s.seq > best.seq) {
+			best = s
 		}
 	}
-	return nil
+	return best
 }
 
 // errTensor is a result that carries err and no native tensor.

@@ -205,3 +205,21 @@ func TestGenerator(t *testing.T) {
 	}
 	near(t, "reseed", vals(t, Randn(s, g1, []int64{5}, Float32, dev)), a, 0)
 }
+
+func TestYoungestScopeOwnsResult(t *testing.T) {
+	base := LiveTensors()
+	data := NewScope()
+	x := Ones(data, []int64{2}, Float32, dev)
+	w := Ones(nil, []int64{2}, Float32, dev)
+	step := NewScope()
+	y := x.Mul(step.Use(w))
+	if y.scope != step {
+		t.Fatal("result not in the per-step scope")
+	}
+	step.Close()
+	if LiveTensors() != base+2 {
+		t.Fatalf("live %d, want %d", LiveTensors()-base, 2)
+	}
+	data.Close()
+	w.Close()
+}

@@ -38,11 +38,15 @@ func (w *Worker) openCheckpoints() (*checkpointer, error) {
 	if w.cfg.CheckpointDir == "" {
 		return nil, errors.New("worker: no checkpoint directory configured")
 	}
-	if err := os.MkdirAll(w.cfg.CheckpointDir, 0o755); err != nil {
+	dir, err := filepath.Abs(w.cfg.CheckpointDir)
+	if err != nil {
+		return nil, fmt.Errorf("worker: checkpoint dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("worker: checkpoint dir: %w", err)
 	}
 	keep := max(w.job.CheckpointRetain, 1)
-	s, err := checkpoint.Open(filepath.Join(w.cfg.CheckpointDir, StoreFile), checkpoint.Options{Keep: keep})
+	s, err := checkpoint.Open(filepath.Join(dir, StoreFile), checkpoint.Options{Keep: keep})
 	if err != nil {
 		return nil, fmt.Errorf("worker: open checkpoint store: %w", err)
 	}
@@ -85,7 +89,7 @@ func ParseLocation(loc string) (string, uint64, error) {
 func checksumOf(in checkpoint.Info) string {
 	h := sha256.New()
 	for _, t := range in.Tensors {
-		h.Write([]byte(t.Group + "/" + checkpoint.Group(t.Name) + ":" + checkpoint.Group(t.SHA256) + "\n"))
+		h.Write([]byte(string(t.Group) + "/" + t.Name + ":" + t.SHA256 + "\n"))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

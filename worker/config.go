@@ -25,6 +25,11 @@ type Config struct {
 	// must exceed the coordinator's lease TTL, which is how long a death
 	// takes to turn into a new generation.
 	GenerationTimeout time.Duration
+	// RejoinAfter is how long a worker whose ring failed waits for the next
+	// generation before it leaves and joins again to force one (default
+	// 20 s; more than the coordinator's lease TTL, which is how long a
+	// death takes to become a generation).
+	RejoinAfter time.Duration
 	// StepTimeout bounds one collective of a step, the all-reduce included
 	// (default 5 min: a step of a large model on a slow link).
 	StepTimeout time.Duration
@@ -73,6 +78,7 @@ func DefaultConfig() Config {
 		Device:            "cpu",
 		JoinTimeout:       60 * time.Second,
 		GenerationTimeout: 60 * time.Second,
+		RejoinAfter:       20 * time.Second,
 		StepTimeout:       5 * time.Minute,
 		SyncTimeout:       10 * time.Minute,
 		RequestTimeout:    30 * time.Second,
@@ -94,6 +100,7 @@ func (c Config) withDefaults() Config {
 	}
 	set(&c.JoinTimeout, d.JoinTimeout)
 	set(&c.GenerationTimeout, d.GenerationTimeout)
+	set(&c.RejoinAfter, d.RejoinAfter)
 	set(&c.StepTimeout, d.StepTimeout)
 	set(&c.SyncTimeout, d.SyncTimeout)
 	set(&c.RequestTimeout, d.RequestTimeout)
@@ -114,7 +121,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case c.JoinTimeout < 0 || c.GenerationTimeout < 0 || c.StepTimeout < 0 || c.SyncTimeout < 0 ||
+	case c.JoinTimeout < 0 || c.GenerationTimeout < 0 || c.RejoinAfter < 0 || c.StepTimeout < 0 || c.SyncTimeout < 0 ||
 		c.RequestTimeout < 0 || c.EpochWait < 0:
 		return bad("timeouts must be > 0")
 	case c.BucketBytes < 4:

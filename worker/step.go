@@ -25,7 +25,15 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 		return fmt.Errorf("%w: %v", ErrGeneration, err)
 	}
 	defer ring.Close()
-	if err := w.sync(ctx, ring, gen, rank); err != nil {
+	syncCtx, cancelSync := context.WithCancel(ctx)
+	stopWatch := w.abandonOnNewer(syncCtx, cancelSync, gen.Number)
+	err = w.sync(syncCtx, ring, gen, rank)
+	stopWatch()
+	cancelSync()
+	if err != nil {
+		if w.newer(gen.Number) {
+			return fmt.Errorf("%w: generation %d superseded during sync: %v", ErrGeneration, gen.Number, err)
+		}
 		return err
 	}
 	log.Info("training in generation", "step", w.rec.Step, "sync", time.Since(start).Round(time.Millisecond))
@@ -97,6 +105,10 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	size := len(gen.Members)
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.StepTimeout)
 	defer cancel()
+	// A newer generation heard of mid-step abandons the step at once rather
+	// than after the ring's peer timeout.
+	stopWatch := w.abandonOnNewer(sctx, cancel, gen.Number)
+	defer stopWatch()
 	if err := w.lease(sctx, ring, gen, rank); err != nil {
 		return err
 	}
@@ -251,4 +263,33 @@ func (w *Worker) report(ctx context.Context, gen coordinator.GenerationInfo) {
 		return
 	}
 	w.rec.acked(w.rec.Step)
+}
+
+// abandonOnNewer cancels a step's context when a generation after n is
+// heard of; the returned function stops watching.
+func (w *Worker) abandonOnNewer(ctx context.Context, cancel context.CancelFunc, n uint64) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if w.newer(n) || w.removed.Load() {
+				cancel()
+				return
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
 }

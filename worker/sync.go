@@ -58,6 +58,7 @@ func (w *Worker) sync(ctx context.Context, ring Collective, gen coordinator.Gene
 			same = false
 		}
 	}
+	myStep, myHas := w.rec.Step, w.has
 	restored := false
 	if root < 0 {
 		root = 0
@@ -97,16 +98,24 @@ func (w *Worker) sync(ctx context.Context, ring Collective, gen coordinator.Gene
 		}
 		w.log.Info("state synced", "generation", gen.Number, "root", root, "step", w.rec.Step, "bytes", len(data), "restored", restored)
 	}
-	// Where this rank's queue stands after the agreed step.
-	switch {
+	// Where this rank's queue stands after the agreed step. A rank that
+	// committed it already holds the right queue (with perhaps units leased
+	// for the abandoned next step); one that missed it (the ring failed
+	// between its commit on some ranks and on others) moves forward by the
+	// cursor the others recorded for it.
+	switch c, ok := w.rec.cursorOf(w.id); {
 	case restored:
 		w.queue = unitQueue{}
+	case myHas && myStep == w.rec.Step:
+	case ok && myHas && myStep+1 == w.rec.Step:
+		w.queue.advanceTo(c)
 	default:
-		if c, ok := w.rec.cursorOf(w.id); ok {
-			w.queue.advanceTo(c)
-		} else {
-			w.queue = unitQueue{}
+		// A newcomer, or a rank too far behind to know its queue: it holds
+		// nothing the coordinator has not handed to it or taken back.
+		if len(w.queue.units) > 0 {
+			w.log.Warn("dropping a queue the synced state does not describe", "my_step", myStep, "step", w.rec.Step)
 		}
+		w.queue = unitQueue{}
 	}
 	if rank == 0 && w.rec.Gen < gen.Number && !restored {
 		if err := w.handover(sctx); err != nil {

@@ -134,7 +134,13 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 				return res, ctx.Err()
 			}
 			w.log.Info("generation ended; waiting for the next", "generation", gen.Number, "step", w.rec.Step, "err", err)
-			gen, err = w.waitNewer(ctx, gen.Number)
+			gen, err = w.waitNewer(ctx, gen.Number, w.cfg.RejoinAfter)
+			if errors.Is(err, ErrNoGeneration) && !w.removed.Load() {
+				// The ring failed but the membership did not change (a
+				// member stalled past its peers' timeout, a link dropped):
+				// leaving and joining again makes the next generation.
+				gen, err = w.rejoin(ctx)
+			}
 			if err != nil {
 				return res, err
 			}
@@ -292,9 +298,30 @@ func (w *Worker) waitUsable(ctx context.Context, gen coordinator.GenerationInfo)
 	}
 }
 
-// waitNewer waits for a generation after n.
-func (w *Worker) waitNewer(ctx context.Context, n uint64) (coordinator.GenerationInfo, error) {
-	deadline := time.Now().Add(w.cfg.GenerationTimeout)
+// rejoin leaves and joins again as a new member that keeps its training
+// state; its units go back to the job through the handover.
+func (w *Worker) rejoin(ctx context.Context) (coordinator.GenerationInfo, error) {
+	w.log.Warn("no new generation after the ring failed; rejoining", "after", w.cfg.RejoinAfter)
+	if err := w.leave(ctx); err != nil {
+		return coordinator.GenerationInfo{}, err
+	}
+	var nonce [12]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return coordinator.GenerationInfo{}, fmt.Errorf("worker: instance nonce: %w", err)
+	}
+	w.instance = hex.EncodeToString(nonce[:])
+	w.queue = unitQueue{}
+	jr, err := w.join(ctx)
+	if err != nil {
+		return coordinator.GenerationInfo{}, err
+	}
+	w.noteGeneration(jr.Generation)
+	return jr.Generation, nil
+}
+
+// waitNewer waits for a generation after n, at most d.
+func (w *Worker) waitNewer(ctx context.Context, n uint64, d time.Duration) (coordinator.GenerationInfo, error) {
+	deadline := time.Now().Add(d)
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
 	for {
@@ -305,7 +332,7 @@ func (w *Worker) waitNewer(ctx context.Context, n uint64) (coordinator.Generatio
 			return coordinator.GenerationInfo{}, ErrRemoved
 		}
 		if time.Now().After(deadline) {
-			return coordinator.GenerationInfo{}, fmt.Errorf("%w: none after %d within %v", ErrNoGeneration, n, w.cfg.GenerationTimeout)
+			return coordinator.GenerationInfo{}, fmt.Errorf("%w: none after %d within %v", ErrNoGeneration, n, d)
 		}
 		select {
 		case <-ctx.Done():

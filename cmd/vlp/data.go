@@ -10,7 +10,7 @@ import (
 )
 
 // The real datasets' sizes, for `data synth --scale full`: 118,287 COCO
-// train2017 images, 108,077 VG images, 51,208 of them in both.
+// train2017 images, 108,077 VG images, about 51K of them in both.
 const (
 	fullImages    = 118287 + 108077 - 51208
 	fullOverlap   = 51208.0 / fullImages

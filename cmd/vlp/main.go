@@ -31,6 +31,8 @@ func newApp() *cli.App {
 			modelCommand, trainCommand,
 			checkpointCommand,
 			coordinatorCommand, jobCommand,
+			workerCommand,
+			benchCommand,
 		},
 	}
 }

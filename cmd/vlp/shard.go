@@ -42,9 +42,9 @@ var shardCommand = &cli.Command{
 			Usage:     "print counts, vocabularies, the shard table and one sample (also drawn as a PNG)",
 			ArgsUsage: "DIR",
 			Flags: []cli.Flag{
-				&cli.IntFlag{Name: "shard", Usage: "shard index of the sample to show"},
-				&cli.IntFlag{Name: "sample", Usage: "sample index inside that shard"},
-				&cli.StringFlag{Name: "png", Usage: "where to write the drawn sample (default DIR/inspect-<key>.png)"},
+				&cli.IntFlag{Name: "shard", Usage: "shard index of the sample to show", EnvVars: []string{"VLP_INSPECT_SHARD"}},
+				&cli.IntFlag{Name: "sample", Usage: "sample index inside that shard", EnvVars: []string{"VLP_INSPECT_SAMPLE"}},
+				&cli.StringFlag{Name: "png", Usage: "where to write the drawn sample (default DIR/inspect-<key>.png)", EnvVars: []string{"VLP_INSPECT_PNG"}},
 			},
 			Action: shardInspect,
 		},

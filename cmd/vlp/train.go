@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -23,7 +22,7 @@ const catTrain = "TRAINING"
 var trainCommand = &cli.Command{
 	Name:  "train",
 	Usage: "train E2E-VLP",
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		&cli.BoolFlag{Name: "local", Usage: "single process on an in-memory synthetic shapes world", EnvVars: []string{"VLP_LOCAL"}, Category: catTrain},
 		&cli.StringFlag{Name: "preset", Usage: "model preset: tiny, base or large", Value: "tiny", EnvVars: []string{"VLP_PRESET"}, Category: catModel},
 		&cli.IntFlag{Name: "steps", Usage: "optimiser steps", Value: 100, EnvVars: []string{"VLP_STEPS"}, Category: catTrain},
@@ -35,13 +34,13 @@ var trainCommand = &cli.Command{
 		&cli.IntFlag{Name: "image-size", Usage: "side of the synthetic images in pixels", Value: 64, EnvVars: []string{"VLP_IMAGE_SIZE"}, Category: catTrain},
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda:N", Value: "cpu", EnvVars: []string{"VLP_DEVICE"}, Category: catTrain},
 		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
-	},
+	}, trainClusterFlags...),
 	Action: runTrainLocal,
 }
 
 func runTrainLocal(c *cli.Context) error {
 	if !c.Bool("local") {
-		return errors.New("train: only --local (single process, synthetic data) is available in this command")
+		return runTrainCluster(c)
 	}
 	if err := torch.Load(c.String("torch-lib")); err != nil {
 		return err

@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/urfave/cli/v2"
+
+	"github.com/e2evlp/vlp/allreduce"
+)
+
+var benchAllreduceCommand = &cli.Command{
+	Name:  "allreduce",
+	Usage: "ring all-reduce bandwidth over NATS and direct TCP, beside raw NATS and Gloo",
+	Description: "Starts an embedded nats-server and N ranks as processes of this binary on loopback,\n" +
+		"then for each size, wire type and transport times all-reduces (after a warm-up) and prints\n" +
+		"algbw = S/t and busbw = algbw·2(N−1)/N. Each NATS row is set against the raw NATS\n" +
+		"publish→subscribe throughput T of the same server, measured in the same run with the\n" +
+		"ring's traffic pattern (every rank publishes to its right neighbour): a ring relayed by\n" +
+		"one server cannot beat busbw = T/N (float32; 2T/N for bf16). The TCP rows are set against\n" +
+		"Gloo's all-reduce (scripts/gloo_allreduce.py with Debian's python3-torch) when it runs.",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "ranks", Value: "2,4", Usage: "ring sizes, comma-separated"},
+		&cli.StringFlag{Name: "sizes-mib", Value: "4,64,256", Usage: "buffer sizes in MiB, comma-separated"},
+		&cli.StringFlag{Name: "wire", Value: "float32,bf16", Usage: "wire types, comma-separated"},
+		&cli.StringFlag{Name: "transports", Value: "nats,tcp", Usage: "transports (nats, tcp, auto), comma-separated"},
+		&cli.IntFlag{Name: "iters", Value: 5, Usage: "timed all-reduces per case, after one warm-up; the median is reported"},
+		&cli.IntFlag{Name: "chunk-kib", Value: 1024, Usage: "payload per frame (Config.ChunkBytes) in KiB"},
+		&cli.IntFlag{Name: "window-mib", Value: 16, Usage: "un-acknowledged bytes per link (Config.WindowBytes) in MiB"},
+		&cli.StringFlag{Name: "gloo-script", Value: "scripts/gloo_allreduce.py", Usage: "Gloo comparison script; empty to skip"},
+		&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch.distributed (Debian's python3-torch)", EnvVars: []string{"VLP_PYTHON"}},
+		&cli.StringFlag{Name: "json", Usage: "also write the rows as JSON to this file"},
+	},
+	Action: runBenchAllreduce,
+}
+
+// benchRow is one measured case.
+type benchRow struct {
+	Ranks     int     `json:"ranks"`
+	Bytes     int64   `json:"bytes"`
+	Transport string  `json:"transport"` // nats, tcp, auto, gloo
+	Wire      string  `json:"wire"`
+	Seconds   float64 `json:"seconds"` // one all-reduce: median over rounds of the slowest rank
+	AlgBW     float64 `json:"algbw_gbs"`
+	BusBW     float64 `json:"busbw_gbs"`
+	// NATS rows: raw NATS throughput through the server, all ranks together
+	// (GB/s), and the busbw it allows this row.
+	RawNATS float64 `json:"raw_nats_gbs,omitempty"`
+	CapBus  float64 `json:"cap_busbw_gbs,omitempty"`
+}
+
+func busFactor(n int) float64 { return 2 * float64(n-1) / float64(n) }
+
+func runBenchAllreduce(c *cli.Context) error {
+	ranks, err := intList(c.String("ranks"))
+	if err != nil {
+		return fmt.Errorf("--ranks: %w", err)
+	}
+	sizes, err := intList(c.String("sizes-mib"))
+	if err != nil {
+		return fmt.Errorf("--sizes-mib: %w", err)
+	}
+	wires := strings.Split(c.String("wire"), ",")
+	for _, w := range wires {
+		if _, err := allreduce.ParseDType(w); err != nil {
+			return fmt.Errorf("--wire: %w", err)
+		}
+	}
+	transports := strings.Split(c.String("transports"), ",")
+	iters := c.Int("iters")
+	cfg := benchConfig{ChunkBytes: c.Int("chunk-kib") << 10, WindowBytes: c.Int("window-mib") << 20}
+	out := c.App.Writer
+
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		MaxPayload: 8 << 20, // a frame of 1 MiB plus header and metadata fits
+	})
+	if err != nil {
+		return err
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		return errors.New("embedded nats-server did not start")
+	}
+	ctl, err := nats.Connect(srv.ClientURL(), nats.Name("bench-parent"))
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+
+	fmt.Fprintf(out, "vlp bench allreduce: %s\n", machineLine())
+	fmt.Fprintf(out, "nats-server %s embedded (max_payload 8 MiB, max_pending default), chunk %d KiB, window %d MiB, median of %d timed all-reduces per case after a warm-up\n\n",
+		server.VERSION, cfg.ChunkBytes>>10, cfg.WindowBytes>>20, iters)
+
+	var rows []benchRow
+	for _, n := range ranks {
+		rs, err := benchRanks(c.Context, ctl, srv.ClientURL(), n, sizes, wires, transports, iters, cfg)
+		rows = append(rows, rs...)
+		if err != nil {
+			printBenchTable(out, rows)
+			return err
+		}
+	}
+	if script := c.String("gloo-script"); script != "" {
+		fmt.Fprintln(os.Stderr, "running Gloo:", script)
+		gloo, err := runGloo(c.String("python"), script, c.String("ranks"), c.String("sizes-mib"), iters)
+		if err != nil {
+			fmt.Fprintf(out, "Gloo: not measured (%v)\n\n", err)
+		}
+		rows = append(rows, gloo...)
+	}
+	printBenchTable(out, rows)
+	if path := c.String("json"); path != "" {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchRanks starts n rank processes, runs every case on them and stops them.
+func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []int, wires, transports []string, iters int, cfg benchConfig) ([]benchRow, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var tok [16]byte
+	rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	prefix := fmt.Sprintf("vlp.bench.%d.%d", os.Getpid(), n)
+	job := fmt.Sprintf("bench%d", n)
+	hellos, err := ctl.SubscribeSync(prefix + ".hello")
+	if err != nil {
+		return nil, err
+	}
+	defer hellos.Unsubscribe()
+	ctl.Flush()
+	var procs []*exec.Cmd
+	var pipes []io.Closer
+	defer func() {
+		for _, p := range pipes {
+			p.Close() // a rank exits when its stdin closes
+		}
+		for _, p := range procs {
+			done := make(chan struct{})
+			go func() { p.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				p.Process.Kill()
+				<-done
+			}
+		}
+	}()
+	for i := range n {
+		cmd := exec.CommandContext(ctx, self, "bench", "allreduce-rank",
+			"--nats", url, "--prefix", prefix, "--job", job, "--rank", strconv.Itoa(i))
+		cmd.Env = append(os.Environ(), benchEnvToken+"="+token)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start rank %d: %w", i, err)
+		}
+		procs, pipes = append(procs, cmd), append(pipes, stdin)
+	}
+	gen := allreduce.Generation{Job: job, Members: make([]allreduce.Member, n)}
+	for range n {
+		m, err := hellos.NextMsg(60 * time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for the ranks' hello: %w", err)
+		}
+		var h benchHello
+		if err := json.Unmarshal(m.Data, &h); err != nil || h.Rank < 0 || h.Rank >= n {
+			return nil, fmt.Errorf("bad hello %q", m.Data)
+		}
+		gen.Members[h.Rank] = allreduce.Member{ID: fmt.Sprintf("rank%d", h.Rank), Addr: h.Addr, Server: h.Server}
+	}
+	all := func(cmd benchCmd, timeout time.Duration) ([]benchReply, error) {
+		reps := make([]benchReply, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, err := ctl.Request(fmt.Sprintf("%s.cmd.%d", prefix, i), mustJSON(cmd), timeout)
+				if err == nil {
+					err = json.Unmarshal(m.Data, &reps[i])
+				}
+				if err == nil && reps[i].Err != "" {
+					err = errors.New(reps[i].Err)
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("rank %d: %w", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		return reps, errors.Join(errs...)
+	}
+	defer all(benchCmd{Op: "exit"}, 5*time.Second)
+
+	var rows []benchRow
+	for _, mib := range sizes {
+		size := int64(mib) << 20
+		timeout := time.Duration(iters+1)*time.Duration(float64(size)/5e6*float64(time.Second)) + time.Minute
+		// Raw NATS: the ring's bytes per rank, in frames of the ring's size
+		// (taken from its float32 run, or estimated), measured right before
+		// the NATS cases.
+		rawT := 0.0
+		measureRaw := func(frame int64) error {
+			gen.Number++
+			raw := benchCmd{Op: "raw-prepare", Gen: gen, Bytes: int64(float64(size) * busFactor(n)), Iters: iters,
+				Config: benchConfig{ChunkBytes: int(frame), WindowBytes: cfg.WindowBytes}}
+			if _, err := all(raw, time.Minute); err != nil {
+				return fmt.Errorf("raw NATS prepare: %w", err)
+			}
+			raw.Op = "raw-go"
+			reps, err := all(raw, timeout)
+			if err != nil {
+				return fmt.Errorf("raw NATS: %w", err)
+			}
+			rawT = float64(n) * float64(raw.Bytes) / medianOfMax(reps) / 1e9
+			fmt.Fprintf(os.Stderr, "N=%d %d MiB: raw NATS %.3f GB/s through the server (%d-byte messages)\n", n, mib, rawT, frame)
+			return nil
+		}
+		for _, tr := range transports {
+			for _, wire := range wires {
+				gen.Number++
+				reps, err := all(benchCmd{Op: "allreduce", Gen: gen, Transport: tr, Wire: wire, Bytes: size, Iters: iters, Config: cfg}, timeout)
+				if err != nil {
+					return rows, fmt.Errorf("N=%d %d MiB %s %s: %w", n, mib, tr, wire, err)
+				}
+				for i := range reps {
+					if reps[i].Checksum != reps[0].Checksum {
+						return rows, fmt.Errorf("N=%d %d MiB %s %s: rank %d ends with other bits than rank 0", n, mib, tr, wire, i)
+					}
+				}
+				if tr == allreduce.KindNATS && rawT == 0 {
+					if err := measureRaw(reps[0].Frame); err != nil {
+						return rows, err
+					}
+				}
+				secs := medianOfMax(reps)
+				row := benchRow{Ranks: n, Bytes: size, Transport: tr, Wire: wire, Seconds: secs,
+					AlgBW: float64(size) / secs / 1e9}
+				row.BusBW = row.AlgBW * busFactor(n)
+				if tr == allreduce.KindNATS {
+					row.RawNATS = rawT
+					row.CapBus = rawT / float64(n)
+					if wire == "bf16" {
+						row.CapBus *= 2 // half the bytes cross the server
+					}
+				}
+				fmt.Fprintf(os.Stderr, "N=%d %d MiB %s %s: %.3f s, algbw %.3f GB/s, busbw %.3f GB/s\n", n, mib, tr, wire, secs, row.AlgBW, row.BusBW)
+				rows = append(rows, row)
+			}
+		}
+	}
+	return rows, nil
+}
+
+// medianOfMax is the median over rounds of the slowest rank's time: a
+// collective is done when its last rank is, and the median shrugs off a
+// round that another process on the machine slowed down.
+func medianOfMax(reps []benchReply) float64 {
+	rounds := make([]float64, len(reps[0].Seconds))
+	for k := range rounds {
+		for _, r := range reps {
+			if k < len(r.Seconds) {
+				rounds[k] = max(rounds[k], r.Seconds[k])
+			}
+		}
+	}
+	sort.Float64s(rounds)
+	if len(rounds) == 0 {
+		return 0
+	}
+	if m := len(rounds); m%2 == 0 {
+		return (rounds[m/2-1] + rounds[m/2]) / 2
+	}
+	return rounds[len(rounds)/2]
+}
+
+// runGloo runs the comparison script and reads its JSON lines.
+func runGloo(python, script, ranks, sizes string, iters int) ([]benchRow, error) {
+	if _, err := os.Stat(script); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(python, script, "--ranks", ranks, "--sizes-mib", sizes, "--iters", strconv.Itoa(iters))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outp, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %s", script, err, lastLine(stderr.String()))
+	}
+	var rows []benchRow
+	sc := bufio.NewScanner(bytes.NewReader(outp))
+	for sc.Scan() {
+		var g struct {
+			Ranks   int     `json:"ranks"`
+			Bytes   int64   `json:"bytes"`
+			DType   string  `json:"dtype"`
+			Seconds float64 `json:"seconds"`
+			AlgBW   float64 `json:"algbw_gbs"`
+			BusBW   float64 `json:"busbw_gbs"`
+		}
+		if json.Unmarshal(sc.Bytes(), &g) != nil {
+			continue
+		}
+		rows = append(rows, benchRow{Ranks: g.Ranks, Bytes: g.Bytes, Transport: "gloo", Wire: g.DType, Seconds: g.Seconds, AlgBW: g.AlgBW, BusBW: g.BusBW})
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("the script printed no result")
+	}
+	return rows, nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// printBenchTable prints the rows as a Markdown table with, per row, the
+// comparison the issue's goals name: NATS rows against the relay's cap, bf16
+// against float32 on the same transport, TCP against Gloo.
+func printBenchTable(w io.Writer, rows []benchRow) {
+	type key struct {
+		n     int
+		b     int64
+		tr, w string
+	}
+	by := make(map[key]benchRow)
+	for _, r := range rows {
+		by[key{r.Ranks, r.Bytes, r.Transport, r.Wire}] = r
+	}
+	sorted := append([]benchRow(nil), rows...)
+	order := map[string]int{"nats": 0, "auto": 1, "tcp": 2, "gloo": 3}
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.Ranks != b.Ranks {
+			return a.Ranks < b.Ranks
+		}
+		if a.Bytes != b.Bytes {
+			return a.Bytes < b.Bytes
+		}
+		return order[a.Transport] < order[b.Transport]
+	})
+	fmt.Fprintln(w, "| N | size | transport | wire | time/op | algbw GB/s | busbw GB/s | raw NATS GB/s | against |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, r := range sorted {
+		var vs []string
+		if r.CapBus > 0 {
+			vs = append(vs, fmt.Sprintf("%.0f%% of the NATS relay cap (busbw %.3f)", 100*r.BusBW/r.CapBus, r.CapBus))
+		}
+		if r.Wire == "bf16" {
+			if f, ok := by[key{r.Ranks, r.Bytes, r.Transport, "float32"}]; ok {
+				vs = append(vs, fmt.Sprintf("%.2f× float32 algbw", r.AlgBW/f.AlgBW))
+			}
+		}
+		if r.Transport != "gloo" && r.Transport != "nats" && r.Wire == "float32" {
+			if g, ok := by[key{r.Ranks, r.Bytes, "gloo", "float32"}]; ok {
+				vs = append(vs, fmt.Sprintf("%.2f× Gloo busbw", r.BusBW/g.BusBW))
+			}
+		}
+		raw := ""
+		if r.RawNATS > 0 {
+			raw = fmt.Sprintf("%.3f", r.RawNATS)
+		}
+		fmt.Fprintf(w, "| %d | %d MiB | %s | %s | %s | %.3f | %.3f | %s | %s |\n",
+			r.Ranks, r.Bytes>>20, r.Transport, r.Wire, time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond),
+			r.AlgBW, r.BusBW, raw, strings.Join(vs, "; "))
+	}
+	fmt.Fprintln(w)
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// machineLine describes where a benchmark ran.
+func machineLine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(l[strings.Index(l, ":")+1:])
+				break
+			}
+		}
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s, %d CPUs (%s), %s/%s, %s, %s", host, runtime.NumCPU(), cpu, runtime.GOOS, runtime.GOARCH,
+		runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestBenchData runs a short `vlp bench data` through the binary: every
+// size × decoder × goroutine row is printed with a positive rate, and the
+// cores line is there.
+func TestBenchData(t *testing.T) {
+	bin := vocabTestBinary(t)
+	out, ok := runVocabCLI(t, bin, "bench", "data", "--seconds", "0.2", "--images", "2", "--src-width", "160",
+		"--src-height", "120", "--goroutines", "1,2", "--sizes", "64,base", "--batch", "4")
+	if !ok {
+		t.Fatalf("bench data failed:\n%s", out)
+	}
+	for _, size := range []string{"64", "base"} {
+		for _, dec := range []string{"image/jpeg", "libjpeg-turbo"} {
+			for _, g := range []string{"1", "2"} {
+				re := regexp.MustCompile(`(?m)^` + size + `\s+` + regexp.QuoteMeta(dec) + `\s+` + g + `\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$`)
+				if !re.MatchString(out) {
+					t.Errorf("no image-stage row for %s %s %s goroutines in:\n%s", size, dec, g, out)
+				}
+			}
+		}
+		if !strings.Contains(out, size+": ") || !strings.Contains(out, "cores for 680 samples/s") {
+			t.Errorf("no cores line for %s in:\n%s", size, out)
+		}
+	}
+	if !strings.Contains(out, "whole pipeline") {
+		t.Errorf("no pipeline section in:\n%s", out)
+	}
+	if out, ok := runVocabCLI(t, bin, "bench", "data", "--decoder", "nope"); ok || !strings.Contains(out, "--decoder") {
+		t.Errorf("bad --decoder: ok=%v, output %q", ok, out)
+	}
+}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/urfave/cli/v2"
+)
+
+// trainClusterFlags are the flags of the embedded default of `vlp train`
+// (without --local): a single-node coordinator with embedded NATS and N
+// local worker processes of this binary, the same code paths as a cluster.
+var trainClusterFlags = []cli.Flag{
+	&cli.IntFlag{Name: "workers", Value: 2, Usage: "local worker processes", EnvVars: []string{"VLP_WORKERS"}, Category: catTrain},
+	&cli.StringFlag{Name: "dir", Value: "vlp-run", Usage: "run directory: coordinator state, checkpoints, worker logs, event files (an existing one resumes)", EnvVars: []string{"VLP_RUN_DIR"}, Category: catTrain},
+	&cli.StringFlag{Name: "model", Usage: "model: a preset (default --preset) or linear (pure Go, no LibTorch)", EnvVars: []string{"VLP_MODEL"}, Category: catTrain},
+	&cli.IntFlag{Name: "epochs", Value: 0, Usage: "passes over the data (0: enough for --steps)", EnvVars: []string{"VLP_EPOCHS"}, Category: catTrain},
+	&cli.IntFlag{Name: "pairs", Value: 4096, Usage: "pairs per epoch of the linear model's data", Category: catTrain},
+	&cli.IntFlag{Name: "per-unit", Value: 0, Usage: "pairs per work unit (0: the per-worker batch)", Category: catTrain},
+	&cli.IntFlag{Name: "checkpoint-every", Value: 50, Usage: "checkpoint interval in steps", EnvVars: []string{"VLP_CHECKPOINT_EVERY"}, Category: catTrain},
+	&cli.IntFlag{Name: "progress-every", Value: 10, Usage: "progress report interval in steps", Category: catTrain},
+	&cli.StringFlag{Name: "ring-transport", Value: "nats", Usage: "auto, nats or tcp", EnvVars: []string{"VLP_RING_TRANSPORT"}, Category: catTrain},
+	&cli.StringFlag{Name: "metrics-base-port", Usage: "serve worker i's /metrics on 127.0.0.1:(port+i) (empty: none)", Category: catTrain},
+}
+
+const trainJob = "train"
+
+// runTrainCluster runs a whole job on this machine.
+func runTrainCluster(c *cli.Context) error {
+	log, err := cliLogger(c)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(c.String("dir"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	n := c.Int("workers")
+	if n < 1 {
+		return fmt.Errorf("train: --workers %d: want >= 1", n)
+	}
+	token, err := runToken(dir)
+	if err != nil {
+		return err
+	}
+	// The coordinator: single node, Raft and the job in dir/coordinator.
+	raftPort, err := freeTCPPort()
+	if err != nil {
+		return err
+	}
+	cfg := coordinator.DefaultConfig()
+	cfg.Logger = log.With("component", "coordinator")
+	cfg.DataDir = filepath.Join(dir, "coordinator")
+	cfg.NodeID = "train"
+	cfg.RaftAddr = "127.0.0.1:" + strconv.Itoa(raftPort)
+	cfg.Job, cfg.Token = trainJob, token
+	cfg.NATS.Embedded.Host, cfg.NATS.Embedded.Port = "127.0.0.1", -1
+	start := time.Now()
+	srv, err := coordinator.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	url := srv.NATSURL()
+	cl, err := coordinator.Dial(url, trainJob, token, []nats.Option{nats.MaxReconnects(-1)})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+	st, err := cl.Status(ctx)
+	cancel()
+	if err != nil {
+		return explain(err)
+	}
+	spec := st.Job
+	if spec == nil {
+		s, err := trainSpec(c, n)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+		_, err = cl.Submit(ctx, s)
+		cancel()
+		if err != nil {
+			return explain(err)
+		}
+		spec = &s
+		fmt.Fprintf(c.App.Writer, "job: model %s, %d workers, global batch %d, %d pairs per epoch, %d epoch(s), %d steps\n",
+			s.Model, n, s.GlobalBatch, s.Units.Pairs, s.Epochs, s.Hyper.MaxSteps)
+	} else {
+		fmt.Fprintf(c.App.Writer, "resuming job in %s at step %d (model %s, %d steps)\n", dir, st.Step, spec.Model, spec.Hyper.MaxSteps)
+	}
+
+	// Step summaries from rank 0 feed the progress line.
+	var mu sync.Mutex
+	var last worker.StepSummary
+	var firstStep time.Time
+	sub, err := cl.Conn().Subscribe(stepSubject(trainJob), func(m *nats.Msg) {
+		var s worker.StepSummary
+		if json.Unmarshal(m.Data, &s) == nil {
+			mu.Lock()
+			if s.Step > last.Step {
+				last = s
+			}
+			if firstStep.IsZero() {
+				firstStep = time.Now()
+				log.Info("first step", "step", s.Step, "after_start", time.Since(start).Round(time.Millisecond))
+			}
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+
+	// The workers: this binary, `worker join`, one process each.
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	procs := make([]*exec.Cmd, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		args := []string{"--log-level", c.String("log-level")}
+		if tl := c.String("torch-lib"); tl != "" {
+			args = append(args, "--torch-lib", tl)
+		}
+		args = append(args, "worker", "join", "--nats-url", url, "--job", trainJob,
+			"--name", fmt.Sprintf("w%d", i), "--device", c.String("device"),
+			"--checkpoint-dir", filepath.Join(dir, "checkpoints"),
+			"--ring-transport", c.String("ring-transport"),
+			"--tb-dir", filepath.Join(dir, "events"), "--publish-steps")
+		if p := c.String("metrics-base-port"); p != "" {
+			base, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("--metrics-base-port %q: %v", p, err)
+			}
+			args = append(args, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(base+i))
+		}
+		logf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("worker-%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logf.Close()
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), "VLP_JOB_TOKEN="+token)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("train: start worker %d: %w", i, err)
+		}
+		procs[i] = cmd
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = procs[i].Wait()
+		}(i)
+	}
+	fmt.Fprintf(c.App.Writer, "%d workers started; logs in %s/worker-*.log\n", n, dir)
+
+	// SIGINT/SIGTERM: every worker finishes its step and leaves (the last
+	// one writes a checkpoint first); a second signal kills them.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	signals := 0
+	total := uint64(spec.Hyper.MaxSteps)
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case s := <-sig:
+			signals++
+			for _, p := range procs {
+				if signals == 1 {
+					p.Process.Signal(syscall.SIGTERM)
+				} else {
+					p.Process.Kill()
+				}
+			}
+			fmt.Fprintf(c.App.ErrWriter, "\n%s: stopping the workers (again to kill them)\n", s)
+		case <-tick.C:
+			mu.Lock()
+			s := last
+			mu.Unlock()
+			if s.Step > 0 {
+				fmt.Fprint(c.App.ErrWriter, "\r"+progressLine(s, total))
+			}
+		}
+	}
+	mu.Lock()
+	s := last
+	mu.Unlock()
+	if s.Step > 0 {
+		fmt.Fprintln(c.App.ErrWriter, "\r"+progressLine(s, total))
+	}
+	var failed []string
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("worker %d: %v", i, err))
+		}
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	fin, serr := cl.Status(ctx)
+	cancel()
+	if serr == nil {
+		printTrainSummary(c.App.Writer, fin, s, time.Since(start))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("train: %s (see %s/worker-*.log)", strings.Join(failed, "; "), dir)
+	}
+	return nil
+}
+
+// trainSpec is the job a fresh run submits.
+func trainSpec(c *cli.Context, workers int) (coordinator.JobSpec, error) {
+	model := c.String("model")
+	if model == "" {
+		model = c.String("preset")
+	}
+	batch := c.Int("batch")
+	perUnit := c.Int("per-unit")
+	if perUnit <= 0 {
+		perUnit = max(1, batch/workers)
+	}
+	steps := c.Int("steps")
+	s := coordinator.JobSpec{
+		Name: trainJob, Model: model, GlobalBatch: batch, MinWorkers: workers,
+		CheckpointEvery: c.Int("checkpoint-every"), ProgressEvery: c.Int("progress-every"),
+		Seed:  c.Uint64("seed"),
+		Hyper: coordinator.HyperParams{LR: c.Float64("lr"), MaxSteps: steps},
+		Options: map[string]string{
+			"images": strconv.Itoa(c.Int("images")), "image_size": strconv.Itoa(c.Int("image-size")),
+		},
+	}
+	var pairs int64
+	if model == "linear" {
+		pairs = int64(c.Int("pairs"))
+		s.Options["dim"] = "64"
+		s.Hyper.ClipNorm = 1
+	} else {
+		w, _, err := synthWorld(s)
+		if err != nil {
+			return s, err
+		}
+		pairs = int64(len(w.Examples))
+		if c.IsSet("backbone-lr") {
+			s.Options["backbone_lr"] = strconv.FormatFloat(c.Float64("backbone-lr"), 'g', -1, 64)
+		}
+	}
+	s.Units = coordinator.UnitsSpec{Pairs: pairs, PerUnit: perUnit}
+	s.Epochs = c.Int("epochs")
+	if s.Epochs <= 0 {
+		s.Epochs = int((int64(steps)*int64(batch) + pairs - 1) / pairs)
+	}
+	s.Epochs = max(s.Epochs, 1)
+	s = s.WithDefaults()
+	return s, s.Validate()
+}
+
+// runToken keeps the run's job token in dir, so a resumed run uses the same.
+func runToken(dir string) (string, error) {
+	path := filepath.Join(dir, "job.token")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	t, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	return t, os.WriteFile(path, []byte(t+"\n"), 0o600)
+}
+
+func freeTCPPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// progressLine is a one-line progress bar.
+func progressLine(s worker.StepSummary, total uint64) string {
+	const width = 30
+	bar := ""
+	if total > 0 {
+		done := int(min(s.Step, total) * width / total)
+		bar = "[" + strings.Repeat("#", done) + strings.Repeat(".", width-done) + "] "
+	}
+	rate := 0.0
+	if s.Timings.Total > 0 {
+		rate = float64(s.Pairs) / s.Timings.Total.Seconds()
+	}
+	return fmt.Sprintf("%sstep %d/%d epoch %d loss %.4f %.1f pairs/s workers %d gen %d", bar, s.Step, total, s.Epoch,
+		s.Losses["total"], rate, s.WorldSize, s.Generation)
+}
+
+// printTrainSummary prints the final metrics of a run.
+func printTrainSummary(w io.Writer, st *coordinator.JobStatus, last worker.StepSummary, took time.Duration) {
+	fmt.Fprintf(w, "done in %s: step %d, job %s, epoch %d (%.0f%%)\n", took.Round(time.Millisecond), st.Step, st.State, st.Epoch, 100*st.EpochProgress)
+	if len(last.Losses) > 0 {
+		names := make([]string, 0, len(last.Losses))
+		for k := range last.Losses {
+			if !auxLoss.MatchString(k) {
+				names = append(names, k)
+			}
+		}
+		sort.Strings(names)
+		fmt.Fprint(w, "final losses:")
+		for _, k := range names {
+			fmt.Fprintf(w, " %s %.4f", k, last.Losses[k])
+		}
+		fmt.Fprintln(w)
+	}
+	for _, ck := range st.Checkpoints {
+		fmt.Fprintf(w, "checkpoint step %d: %s (%d bytes) %s\n", ck.Step, ck.Status, ck.Bytes, ck.Location)
+	}
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/e2evlp/vlp/allreduce"
+	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/worker"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+)
+
+const catWorker = "WORKER"
+
+var workerCommand = &cli.Command{
+	Name:  "worker",
+	Usage: "run a training worker",
+	Subcommands: []*cli.Command{
+		workerJoinCommand,
+	},
+}
+
+var workerJoinCommand = &cli.Command{
+	Name:  "join",
+	Usage: "join a job and train until it completes, it is stopped, or SIGTERM (finish the step, leave)",
+	Description: "The worker joins the job's coordinator through NATS, takes a rank in the current ring\n" +
+		"generation, receives the training state by broadcast (or loads the latest verified\n" +
+		"checkpoint when the job starts), and trains: batch, forward/backward, bucketed ring\n" +
+		"all-reduce, clip, AdamW. The model comes from the job spec (model: linear, or a preset).",
+	Flags: append([]cli.Flag{
+		&cli.StringFlag{Name: "coordinator", Category: catNATS, EnvVars: []string{"VLP_COORDINATOR"}, Usage: "alias of --nats-url: the NATS URL(s) the coordinator serves on"},
+		&cli.StringFlag{Name: "name", Category: catWorker, EnvVars: []string{"VLP_WORKER_NAME"}, Usage: "name in the member list (default: host name and pid)"},
+		&cli.StringFlag{Name: "device", Value: "cpu", Category: catWorker, EnvVars: []string{"VLP_DEVICE"}, Usage: "cpu or cuda:N"},
+		&cli.StringFlag{Name: "data", Value: "synth", Category: catWorker, EnvVars: []string{"VLP_DATA"}, Usage: "training data: synth (the in-memory synthetic shapes world the job's options describe)"},
+		&cli.StringFlag{Name: "ring-transport", Value: "nats", Category: catWorker, EnvVars: []string{"VLP_RING_TRANSPORT"}, Usage: "auto, nats or tcp"},
+		&cli.StringFlag{Name: "ring-listen", Value: "127.0.0.1:0", Category: catWorker, EnvVars: []string{"VLP_RING_LISTEN"}, Usage: "TCP ring listener (tcp, auto)"},
+		&cli.StringFlag{Name: "ring-advertise", Category: catWorker, EnvVars: []string{"VLP_RING_ADVERTISE"}, Usage: "host:port neighbours dial (default: the listener's address)"},
+		&cli.StringFlag{Name: "checkpoint-dir", Category: catWorker, EnvVars: []string{"VLP_CHECKPOINT_DIR"}, Usage: "where rank 0 writes checkpoints (checkpoints.db); empty: none"},
+		&cli.Uint64Flag{Name: "max-steps", Category: catWorker, EnvVars: []string{"VLP_MAX_STEPS"}, Usage: "stop at this global step (0: the job's hyper.max_steps, else run to completion)"},
+		&cli.StringFlag{Name: "metrics-addr", Category: catWorker, EnvVars: []string{"VLP_METRICS_ADDR"}, Usage: "serve Prometheus /metrics here (empty: none)"},
+		&cli.StringFlag{Name: "tb-dir", Category: catWorker, EnvVars: []string{"VLP_TB_DIR"}, Usage: "write TensorBoard event files of the losses here (rank 0's view)"},
+		&cli.BoolFlag{Name: "publish-steps", Category: catWorker, EnvVars: []string{"VLP_PUBLISH_STEPS"}, Usage: "publish each step's summary on vlp.<job>.events.step (progress displays)"},
+		&cli.DurationFlag{Name: "generation-timeout", Value: 60 * time.Second, Category: catWorker, Usage: "longest wait for the next ring generation"},
+	}, apiClientFlags...),
+	Action: workerJoin,
+}
+
+// stepSubject is where workers started with --publish-steps publish their
+// step summaries.
+func stepSubject(job string) string { return "vlp." + job + ".events.step" }
+
+func workerJoin(c *cli.Context) error {
+	log, err := cliLogger(c)
+	if err != nil {
+		return err
+	}
+	n := natsConfig(c)
+	if u := c.String("coordinator"); u != "" {
+		n.URL = u
+	}
+	token, err := jobToken(c)
+	if err != nil {
+		return err
+	}
+	name := c.String("name")
+	if name == "" {
+		h, _ := os.Hostname()
+		name = h + "-" + strconv.Itoa(os.Getpid())
+	}
+	log = log.With("name", name)
+	opts, err := n.ConnectOptions("vlp-worker-" + name)
+	if err != nil {
+		return err
+	}
+	cl, err := coordinator.Dial(n.URL, c.String("job"), token, opts)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	// The job spec names the model; ask before building anything.
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	st, err := cl.Status(ctx)
+	cancel()
+	if err != nil {
+		return explain(err)
+	}
+	if st.Job == nil {
+		return fmt.Errorf("worker: job %q has no spec yet (vlp job submit)", c.String("job"))
+	}
+	learner, closeLearner, err := newLearner(c, *st.Job, log)
+	if err != nil {
+		return err
+	}
+	defer closeLearner()
+
+	rcfg := allreduce.Config{Logger: log}
+	rings := &worker.TransportRings{Kind: c.String("ring-transport"), Config: rcfg, Endpoints: allreduce.Endpoints{NATS: cl.Conn(), Logger: log}}
+	cfg := worker.DefaultConfig()
+	if k := rings.Kind; k == allreduce.KindTCP || k == allreduce.KindAuto {
+		node, err := allreduce.ListenTCP(c.String("ring-listen"), allreduce.TCPConfig{Job: c.String("job"), Token: []byte(token), Logger: log})
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		rings.Endpoints.TCP = node
+		cfg.Addr = node.Addr()
+		if a := c.String("ring-advertise"); a != "" {
+			cfg.Addr = a
+		}
+	}
+	cfg.Name, cfg.Device, cfg.Logger = name, c.String("device"), log
+	cfg.CheckpointDir = c.String("checkpoint-dir")
+	cfg.MaxSteps = c.Uint64("max-steps")
+	cfg.GenerationTimeout = c.Duration("generation-timeout")
+	if addr := c.String("metrics-addr"); addr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		cfg.Metrics = worker.NewMetrics(reg)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("metrics", "addr", ln.Addr().String())
+	}
+	var hooks []func(worker.StepSummary)
+	if dir := c.String("tb-dir"); dir != "" {
+		tb, err := worker.NewEventWriter(dir, name)
+		if err != nil {
+			return err
+		}
+		defer tb.Close()
+		hooks = append(hooks, func(s worker.StepSummary) {
+			if s.Rank == 0 {
+				tb.Scalars(s)
+			}
+		})
+	}
+	if c.Bool("publish-steps") {
+		nc, subj := cl.Conn(), stepSubject(c.String("job"))
+		hooks = append(hooks, func(s worker.StepSummary) {
+			if s.Rank == 0 {
+				if b, err := json.Marshal(s); err == nil {
+					_ = nc.Publish(subj, b)
+				}
+			}
+		})
+	}
+	cfg.OnStep = func(s worker.StepSummary) {
+		for _, h := range hooks {
+			h(s)
+		}
+	}
+	w, err := worker.New(cfg, cl, rings, learner)
+	if err != nil {
+		return err
+	}
+	// SIGTERM or SIGINT: finish the step and leave; a second one: exit now.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	runCtx, hard := context.WithCancel(c.Context)
+	defer hard()
+	go func() {
+		s, ok := <-sig
+		if !ok {
+			return
+		}
+		log.Info("signal: finishing the step, then leaving", "signal", s.String())
+		w.Stop()
+		if _, ok := <-sig; ok {
+			log.Warn("second signal: exiting now")
+			hard()
+		}
+	}()
+	res, err := w.Run(runCtx)
+	if err != nil {
+		return err
+	}
+	log.Info("worker done", "reason", res.Reason, "step", res.Step, "generations", res.Generations)
+	fmt.Fprintf(c.App.Writer, "worker %s: %s at step %d after %d generation(s)\n", name, res.Reason, res.Step, res.Generations)
+	return nil
+}
+
+// newLearner builds the model the job spec names: "linear" (pure Go, no
+// LibTorch; options dim), or an E2E-VLP preset trained on the data --data
+// names.
+func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), error) {
+	switch spec.Model {
+	case "linear":
+		dim := 64
+		if v, ok := spec.Options["dim"]; ok {
+			d, err := strconv.Atoi(v)
+			if err != nil || d < 1 {
+				return nil, nil, fmt.Errorf("worker: job option dim=%q: want a positive integer", v)
+			}
+			dim = d
+		}
+		h := spec.Hyper
+		return worker.NewLinearLearner(dim, uint32(max(spec.Units.PerUnit, 1)), worker.LinearHyper{
+			LR: h.LR, Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, ClipNorm: h.ClipNorm,
+		}), func() {}, nil
+	default:
+		return newVLPLearner(c, spec, log)
+	}
+}
+
+// randomToken is a fresh job token for an embedded run.
+func randomToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}

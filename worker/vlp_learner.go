@@ -1,0 +1,323 @@
+package worker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/e2evlp/vlp/checkpoint"
+	"github.com/e2evlp/vlp/data"
+	"github.com/e2evlp/vlp/model"
+	"github.com/e2evlp/vlp/torch"
+)
+
+// VLPConfig configures a VLPLearner.
+type VLPConfig struct {
+	Model  model.Config
+	Train  model.TrainConfig // LR, BackboneLR, WeightDecay, ClipNorm, Schedule
+	Device torch.Device
+	// World is the in-memory data; Data builds its batches (Seed is the
+	// job's: with the epoch and the pair id it seeds MLM masking and ITM).
+	World *data.SynthWorld
+	Data  data.Config
+	// PerUnit is the job's pairs per work unit: unit u's pairs are
+	// positions u·PerUnit… of the epoch's order.
+	PerUnit uint32
+	Seed    uint64
+}
+
+// VLPLearner trains E2E-VLP (package model) as a Learner: TrainStep for
+// forward and backward, the gradients flattened to one host buffer for the
+// ring, AdamW with the backbone's own learning rate.
+//
+// BatchNorm running statistics (buffers) ride at the end of the gradient
+// buffer, weighted by each rank's pairs, so that every rank ends a step
+// with the same averaged statistics: the ranks stay bitwise-identical.
+// Dropout is seeded per step from the batch's first pair, so no generator
+// state needs checkpointing and a resumed run draws the same masks.
+type VLPLearner struct {
+	cfg     VLPConfig
+	m       *model.Model
+	opt     *torch.AdamW
+	gen     *torch.Generator
+	train   []*torch.Tensor // trainable: the rest, then the backbone (optimizer order)
+	buffers []*torch.Tensor
+	nGrad   int
+	nBuf    int
+	order   []int
+	epoch   uint64
+	ordered bool
+}
+
+var _ Learner = (*VLPLearner)(nil)
+
+// NewVLPLearner builds the model (initialised from cfg.Seed) and its optimizer.
+func NewVLPLearner(cfg VLPConfig) (*VLPLearner, error) {
+	if cfg.World == nil || len(cfg.World.Examples) == 0 {
+		return nil, fmt.Errorf("%w: VLPConfig.World has no pairs", ErrConfig)
+	}
+	if cfg.PerUnit == 0 {
+		return nil, fmt.Errorf("%w: VLPConfig.PerUnit is 0", ErrConfig)
+	}
+	if err := cfg.Train.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := model.New(cfg.Model, cfg.Seed, cfg.Device)
+	if err != nil {
+		return nil, err
+	}
+	l := &VLPLearner{cfg: cfg, m: m}
+	var bb, rest []*torch.Tensor
+	for _, p := range m.Params() {
+		switch {
+		case p.Buffer:
+			l.buffers = append(l.buffers, p.T)
+		case !p.Trainable():
+		case p.Backbone:
+			bb = append(bb, p.T)
+		default:
+			rest = append(rest, p.T)
+		}
+	}
+	l.train = append(append([]*torch.Tensor{}, rest...), bb...)
+	group := func(ps []*torch.Tensor, lr float64) torch.ParamGroup {
+		g := torch.NewParamGroup(ps, lr)
+		g.WeightDecay = cfg.Train.WeightDecay
+		return g
+	}
+	groups := []torch.ParamGroup{group(rest, cfg.Train.LR)}
+	if len(bb) > 0 {
+		groups = append(groups, group(bb, cfg.Train.BackboneLR))
+	}
+	if l.opt, err = torch.NewAdamW(groups); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if l.gen, err = torch.NewGenerator(int64(cfg.Seed), cfg.Device); err != nil {
+		l.opt.Close()
+		m.Close()
+		return nil, err
+	}
+	l.nGrad = int(torch.NumElements(l.train))
+	l.nBuf = int(torch.NumElements(l.buffers))
+	return l, nil
+}
+
+// Model is the model being trained.
+func (l *VLPLearner) Model() *model.Model { return l.m }
+
+// Close frees the model, the optimizer state and the generator.
+func (l *VLPLearner) Close() {
+	l.gen.Close()
+	l.opt.Close()
+	l.m.Close()
+}
+
+// GradSize implements Learner: the trainable parameters' gradients, then
+// the buffers.
+func (l *VLPLearner) GradSize() int { return l.nGrad + l.nBuf }
+
+// Init implements Learner: the parameters a fresh model built from seed
+// has, and an empty optimizer state.
+func (l *VLPLearner) Init(seed uint64) error {
+	fresh, err := model.New(l.cfg.Model, seed, l.cfg.Device)
+	if err != nil {
+		return err
+	}
+	defer fresh.Close()
+	src, dst := fresh.Params(), l.m.Params()
+	for i := range dst {
+		buf := make([]float32, numel(dst[i].Shape))
+		if err := torch.FlattenParams([]*torch.Tensor{src[i].T}, buf); err != nil {
+			return err
+		}
+		if err := torch.UnflattenParams([]*torch.Tensor{dst[i].T}, buf); err != nil {
+			return err
+		}
+	}
+	zero := make([]float32, l.opt.StateElements())
+	return l.opt.UnflattenState(zero, make([]int64, l.opt.NumParams()))
+}
+
+func numel(shape []int64) int {
+	n := 1
+	for _, d := range shape {
+		n *= int(d)
+	}
+	return n
+}
+
+// Prepare implements Learner.
+func (l *VLPLearner) Prepare([]Pair) {}
+
+func (l *VLPLearner) examples(pairs []Pair) ([]data.Example, error) {
+	ex := make([]data.Example, 0, len(pairs))
+	for _, p := range pairs {
+		if !l.ordered || p.Epoch != l.epoch {
+			l.order, l.epoch, l.ordered = l.cfg.World.Order(l.cfg.Seed, p.Epoch), p.Epoch, true
+		}
+		k := PairID(p, l.cfg.PerUnit)
+		if k >= uint64(len(l.order)) {
+			return nil, fmt.Errorf("%w: pair %d of epoch %d: the data has %d pairs", ErrState, k, p.Epoch, len(l.order))
+		}
+		ex = append(ex, l.cfg.World.Examples[l.order[k]])
+	}
+	return ex, nil
+}
+
+// Gradients implements Learner.
+func (l *VLPLearner) Gradients(_ context.Context, pairs []Pair, grad []float32) (Losses, error) {
+	clear(grad)
+	if len(pairs) == 0 {
+		return Losses{}, nil
+	}
+	ex, err := l.examples(pairs)
+	if err != nil {
+		return nil, err
+	}
+	dc := l.cfg.Data
+	dc.BatchSize, dc.Seed, dc.Epoch = len(ex), l.cfg.Seed, pairs[0].Epoch
+	b, err := data.BuildBatch(dc, l.cfg.World.Tokenizer, ex)
+	if err != nil {
+		return nil, err
+	}
+	if err := torch.ZeroGrad(l.train); err != nil {
+		return nil, err
+	}
+	if err := l.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
+		return nil, err
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	r, err := model.TrainStep(s, l.m, b, l.gen)
+	if err != nil {
+		return nil, err
+	}
+	// TrainStep's losses are means over the rows: scale them (and the
+	// gradients) to sums, which add up across ranks.
+	n := float32(b.Size)
+	if err := torch.FlattenGrads(l.train, grad[:l.nGrad]); err != nil {
+		return nil, err
+	}
+	if l.nBuf > 0 {
+		if err := torch.FlattenParams(l.buffers, grad[l.nGrad:]); err != nil {
+			return nil, err
+		}
+	}
+	for i := range grad {
+		grad[i] *= n
+	}
+	out := Losses{}
+	for k, v := range r.Losses {
+		out[k] = v * float64(b.Size)
+	}
+	return out, nil
+}
+
+func mixSeed(a, b, c uint64) uint64 {
+	z := a ^ 0x9e3779b97f4a7c15
+	for _, v := range []uint64{b, c} {
+		z ^= v + 0x632be59bd9b4e019 + z<<6 + z>>2
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		z ^= z >> 31
+	}
+	return z
+}
+
+// Apply implements Learner: the learning-rate schedule at step, the
+// averaged gradients and buffers into the model, clipping, AdamW.
+func (l *VLPLearner) Apply(grad []float32, step uint64) (float64, error) {
+	tc := l.cfg.Train
+	f := tc.Schedule.Factor(int(step) - 1)
+	if err := l.opt.SetLR(0, tc.LR*f); err != nil {
+		return 0, err
+	}
+	if l.opt.Groups() > 1 {
+		if err := l.opt.SetLR(1, tc.BackboneLR*f); err != nil {
+			return 0, err
+		}
+	}
+	if err := torch.UnflattenGrads(l.train, grad[:l.nGrad]); err != nil {
+		return 0, err
+	}
+	if l.nBuf > 0 {
+		if err := torch.UnflattenParams(l.buffers, grad[l.nGrad:]); err != nil {
+			return 0, err
+		}
+	}
+	norm := 0.0
+	if tc.ClipNorm > 0 {
+		var err error
+		if norm, err = torch.ClipGradNorm(l.train, tc.ClipNorm); err != nil {
+			return 0, err
+		}
+	}
+	return norm, l.opt.Step()
+}
+
+// Snapshot implements Learner: every named parameter and buffer, and the
+// AdamW state as one flat tensor with the per-parameter step counts.
+func (l *VLPLearner) Snapshot() (*checkpoint.Snapshot, error) {
+	snap := &checkpoint.Snapshot{}
+	for _, p := range l.m.Params() {
+		buf := make([]float32, numel(p.Shape))
+		if err := torch.FlattenParams([]*torch.Tensor{p.T}, buf); err != nil {
+			return nil, fmt.Errorf("worker: snapshot %s: %w", p.Name, err)
+		}
+		t := f32Tensor(p.Name, buf)
+		t.Shape = append([]int64(nil), p.Shape...)
+		snap.Params = append(snap.Params, t)
+	}
+	st := make([]float32, l.opt.StateElements())
+	steps := make([]int64, l.opt.NumParams())
+	if err := l.opt.FlattenState(st, steps); err != nil {
+		return nil, fmt.Errorf("worker: snapshot optimizer: %w", err)
+	}
+	sb := make([]byte, 8*len(steps))
+	for i, s := range steps {
+		binary.LittleEndian.PutUint64(sb[8*i:], uint64(s))
+	}
+	snap.Optimizer = []checkpoint.Tensor{
+		f32Tensor("adamw.state", st),
+		{Name: "adamw.steps", DType: checkpoint.Int64, Shape: []int64{int64(len(steps))}, Data: sb},
+	}
+	return snap, nil
+}
+
+// Restore implements Learner.
+func (l *VLPLearner) Restore(snap *checkpoint.Snapshot) error {
+	if snap == nil {
+		return fmt.Errorf("%w: no snapshot", ErrState)
+	}
+	for _, p := range l.m.Params() {
+		t, ok := snap.Find(checkpoint.GroupParams, p.Name)
+		if !ok {
+			return fmt.Errorf("%w: the snapshot has no parameter %q", ErrState, p.Name)
+		}
+		buf := make([]float32, numel(p.Shape))
+		if err := tensorF32(t, buf); err != nil {
+			return err
+		}
+		if err := torch.UnflattenParams([]*torch.Tensor{p.T}, buf); err != nil {
+			return err
+		}
+	}
+	t, ok := snap.Find(checkpoint.GroupOptimizer, "adamw.state")
+	if !ok {
+		return fmt.Errorf("%w: the snapshot has no optimizer state", ErrState)
+	}
+	st := make([]float32, l.opt.StateElements())
+	if err := tensorF32(t, st); err != nil {
+		return err
+	}
+	ts, ok := snap.Find(checkpoint.GroupOptimizer, "adamw.steps")
+	if !ok || len(ts.Data) != 8*l.opt.NumParams() {
+		return fmt.Errorf("%w: the snapshot's optimizer step counts are missing or do not fit", ErrState)
+	}
+	steps := make([]int64, l.opt.NumParams())
+	for i := range steps {
+		steps[i] = int64(binary.LittleEndian.Uint64(ts.Data[8*i:]))
+	}
+	return l.opt.UnflattenState(st, steps)
+}
