@@ -139,7 +139,7 @@ func TestFSMRejectsLeaveStateAlone(t *testing.T) {
 		{"progress, offset past the unit", CmdProgress, ProgressRequest{Generation: gen, Step: 3, Cursors: cur(int64(u.Unit), u.Pairs+1)}, ErrBadRequest},
 		{"progress, offset going back", CmdProgress, ProgressRequest{Generation: gen, Step: 3, Cursors: cur(int64(u.Unit), 1)}, ErrConflict},
 		{"progress, unit not leased", CmdProgress, ProgressRequest{Generation: gen, Step: 3, Cursors: cur(int64(u.Unit)+1, 1)}, ErrConflict},
-		{"progress, no such unit", CmdProgress, ProgressRequest{Generation: gen, Step: 3, Cursors: cur(1 << 20, 1)}, ErrConflict},
+		{"progress, no such unit", CmdProgress, ProgressRequest{Generation: gen, Step: 3, Cursors: cur(1<<20, 1)}, ErrConflict},
 		{"progress, duplicate ranks", CmdProgress, ProgressRequest{Generation: gen, Step: 3, Cursors: append(cur(int64(u.Unit), 5), cur(int64(u.Unit), 5)...)}, ErrBadRequest},
 		{"progress, future generation", CmdProgress, ProgressRequest{Generation: gen + 5, Step: 3, Cursors: cur(int64(u.Unit), 5)}, ErrConflict},
 		{"progress, done after step", CmdProgress, ProgressRequest{Generation: gen, Step: 3, Cursors: cur(-1, 0), Done: []DoneUnit{{Epoch: u.Epoch, Unit: u.Unit, Step: 9}}}, ErrBadRequest},

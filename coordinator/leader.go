@@ -12,7 +12,7 @@ import (
 )
 
 // leadership is what a replica runs while it leads: the API subscription, the heartbeat table
-// (soft state, never in the log: a new leader gives every worker a fresh LeaseTTL), and the loop
+// (soft state, never in the log: a new leader gives every worker two LeaseTTLs), and the loop
 // that declares silent workers dead and opens epochs.
 type leadership struct {
 	ctx    context.Context
@@ -172,7 +172,12 @@ func (s *Server) expireLeases(l *leadership) {
 		live[id] = true
 		last, ok := l.seen[id]
 		if !ok {
-			l.seen[id] = now // new to this leader: a full lease from now
+			// New to this leader: a full lease from now; right after a failover, two, since the
+			// worker's heartbeats may be stuck in a request to the old leader or a NATS reconnect.
+			l.seen[id] = now
+			if now.Sub(l.since) < s.cfg.LeaseTTL {
+				l.seen[id] = now.Add(s.cfg.LeaseTTL)
+			}
 			continue
 		}
 		if d := now.Sub(last); d > s.cfg.LeaseTTL {

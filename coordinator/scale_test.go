@@ -152,9 +152,9 @@ func TestScaleSimulation(t *testing.T) {
 				time.Sleep(time.Second - time.Since(t0)%time.Second)
 			}
 		}(w)
-		go func(w *simW) { // lease one unit every ~2s until none is left
+		go func(w *simW) { // lease one unit every ~6s until none is left (~36s for 6 units each)
 			defer wg.Done()
-			time.Sleep(time.Duration(rand.Int63n(int64(2 * time.Second))))
+			time.Sleep(time.Duration(rand.Int63n(int64(6 * time.Second))))
 			for runCtx.Err() == nil && !w.stop.Load() {
 				t0 := time.Now()
 				rep, err := w.cl.LeaseUnits(runCtx, LeaseRequest{Generation: w.gen.Load(), Asks: []LeaseAsk{{WorkerID: w.id, Count: 1}}})
@@ -170,7 +170,7 @@ func TestScaleSimulation(t *testing.T) {
 						return
 					}
 				}
-				time.Sleep(time.Duration(1500+rand.Intn(1000)) * time.Millisecond)
+				time.Sleep(time.Duration(5000+rand.Intn(2000)) * time.Millisecond)
 			}
 		}(w)
 	}

@@ -54,7 +54,9 @@ func WithJob(job, token string) ClusterOption {
 }
 
 // WithConfig lets a test adjust replica i's configuration before it starts.
-func WithConfig(fn func(i int, c *Config)) ClusterOption { return func(o *clusterOptions) { o.tweak = fn } }
+func WithConfig(fn func(i int, c *Config)) ClusterOption {
+	return func(o *clusterOptions) { o.tweak = fn }
+}
 
 // Cluster is a coordinator group under test.
 type Cluster struct {
@@ -381,6 +383,8 @@ func (c *Cluster) NATSURL() string {
 // Client connects a new API client (closed in t.Cleanup).
 func (c *Cluster) Client(t testing.TB, opts ...ClientOption) *Client {
 	t.Helper()
+	// Attempts shorter than the tests' lease TTL, so a request lost in a failover is retried in time.
+	opts = append([]ClientOption{WithRequestTimeout(300 * time.Millisecond)}, opts...)
 	cl, err := Dial(c.NATSURL(), c.opts.job, c.opts.token, []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
 	if err != nil {
 		t.Fatalf("client: %v", err)
