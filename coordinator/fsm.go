@@ -21,9 +21,6 @@ type FSM struct {
 	state *State
 	// applied is the index of the last entry applied (not part of the snapshot bytes).
 	applied uint64
-	// onApply, when set, is called after each Apply with the command type and result, outside the
-	// lock; the leader uses it to publish generation changes.
-	onApply func(typ CommandType, res *ApplyResult)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -45,20 +42,16 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	typ, res := f.apply(l.Index, l.Data)
-	if f.onApply != nil {
-		f.onApply(typ, res)
-	}
-	return res
+	return f.apply(l.Index, l.Data)
 }
 
-func (f *FSM) apply(index uint64, data []byte) (CommandType, *ApplyResult) {
+func (f *FSM) apply(index uint64, data []byte) *ApplyResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applied = index
 	cmd, err := DecodeCommand(data)
 	if err != nil {
-		return "", &ApplyResult{Err: toAPIError(err)}
+		return &ApplyResult{Err: toAPIError(err)}
 	}
 	s := f.state
 	gen := s.Generation
@@ -113,9 +106,9 @@ func (f *FSM) apply(index uint64, data []byte) (CommandType, *ApplyResult) {
 		err = fmt.Errorf("%w: unknown command type %q", ErrBadRequest, cmd.Type)
 	}
 	if err != nil {
-		return cmd.Type, &ApplyResult{Err: toAPIError(err)}
+		return &ApplyResult{Err: toAPIError(err)}
 	}
-	return cmd.Type, &ApplyResult{Value: v, GenerationChanged: s.Generation != gen}
+	return &ApplyResult{Value: v, GenerationChanged: s.Generation != gen}
 }
 
 func decodeBody(body json.RawMessage, v any) error {

@@ -182,8 +182,7 @@ func (s *Server) HTTPAddr() string {
 func (s *Server) Status() JobStatus {
 	var st JobStatus
 	s.fsm.Read(func(state *State) { st = state.status() })
-	addr, id := s.raft.LeaderWithID()
-	_ = addr
+	_, id := s.raft.LeaderWithID()
 	st.Leader = string(id)
 	st.Term = s.term()
 	st.AppliedIndex = s.fsm.AppliedIndex()
