@@ -122,7 +122,10 @@ func (a *AutoTransport) Close() error {
 // Endpoints are what a worker has for building a generation's transport.
 type Endpoints struct {
 	NATS *nats.Conn // the worker's NATS connection (nats, auto)
-	TCP  *TCPNode   // the worker's TCP listener (tcp, auto)
+	// NATSControl, when set, carries the control frames (see
+	// WithControlConn); a second connection to the same server or cluster.
+	NATSControl *nats.Conn
+	TCP         *TCPNode // the worker's TCP listener (tcp, auto)
 	// ProbeTimeout bounds the auto transport's TCP probe of each
 	// neighbour. Default 3 s.
 	ProbeTimeout time.Duration
@@ -147,7 +150,7 @@ func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep
 		if ep.NATS == nil {
 			return nil, configErr("the nats transport needs Endpoints.NATS")
 		}
-		return NewNATSTransport(ep.NATS, gen, rank)
+		return NewNATSTransport(ep.NATS, gen, rank, WithControlConn(ep.NATSControl))
 	case KindTCP:
 		if ep.TCP == nil {
 			return nil, configErr("the tcp transport needs Endpoints.TCP")
@@ -157,7 +160,7 @@ func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep
 		if ep.NATS == nil || ep.TCP == nil {
 			return nil, configErr("the auto transport needs Endpoints.NATS and Endpoints.TCP")
 		}
-		nt, err := NewNATSTransport(ep.NATS, gen, rank)
+		nt, err := NewNATSTransport(ep.NATS, gen, rank, WithControlConn(ep.NATSControl))
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 // credit is the sender's side of the window toward the right neighbour: it
 // may have at most `window` bytes sent and not yet acknowledged (one frame is
 // always allowed, so a frame larger than the window cannot wedge the ring).
-// The receiver acknowledges cumulatively every window/4 bytes it consumed,
+// The receiver acknowledges cumulatively every window/8 bytes it consumed,
 // so a receiver's backlog — in nats-server's outbound buffer, in the socket,
 // in the Ring's queue — never exceeds the window.
 type credit struct {
@@ -126,13 +126,27 @@ func (r *Ring) sendRange(st sendTask) error {
 			h.metaLen = uint32(len(meta))
 		}
 		pad := zeros[:pad8(len(meta))-len(meta)]
-		payload := r.encode(op, dtype, st.base+st.off+p, c)
-		h.put(r.hdr[:])
-		size := uint64(headerSize + len(meta) + len(pad) + len(payload))
+		at := st.base + st.off + p
+		h.put(r.frame[:headerSize])
+		var parts [][]byte
+		switch dtype {
+		case BFloat16:
+			// Encode straight into the frame: one contiguous part, which
+			// NATS publishes without assembling it first.
+			o := headerSize + copy(r.frame[headerSize:], meta)
+			o += copy(r.frame[o:], pad)
+			encodeBF16(bytesU16(r.frame[o:o+2*c]), op.buf[at:at+c])
+			parts = [][]byte{r.frame[:o+2*c]}
+		case Float32:
+			parts = [][]byte{r.frame[:headerSize], meta, pad, f32Bytes(op.buf[at : at+c])}
+		default:
+			parts = [][]byte{r.frame[:headerSize], meta, pad, op.bytes[at : at+c]}
+		}
+		size := uint64(totalLen(parts))
 		if err := r.flow.acquire(op.ctx, r.failed, size); err != nil {
 			return err
 		}
-		if err := r.t.Send(op.ctx, r.right, r.hdr[:], meta, pad, payload); err != nil {
+		if err := r.t.Send(op.ctx, r.right, parts...); err != nil {
 			return err
 		}
 		r.stats.framesSent.Add(1)
@@ -160,19 +174,6 @@ func (r *Ring) opChunk(op *Op) int {
 	seg := op.total() * op.wireType(r.cfg.Wire).size() / r.size
 	c := min(max(seg/pipelineChunks, minChunkBytes), r.chunkBytes) &^ 7
 	return max(c, 8)
-}
-
-// encode returns the wire bytes of elements [at, at+n) of the op's buffer:
-// float32 and raw bytes in place, bfloat16 rounded into the sender's scratch.
-func (r *Ring) encode(op *Op, dtype DType, at, n int) []byte {
-	switch dtype {
-	case Float32:
-		return f32Bytes(op.buf[at : at+n])
-	case BFloat16:
-		encodeBF16(r.scratch, op.buf[at:at+n])
-		return u16Bytes(r.scratch[:n])
-	}
-	return op.bytes[at : at+n]
 }
 
 // send queues a task and returns its position; it never blocks.

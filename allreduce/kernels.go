@@ -38,11 +38,75 @@ func bytesU16(b []byte) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2)
 }
 
-// addF32 sets dst[i] = src[i] + dst[i]. The loop is unrolled by 8 with the
-// bounds checks hoisted; float32 addition is commutative bit for bit, so the
-// operand order within one add does not matter — only the order of the
-// chain of adds does, and the ring fixes that.
+// The kernels below run an AVX2 body over the largest multiple of 16
+// elements where the CPU has it (kernels_amd64.s) and the unrolled Go loops
+// (the *Go functions) over the rest and everywhere else. Both round the same
+// way, bit for bit.
+
+// addF32 sets dst[i] = src[i] + dst[i]. Float32 addition is commutative bit
+// for bit, so the operand order within one add does not matter — only the
+// order of the chain of adds does, and the ring fixes that.
 func addF32(dst, src []float32) {
+	src = src[:len(dst)]
+	if k := simdLen(len(dst)); k > 0 {
+		addF32AVX2(&dst[0], &src[0], k)
+		dst, src = dst[k:], src[k:]
+	}
+	addF32Go(dst, src)
+}
+
+// addBF16 sets dst[i] = float32(src[i]) + dst[i].
+func addBF16(dst []float32, src []uint16) {
+	src = src[:len(dst)]
+	if k := simdLen(len(dst)); k > 0 {
+		addBF16AVX2(&dst[0], &src[0], k)
+		dst, src = dst[k:], src[k:]
+	}
+	addBF16Go(dst, src)
+}
+
+// encodeBF16 rounds src into dst (len(dst) >= len(src)).
+func encodeBF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	if k := simdLen(len(src)); k > 0 {
+		encodeBF16AVX2(&dst[0], &src[0], k)
+		dst, src = dst[k:], src[k:]
+	}
+	encodeBF16Go(dst, src)
+}
+
+// decodeBF16 widens src into dst (len(dst) >= len(src)).
+func decodeBF16(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	if k := simdLen(len(src)); k > 0 {
+		decodeBF16AVX2(&dst[0], &src[0], k)
+		dst, src = dst[k:], src[k:]
+	}
+	decodeBF16Go(dst, src)
+}
+
+// roundBF16 rounds x in place to the nearest bfloat16 value, so the rank that
+// finishes a segment holds exactly the bits the others decode.
+func roundBF16(x []float32) {
+	var tmp [1024]uint16
+	for len(x) > 0 {
+		n := min(len(x), len(tmp))
+		encodeBF16(tmp[:n], x[:n])
+		decodeBF16(x[:n], tmp[:n])
+		x = x[n:]
+	}
+}
+
+// simdLen is how many leading elements of n the AVX2 kernels take.
+func simdLen(n int) int {
+	if !useAVX2 {
+		return 0
+	}
+	return n &^ 15
+}
+
+// addF32Go is addF32 in Go, unrolled by 8 with the bounds checks hoisted.
+func addF32Go(dst, src []float32) {
 	n := len(dst)
 	src = src[:n]
 	i := 0
@@ -77,8 +141,7 @@ func toBF16(f float32) uint16 {
 // fromBF16 widens a bfloat16 to float32 exactly.
 func fromBF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
-// addBF16 sets dst[i] = float32(src[i]) + dst[i].
-func addBF16(dst []float32, src []uint16) {
+func addBF16Go(dst []float32, src []uint16) {
 	n := len(dst)
 	src = src[:n]
 	i := 0
@@ -99,8 +162,7 @@ func addBF16(dst []float32, src []uint16) {
 	}
 }
 
-// encodeBF16 rounds src into dst (len(dst) >= len(src)).
-func encodeBF16(dst []uint16, src []float32) {
+func encodeBF16Go(dst []uint16, src []float32) {
 	n := len(src)
 	dst = dst[:n]
 	i := 0
@@ -117,8 +179,7 @@ func encodeBF16(dst []uint16, src []float32) {
 	}
 }
 
-// decodeBF16 widens src into dst (len(dst) >= len(src)).
-func decodeBF16(dst []float32, src []uint16) {
+func decodeBF16Go(dst []float32, src []uint16) {
 	n := len(src)
 	dst = dst[:n]
 	i := 0
@@ -139,10 +200,3 @@ func decodeBF16(dst []float32, src []uint16) {
 	}
 }
 
-// roundBF16 rounds x in place to the nearest bfloat16 value, so the rank that
-// finishes a segment holds exactly the bits the others decode.
-func roundBF16(x []float32) {
-	for i, v := range x {
-		x[i] = fromBF16(toBF16(v))
-	}
-}

@@ -69,6 +69,47 @@ func TestBF16Rounding(t *testing.T) {
 	}
 }
 
+// The vector kernels agree with the scalar ones bit for bit, NaNs,
+// infinities and subnormals included.
+func TestKernelsMatchScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	const n = 100003
+	src, dst := make([]float32, n), make([]float32, n)
+	special := []uint32{0x7f800000, 0xff800000, 0x7fc00001, 0xffbfffff, 0x7f800001, 0x00000001, 0x80400000, 0x3f808000, 0x3f818000, 0x7f7fffff}
+	for i := range src {
+		src[i] = math.Float32frombits(rng.Uint32())
+		dst[i] = math.Float32frombits(rng.Uint32())
+		if i%97 == 0 {
+			src[i] = math.Float32frombits(special[i%len(special)])
+		}
+	}
+	h, hGo := make([]uint16, n), make([]uint16, n)
+	encodeBF16(h, src)
+	encodeBF16Go(hGo, src)
+	for i := range h {
+		if h[i] != hGo[i] || h[i] != toBF16(src[i]) {
+			t.Fatalf("encode %d: %#08x → %#04x, scalar %#04x", i, math.Float32bits(src[i]), h[i], hGo[i])
+		}
+	}
+	f, fGo := make([]float32, n), make([]float32, n)
+	decodeBF16(f, h)
+	decodeBF16Go(fGo, h)
+	a, aGo := append([]float32(nil), dst...), append([]float32(nil), dst...)
+	addBF16(a, h)
+	addBF16Go(aGo, h)
+	b, bGo := append([]float32(nil), dst...), append([]float32(nil), dst...)
+	addF32(b, src)
+	addF32Go(bGo, src)
+	for i := range f {
+		for _, p := range [][2]float32{{f[i], fGo[i]}, {a[i], aGo[i]}, {b[i], bGo[i]}} {
+			if math.Float32bits(p[0]) != math.Float32bits(p[1]) && !(p[0] != p[0] && p[1] != p[1]) {
+				t.Fatalf("element %d: vector %#08x, scalar %#08x", i, math.Float32bits(p[0]), math.Float32bits(p[1]))
+			}
+		}
+	}
+	t.Logf("AVX2: %v", useAVX2)
+}
+
 func TestKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, n := range []int{0, 1, 7, 8, 9, 63, 1000} {

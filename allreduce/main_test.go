@@ -56,7 +56,11 @@ func natsTransports(t testing.TB, s *server.Server, gen Generation) []Transport 
 	t.Helper()
 	ts := make([]Transport, gen.Size())
 	for i := range ts {
-		tr, err := NewNATSTransport(natsConnect(t, s.ClientURL()), gen, i)
+		var opts []NATSOption
+		if i%2 == 1 { // half the ranks put control frames on a connection of their own
+			opts = append(opts, WithControlConn(natsConnect(t, s.ClientURL())))
+		}
+		tr, err := NewNATSTransport(natsConnect(t, s.ClientURL()), gen, i, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,15 +11,18 @@ import (
 )
 
 // NATSTransport carries frames over core NATS (no JetStream): rank r of
-// generation g of job j receives every frame addressed to it on the subject
-// vlp.<j>.ring.<g>.<r>. Every frame crosses a server (client → server →
+// generation g of job j receives data frames on vlp.<j>.ring.<g>.<r> and
+// control frames (acknowledgements, heartbeats, aborts) on
+// vlp.<j>.ring.<g>.<r>.ctl. Every frame crosses a server (client → server →
 // client), which caps a NATS ring's bandwidth at the server's relay rate;
 // see docs/allreduce.md. Frames are never larger than the connection's
-// MaxPayload. The connection stays the caller's: Close unsubscribes only.
+// MaxPayload. The connections stay the caller's: Close unsubscribes only.
 type NATSTransport struct {
-	nc       *nats.Conn
-	sub      *nats.Subscription
-	subjects []string // by rank
+	nc, ctl  *nats.Conn
+	data     []string // data subject by rank
+	control  []string // control subject by rank
+	subs     []*nats.Subscription
+	inbox    *queue[recvItem]
 	maxFrame int
 
 	mu  sync.Mutex // guards buf
@@ -28,47 +31,71 @@ type NATSTransport struct {
 
 var _ Transport = (*NATSTransport)(nil)
 
-// natsPendingBytes bounds what nats.go queues for the subscription. The Ring's
+// NATSOption configures a NATSTransport.
+type NATSOption func(*NATSTransport)
+
+// WithControlConn puts the control frames on a second connection. On the
+// data connection they queue, in the server's outbound buffer, behind up to
+// a window of data, and a late acknowledgement stalls the sender it would
+// have let go on. Default: the data connection.
+func WithControlConn(ctl *nats.Conn) NATSOption {
+	return func(t *NATSTransport) {
+		if ctl != nil {
+			t.ctl = ctl
+		}
+	}
+}
+
+// natsPendingBytes bounds what nats.go queues for a subscription. The Ring's
 // window keeps a well-behaved sender far below it; past it nats.go drops
 // frames and the generation fails by deadline rather than sum garbage.
 const natsPendingBytes = 256 << 20
 
-// NewNATSTransport subscribes rank's subject of gen on nc and waits until the
-// server has the subscription, so that frames sent to it from then on arrive.
-func NewNATSTransport(nc *nats.Conn, gen Generation, rank int) (*NATSTransport, error) {
+// NewNATSTransport subscribes rank's subjects of gen and waits until the
+// server has the subscriptions, so that frames sent to them from then on
+// arrive.
+func NewNATSTransport(nc *nats.Conn, gen Generation, rank int, opts ...NATSOption) (*NATSTransport, error) {
 	if err := gen.Validate(rank); err != nil {
 		return nil, err
 	}
-	maxFrame := int(nc.MaxPayload())
-	if maxFrame < headerSize+8 {
-		return nil, configErr("NATS max_payload %d is too small for a frame", maxFrame)
+	t := &NATSTransport{nc: nc, ctl: nc, maxFrame: int(nc.MaxPayload()), inbox: newQueue(releaseItem)}
+	for _, o := range opts {
+		o(t)
 	}
-	t := &NATSTransport{nc: nc, maxFrame: maxFrame, subjects: make([]string, gen.Size())}
-	for r := range t.subjects {
-		t.subjects[r] = ringSubject(gen.Job, gen.Number, r)
+	if t.maxFrame < headerSize+8 {
+		return nil, configErr("NATS max_payload %d is too small for a frame", t.maxFrame)
 	}
-	sub, err := nc.SubscribeSync(t.subjects[rank])
-	if err != nil {
-		return nil, fmt.Errorf("allreduce: subscribe %s: %w", t.subjects[rank], err)
+	for r := range gen.Size() {
+		t.data = append(t.data, ringSubject(gen.Job, gen.Number, r))
+		t.control = append(t.control, ringSubject(gen.Job, gen.Number, r)+".ctl")
 	}
-	if err := sub.SetPendingLimits(-1, natsPendingBytes); err != nil {
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("allreduce: pending limits: %w", err)
+	deliver := func(m *nats.Msg) { t.inbox.push(recvItem{f: Frame{Data: m.Data}}) }
+	for _, s := range []struct {
+		nc   *nats.Conn
+		subj string
+	}{{nc, t.data[rank]}, {t.ctl, t.control[rank]}} {
+		sub, err := s.nc.Subscribe(s.subj, deliver)
+		if err == nil {
+			t.subs = append(t.subs, sub)
+			err = sub.SetPendingLimits(-1, natsPendingBytes)
+		}
+		if err == nil {
+			err = s.nc.FlushTimeout(10 * time.Second)
+		}
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("allreduce: subscribe %s: %w", s.subj, err)
+		}
 	}
-	if err := nc.FlushTimeout(10 * time.Second); err != nil {
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("allreduce: flush subscription %s: %w", t.subjects[rank], err)
-	}
-	t.sub = sub
 	return t, nil
 }
 
-// Send publishes the frame on the receiver's subject. Publishing is buffered
-// by nats.go; a frame sent to a rank that is gone is silently lost (the Ring's
-// heartbeats find the loss).
+// Send publishes the frame on the receiver's data or control subject (by
+// the frame's kind). Publishing is buffered by nats.go; a frame sent to a
+// rank that is gone is silently lost (the Ring's heartbeats find the loss).
 func (t *NATSTransport) Send(ctx context.Context, to int, parts ...[]byte) error {
-	if to < 0 || to >= len(t.subjects) {
-		return fmt.Errorf("allreduce: nats send to rank %d of %d", to, len(t.subjects))
+	if to < 0 || to >= len(t.data) {
+		return fmt.Errorf("allreduce: nats send to rank %d of %d", to, len(t.data))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -77,9 +104,13 @@ func (t *NATSTransport) Send(ctx context.Context, to int, parts ...[]byte) error
 	if size > t.maxFrame {
 		return fmt.Errorf("allreduce: frame of %d bytes exceeds the NATS max_payload %d", size, t.maxFrame)
 	}
+	nc, subj := t.nc, t.data[to]
+	if len(parts) > 0 && len(parts[0]) > 5 && !kind(parts[0][5]).isData() {
+		nc, subj = t.ctl, t.control[to]
+	}
 	var err error
 	if len(parts) == 1 {
-		err = t.nc.Publish(t.subjects[to], parts[0])
+		err = nc.Publish(subj, parts[0])
 	} else {
 		t.mu.Lock()
 		b := t.buf[:0]
@@ -87,7 +118,7 @@ func (t *NATSTransport) Send(ctx context.Context, to int, parts ...[]byte) error
 			b = append(b, p...)
 		}
 		t.buf = b
-		err = t.nc.Publish(t.subjects[to], b)
+		err = nc.Publish(subj, b)
 		t.mu.Unlock()
 	}
 	if errors.Is(err, nats.ErrConnectionClosed) {
@@ -96,33 +127,31 @@ func (t *NATSTransport) Send(ctx context.Context, to int, parts ...[]byte) error
 	return err
 }
 
-// Recv returns the next frame on this rank's subject.
+// Recv returns the next frame from either subject.
 func (t *NATSTransport) Recv(ctx context.Context) (Frame, error) {
-	m, err := t.sub.NextMsgWithContext(ctx)
-	switch {
-	case err == nil:
-		return Frame{Data: m.Data}, nil
-	case ctx.Err() != nil:
-		return Frame{}, ctx.Err()
-	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrBadSubscription):
-		return Frame{}, fmt.Errorf("%w: nats subscription: %v", ErrClosed, err)
-	case errors.Is(err, nats.ErrSlowConsumer):
-		return Frame{}, fmt.Errorf("allreduce: nats dropped frames for this rank (slow consumer): %w", err)
+	it, err := t.inbox.pop(ctx)
+	if err != nil {
+		return Frame{}, err
 	}
-	return Frame{}, err
+	return it.f, it.err
 }
 
-// MaxFrame is the connection's max_payload.
+// MaxFrame is the data connection's max_payload.
 func (t *NATSTransport) MaxFrame() int { return t.maxFrame }
 
 // Close unsubscribes and flushes what was published (a bye, say).
 func (t *NATSTransport) Close() error {
-	err := t.sub.Unsubscribe()
-	if !t.nc.IsClosed() {
-		t.nc.FlushTimeout(time.Second)
+	var errs []error
+	for _, s := range t.subs {
+		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+			errs = append(errs, err)
+		}
 	}
-	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
-		return nil
+	for _, nc := range []*nats.Conn{t.nc, t.ctl} {
+		if !nc.IsClosed() {
+			nc.FlushTimeout(time.Second)
+		}
 	}
-	return err
+	t.inbox.close(ErrClosed)
+	return errors.Join(errs...)
 }

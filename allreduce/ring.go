@@ -63,9 +63,9 @@ type Ring struct {
 	sentSeq    atomic.Uint64
 	sentSignal chan struct{}
 
-	// Owned by the sender goroutine.
-	hdr     [headerSize]byte
-	scratch []uint16 // bfloat16 encoding of one chunk
+	// Owned by the sender goroutine: the frame being sent (its header, or
+	// the whole frame when the payload is encoded).
+	frame []byte
 
 	stats counters
 
@@ -94,10 +94,10 @@ func NewRing(gen Generation, rank int, t Transport, cfg Config) (*Ring, error) {
 		t: t, cfg: cfg, job: jobID(gen.Job),
 		log:        cfg.Logger.With("job", gen.Job, "gen", gen.Number, "rank", rank),
 		chunkBytes: chunk,
-		ackEvery:   uint64(cfg.WindowBytes / 4),
+		ackEvery:   uint64(cfg.WindowBytes / 8),
 		failed:     make(chan struct{}),
 		ready:      make(chan struct{}),
-		scratch:    make([]uint16, chunk/2),
+		frame:      make([]byte, headerSize+pad8(cfg.MaxMeta)+chunk),
 		sentSignal: make(chan struct{}, 1),
 	}
 	r.flow.init(uint64(cfg.WindowBytes))

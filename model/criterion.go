@@ -49,9 +49,9 @@ func (l Losses) Values() (map[string]float64, error) {
 	names := l.Names()
 	ts := make([]*torch.Tensor, 0, len(names)+1)
 	for _, n := range names {
-		ts = append(ts, l.ByName[n])
+		ts = append(ts, l.ByName[n].ToDtype(torch.Float32)) // bf16 under autocast
 	}
-	ts = append(ts, l.Total)
+	ts = append(ts, l.Total.ToDtype(torch.Float32))
 	v, err := torch.Stack(ts, 0).Detach().Float32s() // [n+1]
 	if err != nil {
 		return nil, fmt.Errorf("model: read losses: %w", err)

@@ -32,12 +32,29 @@ func newDecoderLayer(ps *paramSet, c Config) decoderLayer {
 	}
 }
 
-// forward is one pre-norm decoder layer.
-func (l decoderLayer) forward(f *fwd, x, selfPad *torch.Tensor, causal bool, mem, memPad *torch.Tensor) *torch.Tensor { // [B,N,d],[B,N],[B,S,d],[B,S] -> [B,N,d]
-	h := l.ln1.forward(x)                                                                  // [B,N,d]
-	x = torch.Add(x, f.drop(l.selfAttn.forward(f, h, h, selfPad, causal)))                 // [B,N,d]
-	x = torch.Add(x, f.drop(l.crossAttn.forward(f, l.ln2.forward(x), mem, memPad, false))) // [B,N,d]
-	return torch.Add(x, f.drop(l.ffn.forward(f, l.ln3.forward(x))))                        // [B,N,d]
+// memory is what the decoders attend to: the image-token outputs as
+// values, plus their 2-D sine positions in the keys (DETR: cross-attention
+// finds places by position as well as by content).
+type memory struct {
+	val, key, pad *torch.Tensor // [B,S,d], [B,S,d], [B,S]
+}
+
+// forward is one pre-norm decoder layer. qpos (nil for captions) is added to
+// the queries and keys of self-attention and to the queries of
+// cross-attention at every layer, as DETR adds its object queries.
+func (l decoderLayer) forward(f *fwd, x, qpos, selfPad *torch.Tensor, causal bool, mem memory) *torch.Tensor { // [B,N,d],[N,d],[B,N] -> [B,N,d]
+	withPos := func(h *torch.Tensor) *torch.Tensor {
+		if qpos == nil {
+			return h
+		}
+		return torch.Add(h, qpos)
+	}
+	h := l.ln1.forward(x)                                                                 // [B,N,d]
+	qk := withPos(h)                                                                      // [B,N,d]
+	x = torch.Add(x, f.drop(l.selfAttn.forward(f, qk, qk, h, selfPad, causal)))           // [B,N,d]
+	q := withPos(l.ln2.forward(x))                                                        // [B,N,d]
+	x = torch.Add(x, f.drop(l.crossAttn.forward(f, q, mem.key, mem.val, mem.pad, false))) // [B,N,d]
+	return torch.Add(x, f.drop(l.ffn.forward(f, l.ln3.forward(x))))                       // [B,N,d]
 }
 
 func newDecoderLayers(ps *paramSet, c Config, n int) []decoderLayer {
@@ -84,12 +101,13 @@ type DetectionOutput struct {
 	Boxes  *torch.Tensor // [Ly,B,Q,4] normalised cx,cy,w,h in (0,1)
 }
 
-func (d *DetectionDecoder) forward(f *fwd, b int, mem, memPad *torch.Tensor) DetectionOutput { // [B,S,d],[B,S]
-	q := d.queries.Shape()                                            // a leaf: reading its shape is free of autograd
-	x := f.s.Use(d.queries).Unsqueeze(0).Expand(int64(b), q[0], q[1]) // [B,Q,d]
+func (d *DetectionDecoder) forward(f *fwd, b int, mem memory) DetectionOutput {
+	q := d.queries.Shape()                              // a leaf: reading its shape is free of autograd
+	qpos := f.s.Use(d.queries)                          // [Q,d]
+	x := qpos.Unsqueeze(0).Expand(int64(b), q[0], q[1]) // [B,Q,d]
 	outs := make([]*torch.Tensor, 0, len(d.layers))
 	for _, l := range d.layers {
-		x = l.forward(f, x, nil, false, mem, memPad) // [B,Q,d]
+		x = l.forward(f, x, qpos, nil, false, mem) // [B,Q,d]
 		outs = append(outs, d.lnF.forward(x))
 	}
 	hs := torch.Stack(outs, 0) // [Ly,B,Q,d]
@@ -128,13 +146,13 @@ func newCaptionDecoder(ps *paramSet, c Config, det *DetectionDecoder) *CaptionDe
 }
 
 // captionLogits: teacher-forced next-token logits for ids.
-func (m *Model) captionLogits(f *fwd, ids, pad, mem, memPad *torch.Tensor) *torch.Tensor { // [B,T],[B,T],[B,S,d],[B,S] -> [B,T,V]
+func (m *Model) captionLogits(f *fwd, ids, pad *torch.Tensor, mem memory) *torch.Tensor { // [B,T],[B,T] -> [B,T,V]
 	cd := m.Caption
 	t := ids.Shape()[1]
 	pos := f.s.Use(cd.pos).Narrow(0, 0, t)                                           // [T,d]
 	x := f.drop(cd.ln.forward(torch.Add(torch.Embedding(m.Text.tok, ids, -1), pos))) // [B,T,d]
 	for _, l := range cd.layers {
-		x = l.forward(f, x, pad, true, mem, memPad)
+		x = l.forward(f, x, nil, pad, true, mem)
 	}
 	return torch.Linear(cd.lnF.forward(x), m.Text.tok, cd.bias) // [B,T,V]
 }

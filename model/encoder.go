@@ -27,8 +27,8 @@ func newEncoderLayer(ps *paramSet, c Config) encoderLayer {
 }
 
 func (l encoderLayer) forward(f *fwd, x, pad *torch.Tensor) *torch.Tensor { // [B,N,d], [B,N] -> [B,N,d]
-	h := l.ln1.forward(x)                                         // [B,N,d]
-	x = torch.Add(x, f.drop(l.attn.forward(f, h, h, pad, false))) // [B,N,d]
+	h := l.ln1.forward(x)                                            // [B,N,d]
+	x = torch.Add(x, f.drop(l.attn.forward(f, h, h, h, pad, false))) // [B,N,d]
 	return torch.Add(x, f.drop(l.ffn.forward(f, l.ln2.forward(x))))
 }
 

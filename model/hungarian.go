@@ -8,7 +8,7 @@ import "math"
 // row, like scipy.optimize.linear_sum_assignment. It is exact and runs in
 // O(n²·m) for n = min(rows, cols), m = max(rows, cols): the shortest
 // augmenting path method with potentials (Jonker-Volgenant / Kuhn-Munkres).
-// Costs must be finite.
+// Costs must be finite; with a NaN cost it returns nil, nil.
 func Assign(cost []float64, rows, cols int) (row, col []int) {
 	if rows == 0 || cols == 0 {
 		return []int{}, []int{}
@@ -57,6 +57,9 @@ func Assign(cost []float64, rows, cols int) (row, col []int) {
 				} else {
 					minv[j] -= delta
 				}
+			}
+			if j1 == 0 { // only with NaN costs: stop rather than spin
+				return nil, nil
 			}
 			j0 = j1
 		}

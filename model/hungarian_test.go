@@ -190,3 +190,11 @@ func BenchmarkAssign100x10(b *testing.B) {
 		Assign(cost, 100, 10)
 	}
 }
+
+func TestAssignNaNStops(t *testing.T) {
+	nan := math.NaN()
+	row, col := Assign([]float64{nan, nan, nan, nan}, 2, 2) // must return, not spin
+	if row != nil || col != nil {
+		t.Fatalf("NaN costs gave %v %v, want nil", row, col)
+	}
+}

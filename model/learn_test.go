@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
@@ -21,6 +22,9 @@ func defaultLearnSetup() learnSetup {
 	s := learnSetup{side: 64, images: 1024, evalImages: 64, batch: 32, steps: 1500, lr: 1e-3}
 	if v, err := strconv.Atoi(os.Getenv("VLP_LEARN_STEPS")); err == nil && v > 0 {
 		s.steps = v
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("VLP_LEARN_LR"), 64); err == nil && v > 0 {
+		s.lr = v
 	}
 	return s
 }
@@ -76,6 +80,7 @@ func TestModelLearnsShapes(t *testing.T) {
 			batches = batches[:len(batches)-1] // drop the short tail batch
 			epoch++
 		}
+		maskNegatives(batches[0], world.Tokenizer.Vocab(), 0.15, uint64(step))
 		mt, err := tr.Step(batches[0])
 		batches = batches[1:]
 		if err != nil {
@@ -228,4 +233,27 @@ func accuracy(pred, label []int64) float64 {
 		return 0
 	}
 	return float64(ok) / float64(n)
+}
+
+// maskNegatives puts [MASK] tokens into the texts of ITM negatives at the
+// rate positives get them (labels stay ignored). The pipeline masks only
+// positives, which hands ITM a text-only shortcut: "has a [MASK]" means
+// "matches". Masking both kinds, as LXMERT does, removes it.
+func maskNegatives(b *data.Batch, v *data.Vocab, prob float64, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x17a5))
+	L := b.SeqLen
+	for r := 0; r < b.Size; r++ {
+		if b.ITMLabels[r] != 0 {
+			continue
+		}
+		for j := 0; j < L; j++ {
+			id := b.TokenIDs[r*L+j]
+			if b.TokenMask[r*L+j] || id == v.CLSID || id == v.SEPID {
+				continue
+			}
+			if rng.Float64() < prob {
+				b.TokenIDs[r*L+j] = v.MaskID
+			}
+		}
+	}
 }

@@ -1,6 +1,9 @@
 package model
 
 import (
+	"fmt"
+	"math"
+
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/torch"
 )
@@ -43,13 +46,22 @@ func (mt Matcher) MatchAll(s *torch.Scope, logits, boxes *torch.Tensor, targets 
 	index := torch.FromInt64(s, idx, []int64{1, int64(b), 1, int64(nmax)}, dev).
 		Expand(int64(ly), int64(b), int64(q), int64(nmax)) // [Ly,B,Q,Nmax]
 	prob := logits.Detach().Softmax(-1).Gather(-1, index) // [Ly,B,Q,Nmax]
-	p, err := prob.Float32s()                             // host [Ly,B,Q,Nmax]
+	p, err := prob.ToDtype(torch.Float32).Float32s()      // host [Ly,B,Q,Nmax]
 	if err != nil {
 		return nil, err
 	}
-	bx, err := boxes.Detach().Float32s() // host [Ly,B,Q,4]
+	bx, err := boxes.Detach().ToDtype(torch.Float32).Float32s() // host [Ly,B,Q,4]
 	if err != nil {
 		return nil, err
+	}
+	// A diverged model gives NaN costs, which no assignment can rank:
+	// report it as the non-finite loss it will become.
+	for _, vs := range [][]float32{p, bx} {
+		for _, v := range vs {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("%w: matcher input %v", ErrNonFinite, v)
+			}
+		}
 	}
 	for l := 0; l < ly; l++ {
 		for i, t := range targets {

@@ -119,17 +119,17 @@ type Outputs struct {
 // imageTokens runs the backbone and the projection and flattens the map:
 // features plus sine positions plus the image segment embedding, and the
 // padding mask at feature resolution.
-func (m *Model) imageTokens(f *fwd, in *Inputs) (tok, pad *torch.Tensor) { // -> [B,hw,d], [B,hw]
+func (m *Model) imageTokens(f *fwd, in *Inputs) (tok, pos, pad *torch.Tensor) { // -> [B,hw,d], [B,hw,d], [B,hw]
 	c5 := m.Backbone.forward(f, in.Images)                           // [B,C5,h,w]
 	x := torch.Conv2d(c5, m.proj.w, m.proj.b, torch.Conv2dOptions{}) // [B,d,h,w]
 	b, d := in.B, m.Config.DModel
 	h, w := m.featureSize(in.H), m.featureSize(in.W)
-	mask := featureMask(in.PixelMask, b, in.H, in.W, h, w)                                                              // [B,h,w] host
-	pos := torch.FromFloat32(f.s, sinePositions(mask, b, h, w, d), []int64{int64(b), int64(h * w), int64(d)}, m.Device) // [B,hw,d]
-	pad = torch.FromBool(f.s, mask, []int64{int64(b), int64(h * w)}, m.Device)                                          // [B,hw]
-	x = x.Flatten(2, 3).Transpose(1, 2)                                                                                 // [B,hw,d]
-	tok = torch.Add(torch.Add(x, pos), m.Text.imageSegment(f))                                                          // [B,hw,d]
-	return tok, pad
+	mask := featureMask(in.PixelMask, b, in.H, in.W, h, w)                                                             // [B,h,w] host
+	pos = torch.FromFloat32(f.s, sinePositions(mask, b, h, w, d), []int64{int64(b), int64(h * w), int64(d)}, m.Device) // [B,hw,d]
+	pad = torch.FromBool(f.s, mask, []int64{int64(b), int64(h * w)}, m.Device)                                         // [B,hw]
+	x = x.Flatten(2, 3).Transpose(1, 2)                                                                                // [B,hw,d]
+	tok = torch.Add(torch.Add(x, pos), m.Text.imageSegment(f))                                                         // [B,hw,d]
+	return tok, pos, pad
 }
 
 // visualMemory is the encoder over [CLS] and the image tokens only: the
@@ -137,19 +137,20 @@ func (m *Model) imageTokens(f *fwd, in *Inputs) (tok, pad *torch.Tensor) { // ->
 // text — it is (a masked copy of) the very caption the decoder must write,
 // and at inference there is no text — so they get a pass of their own
 // through the same encoder weights.
-func (m *Model) visualMemory(f *fwd, in *Inputs, img, imgPad *torch.Tensor) *torch.Tensor { // -> [B,hw,d]
+func (m *Model) visualMemory(f *fwd, in *Inputs, img, pos, imgPad *torch.Tensor) memory { // -> [B,hw,d] ×2
 	hw := int64(m.featureSize(in.H) * m.featureSize(in.W))
 	cls := in.TokenIDs.Narrow(1, 0, 1)                         // [B,1]
 	clsPad := in.TokenPad.Narrow(1, 0, 1)                      // [B,1]
 	v := m.encode(f, m.Text.text(f, cls), clsPad, img, imgPad) // [B,1+hw,d]
-	return v.Narrow(1, 1, hw)                                  // [B,hw,d]
+	val := v.Narrow(1, 1, hw)                                  // [B,hw,d]
+	return memory{val: val, key: torch.Add(val, pos), pad: imgPad}
 }
 
 // Forward runs every task. train selects dropout and BatchNorm batch
 // statistics; gen drives dropout (nil: the device's default generator).
 func (m *Model) Forward(s *torch.Scope, in *Inputs, train bool, gen *torch.Generator) (*Outputs, error) {
 	f := &fwd{s: s, train: train, dropout: m.Config.Dropout, gen: gen}
-	img, imgPad := m.imageTokens(f, in) // [B,hw,d], [B,hw]
+	img, pos, imgPad := m.imageTokens(f, in) // [B,hw,d], [B,hw,d], [B,hw]
 	if err := img.Err(); err != nil {
 		return nil, fmt.Errorf("model: backbone: %w", err)
 	}
@@ -163,9 +164,9 @@ func (m *Model) Forward(s *torch.Scope, in *Inputs, train bool, gen *torch.Gener
 	}
 	out.ITMLogits = m.ITM.forward(x.Select(1, 0)) // [B,2]
 	// Visual tasks on the image-only pass.
-	mem := m.visualMemory(f, in, img, imgPad)                              // [B,hw,d]
-	out.Det = m.Detect.forward(f, in.B, mem, imgPad)                       // [Ly,B,Q,·]
-	out.CapLogits = m.captionLogits(f, in.CapIn, in.CapInPad, mem, imgPad) // [B,T-1,V]
+	mem := m.visualMemory(f, in, img, pos, imgPad)                 // values and keys [B,hw,d]
+	out.Det = m.Detect.forward(f, in.B, mem)                       // [Ly,B,Q,·]
+	out.CapLogits = m.captionLogits(f, in.CapIn, in.CapInPad, mem) // [B,T-1,V]
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("model: forward: %w", err)
 	}

@@ -85,9 +85,10 @@ func newAttention(ps *paramSet, name string, d, heads int) attnP {
 
 // forward is one fused native call: projections, scaled dot-product
 // attention with the key-padding mask (true = ignore) and the optional
-// causal mask, dropout on the weights, output projection.
-func (a attnP) forward(f *fwd, q, kv, keyPad *torch.Tensor, causal bool) *torch.Tensor { // [B,Lq,d], [B,Lk,d], [B,Lk] -> [B,Lq,d]
-	return torch.MultiHeadAttention(q, kv, kv, torch.MHAWeights{InWeight: a.inW, InBias: a.inB, OutWeight: a.outW, OutBias: a.outB, Heads: a.heads},
+// causal mask, dropout on the weights, output projection. Passing the same
+// tensor for q and k (and v) lets the shim fuse the projections.
+func (a attnP) forward(f *fwd, q, k, v, keyPad *torch.Tensor, causal bool) *torch.Tensor { // [B,Lq,d], [B,Lk,d], [B,Lk,d], [B,Lk] -> [B,Lq,d]
+	return torch.MultiHeadAttention(q, k, v, torch.MHAWeights{InWeight: a.inW, InBias: a.inB, OutWeight: a.outW, OutBias: a.outB, Heads: a.heads},
 		keyPad, causal, f.attnDropout(), f.gen)
 }
 

@@ -42,10 +42,10 @@ func (m *Model) PostProcess(s *torch.Scope, in *Inputs, det DetectionOutput) ([]
 	real := prob.Narrow(2, 0, int64(c.NumClasses))                                            // [B,Q,C]
 	score, label := real.MaxWithIndices(-1, false)                                            // [B,Q], [B,Q]
 	_, attrTop := last(det.Attrs).Topk(int64(min(AttrTopK, c.NumAttributes)), -1, true, true) // [B,Q,k]
-	sc, err1 := score.Float32s()                                                              // [B·Q]
+	sc, err1 := score.ToDtype(torch.Float32).Float32s()                                       // [B·Q]
 	lb, err2 := label.Int64s()                                                                // [B·Q]
 	at, err3 := attrTop.Int64s()                                                              // [B·Q·k]
-	bx, err4 := last(det.Boxes).Float32s()                                                    // [B·Q·4]
+	bx, err4 := last(det.Boxes).ToDtype(torch.Float32).Float32s()                             // [B·Q·4]
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, fmt.Errorf("model: postprocess: %w", err)
 	}
@@ -70,7 +70,7 @@ func (m *Model) PostProcess(s *torch.Scope, in *Inputs, det DetectionOutput) ([]
 
 // ITMScores are the probabilities that each row's text describes its image.
 func (m *Model) ITMScores(out *Outputs) []float64 {
-	p, _ := out.ITMLogits.Softmax(-1).Narrow(1, 1, 1).Float32s() // [B,1]
+	p, _ := out.ITMLogits.Softmax(-1).Narrow(1, 1, 1).ToDtype(torch.Float32).Float32s() // [B,1]
 	r := make([]float64, len(p))
 	for i, v := range p {
 		r[i] = float64(v)
@@ -78,13 +78,12 @@ func (m *Model) ITMScores(out *Outputs) []float64 {
 	return r
 }
 
-// Describe runs the visual side only (backbone and the image-only encoder
+// visual runs the visual side only (backbone and the image-only encoder
 // pass) with no gradient and returns the memory the decoders read.
-func (m *Model) visual(s *torch.Scope, in *Inputs) (mem, pad *torch.Tensor, err error) {
+func (m *Model) visual(s *torch.Scope, in *Inputs) (memory, error) {
 	f := &fwd{s: s}
-	img, imgPad := m.imageTokens(f, in)
-	mem = m.visualMemory(f, in, img, imgPad)
-	return mem, imgPad, s.Err()
+	img, pos, imgPad := m.imageTokens(f, in)
+	return m.visualMemory(f, in, img, pos, imgPad), s.Err()
 }
 
 // GenerateCaptions writes a caption per row greedily (argmax at every
@@ -95,8 +94,8 @@ func (m *Model) GenerateCaptions(s *torch.Scope, in *Inputs, start, end int64, m
 	var out [][]int64
 	var err error
 	torch.NoGrad(func() {
-		var mem, memPad *torch.Tensor
-		mem, memPad, err = m.visual(s, in)
+		var mem memory
+		mem, err = m.visual(s, in)
 		if err != nil {
 			return
 		}
@@ -110,9 +109,9 @@ func (m *Model) GenerateCaptions(s *torch.Scope, in *Inputs, start, end int64, m
 			ids[i] = start
 		}
 		for t := 1; t <= maxLen; t++ {
-			x := torch.FromInt64(s, ids, []int64{int64(b), int64(t)}, m.Device)                                             // [B,t]
-			logits := m.captionLogits(f, x, torch.Zeros(s, []int64{int64(b), int64(t)}, torch.Bool, m.Device), mem, memPad) // [B,t,V]
-			next := logits.Select(1, int64(t-1)).Argmax(-1, false)                                                          // [B]
+			x := torch.FromInt64(s, ids, []int64{int64(b), int64(t)}, m.Device)                                     // [B,t]
+			logits := m.captionLogits(f, x, torch.Zeros(s, []int64{int64(b), int64(t)}, torch.Bool, m.Device), mem) // [B,t,V]
+			next := logits.Select(1, int64(t-1)).Argmax(-1, false)                                                  // [B]
 			var nx []int64
 			if nx, err = next.Int64s(); err != nil {
 				return

@@ -76,6 +76,9 @@ type TrainConfig struct {
 	Schedule Schedule
 	// Seed drives dropout.
 	Seed uint64
+	// BF16 runs forward and backward under bf16 autocast (matmuls,
+	// convolutions and attention in bf16; reductions and losses in fp32).
+	BF16 bool
 }
 
 // DefaultTrainConfig is DETR's recipe with a 1000-step warm-up over
@@ -185,7 +188,15 @@ func (t *Trainer) Step(b *data.Batch) (Metrics, error) {
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	r, err := TrainStep(s, t.Model, b, t.gen)
+	var r StepResult
+	var err error
+	if t.cfg.BF16 {
+		if aerr := torch.Autocast(torch.BFloat16, func() { r, err = TrainStep(s, t.Model, b, t.gen) }); aerr != nil && err == nil {
+			err = aerr
+		}
+	} else {
+		r, err = TrainStep(s, t.Model, b, t.gen)
+	}
 	mt.StepResult = r
 	if err != nil {
 		return mt, err

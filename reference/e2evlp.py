@@ -148,15 +148,15 @@ class Attention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * d))
         self.out_proj = nn.Linear(d, d)
 
-    def forward(self, q_in, kv_in, key_pad=None, causal=False):
+    def forward(self, q_in, k_in, v_in, key_pad=None, causal=False):
         B, Lq, d = q_in.shape
-        Lk = kv_in.shape[1]
+        Lk = k_in.shape[1]
         h, hd = self.heads, d // self.heads
         wq, wk, wv = self.in_proj_weight.chunk(3)
         bq, bk, bv = self.in_proj_bias.chunk(3)
         q = F.linear(q_in, wq, bq).view(B, Lq, h, hd).transpose(1, 2)  # [B,h,Lq,hd]
-        k = F.linear(kv_in, wk, bk).view(B, Lk, h, hd).transpose(1, 2)  # [B,h,Lk,hd]
-        v = F.linear(kv_in, wv, bv).view(B, Lk, h, hd).transpose(1, 2)  # [B,h,Lk,hd]
+        k = F.linear(k_in, wk, bk).view(B, Lk, h, hd).transpose(1, 2)  # [B,h,Lk,hd]
+        v = F.linear(v_in, wv, bv).view(B, Lk, h, hd).transpose(1, 2)  # [B,h,Lk,hd]
         if hasattr(F, "scaled_dot_product_attention"):  # PyTorch 2.x: the fused kernel
             allow = None
             if key_pad is not None:
@@ -194,7 +194,7 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x, pad):
         h = self.ln1(x)
-        x = x + self.attn(h, h, pad)
+        x = x + self.attn(h, h, h, pad)
         return x + self.ffn(self.ln2(x))
 
 
@@ -205,10 +205,12 @@ class DecoderLayer(nn.Module):
         self.ln2, self.cross_attn = nn.LayerNorm(d), Attention(d, heads)
         self.ln3, self.ffn = nn.LayerNorm(d), FFN(d, f)
 
-    def forward(self, x, self_pad, causal, mem, mem_pad):
+    def forward(self, x, qpos, self_pad, causal, mem, mem_key, mem_pad):
+        pos = (lambda h: h) if qpos is None else (lambda h: h + qpos)
         h = self.ln1(x)
-        x = x + self.self_attn(h, h, self_pad, causal)
-        x = x + self.cross_attn(self.ln2(x), mem, mem_pad)
+        qk = pos(h)
+        x = x + self.self_attn(qk, qk, h, self_pad, causal)
+        x = x + self.cross_attn(pos(self.ln2(x)), mem_key, mem, mem_pad)
         return x + self.ffn(self.ln3(x))
 
 
@@ -262,7 +264,7 @@ class E2EVLP(nn.Module):
         mask = F.interpolate(pixel_mask[None].float(), size=(h, w))[0].bool()  # [B,h,w]
         pos = sine_position(mask, d)  # [B,hw,d]
         tok = f.flatten(2).transpose(1, 2) + pos + self.text.seg_emb.weight[1]  # [B,hw,d]
-        return tok, mask.flatten(1)
+        return tok, pos, mask.flatten(1)
 
     def encode(self, ids, text_pad, img, img_pad):
         L = ids.shape[1]
@@ -274,12 +276,13 @@ class E2EVLP(nn.Module):
         return self.encoder.ln_f(x)
 
     # --- decoders --------------------------------------------------------
-    def detect(self, mem, mem_pad):
+    def detect(self, mem, mem_key, mem_pad):
         B = mem.shape[0]
-        x = self.det_decoder.query_embed.weight[None].expand(B, -1, -1)  # [B,Q,d]
+        qpos = self.det_decoder.query_embed.weight  # [Q,d]
+        x = qpos[None].expand(B, -1, -1)  # [B,Q,d]
         outs = []
         for layer in self.det_decoder.layers:
-            x = layer(x, None, False, mem, mem_pad)
+            x = layer(x, qpos, None, False, mem, mem_key, mem_pad)
             outs.append(self.det_decoder.ln_f(x))
         hs = torch.stack(outs)  # [Ly,B,Q,d]
         logits = self.det_head.class_embed(hs)  # [Ly,B,Q,C+1]
@@ -291,12 +294,12 @@ class E2EVLP(nn.Module):
                 b = F.relu(b)
         return logits, attrs, b.sigmoid()  # [Ly,B,Q,4]
 
-    def caption(self, ids, pad, mem, mem_pad):
+    def caption(self, ids, pad, mem, mem_key, mem_pad):
         T = ids.shape[1]
         x = self.cap_decoder.ln(self.text.tok_emb(ids) + self.cap_decoder.pos_emb.weight[:T])  # [B,T,d]
         layers = self.det_decoder.layers if self.c["SharedDecoder"] else self.cap_decoder.layers
         for layer in layers:
-            x = layer(x, pad, True, mem, mem_pad)
+            x = layer(x, None, pad, True, mem, mem_key, mem_pad)
         x = self.cap_decoder.ln_f(x)
         return x @ self.text.tok_emb.weight.t() + self.cap_head.bias  # [B,T,V]
 
@@ -410,7 +413,7 @@ def forward_losses(m, bt):
     itm, cap, cpad, targets = bt["itm"], bt["cap"], bt["cpad"], bt["targets"]
     B, L = ids.shape
 
-    img, img_pad = m.image_tokens(images, pmask)
+    img, img_pos, img_pad = m.image_tokens(images, pmask)
     x = m.encode(ids, tpad, img, img_pad)  # [B,L+hw,d]
     losses = {}
     # MLM on masked positions only.
@@ -428,7 +431,8 @@ def forward_losses(m, bt):
     # Visual tasks: an image-only pass, [CLS] + image tokens.
     v = m.encode(ids[:, :1], tpad[:, :1], img, img_pad)
     mem = v[:, 1:]
-    logits, attrs, boxes = m.detect(mem, img_pad)
+    mem_key = mem + img_pos
+    logits, attrs, boxes = m.detect(mem, mem_key, img_pad)
     Ly = logits.shape[0]
     for l in range(Ly):
         dl = detection_losses(logits[l], attrs[l], boxes[l], targets, c, w)
@@ -437,7 +441,7 @@ def forward_losses(m, bt):
             continue
         for k, val in dl.items():
             losses["det_" + k + sfx] = val
-    cl = m.caption(cap[:, :-1], cpad[:, :-1], mem, img_pad)  # [B,T-1,V]
+    cl = m.caption(cap[:, :-1], cpad[:, :-1], mem, mem_key, img_pad)  # [B,T-1,V]
     tgt = cap[:, 1:].masked_fill(cpad[:, 1:], IGNORE)
     losses["caption"] = F.cross_entropy(cl.reshape(-1, cl.shape[-1]).float(), tgt.reshape(-1))
     total = 0

@@ -105,10 +105,9 @@ func Build(ctx context.Context, cfg BuildConfig) (*Manifest, *Report, error) {
 		return nil, rep, err
 	}
 	// Spools of an interrupted build are garbage (they are rebuilt anyway).
-	if old, _ := filepath.Glob(filepath.Join(cfg.Out, buildDir, "spool-*")); len(old) > 0 {
-		for _, p := range old {
-			os.RemoveAll(p)
-		}
+	old, _ := filepath.Glob(filepath.Join(cfg.Out, buildDir, "spool-*"))
+	for _, p := range old {
+		os.RemoveAll(p)
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(cfg.Out, buildDir), "spool-")
 	if err != nil {

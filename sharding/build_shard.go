@@ -24,7 +24,8 @@ func buildShard(ctx context.Context, cfg BuildConfig, asm *assembler, s int, can
 	fp := hex.EncodeToString(h.Sum(nil))
 	name := shardName(s)
 	recPath := filepath.Join(cfg.Out, buildDir, name+".json")
-	if rec := loadRecord(recPath); rec != nil && rec.Fingerprint == fp && verifyFile(cfg.Out, rec.Info) == nil {
+	// An empty shard has a record and no file (nothing to verify).
+	if rec := loadRecord(recPath); rec != nil && rec.Fingerprint == fp && (rec.Info.Images == 0 || verifyFile(cfg.Out, rec.Info) == nil) {
 		rec.Report.ShardsKept = 1
 		done.Add(int64(len(cands)))
 		return rec, nil

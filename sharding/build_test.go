@@ -474,3 +474,40 @@ func TestBuildOneDataset(t *testing.T) {
 		t.Fatalf("VG only: %d images, %d captions, sources %v", m.Images, m.Captions, m.Sources)
 	}
 }
+
+func TestCounterTop(t *testing.T) {
+	c := counter{"man": 5, "tree": 9, "car": 5, "sky": 1, "": 100}
+	if got := c.top(3); !reflect.DeepEqual(got, []string{"tree", "car", "man"}) {
+		t.Fatalf("top(3) = %v (most frequent first, ties by name, empty names never)", got)
+	}
+	if got := c.top(10); len(got) != 4 {
+		t.Fatalf("top(10) = %v", got)
+	}
+}
+
+// TestBuildSmallVocabulary: objects and attributes outside the kept
+// vocabularies are dropped and counted, and never point past them.
+func TestBuildSmallVocabulary(t *testing.T) {
+	_, vg, st := world(t)
+	out := t.TempDir()
+	m, rep, err := build(t, "", vg, out, func(c *BuildConfig) { c.Classes, c.Attributes = 3, 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Classes) != 3 || len(m.Attributes) != 2 {
+		t.Fatalf("vocabularies %v %v", m.Classes, m.Attributes)
+	}
+	dropped := rep.Skipped[SkipObjectOutOfVocab]
+	if dropped == 0 || m.Objects+dropped != int64(st.Objects) || rep.Skipped[SkipAttributeOutOfVocab] == 0 {
+		t.Fatalf("%d objects kept, skipped %v, export had %d", m.Objects, rep.Skipped, st.Objects)
+	}
+	checks, err := Verify(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Err != nil {
+			t.Fatal(c.Err)
+		}
+	}
+}

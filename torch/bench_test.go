@@ -92,7 +92,7 @@ func attentionInputs(s *Scope, grad bool) (q, k, v, mask *Tensor) {
 // unfusedAttention is the same maths as six separate ops.
 func unfusedAttention(q, k, v, mask *Tensor) *Tensor {
 	scale := 1 / math.Sqrt(float64(q.Size(-1)))
-	m := mask.Unsqueeze(1).Unsqueeze(1)                                          // [B, 1, 1, S]
+	m := mask.Unsqueeze(1).Unsqueeze(1)                                           // [B, 1, 1, S]
 	scores := q.MulScalar(scale).Matmul(k.Transpose(-2, -1)).MaskedFill(m, -1e30) // [B, H, L, S]
 	return scores.Softmax(-1).Matmul(v)
 }

@@ -136,8 +136,9 @@ func TestAdamWStateRoundTrip(t *testing.T) {
 	if err := o2.SetState(0, nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	m2, _, n2, _ := o2.State(0)
+	m2, v2, n2, _ := o2.State(0)
 	defer m2.Close()
+	defer v2.Close()
 	near(t, "state zeroed", vals(t, m2), []float64{0, 0, 0}, 0)
 	if n2 != 0 {
 		t.Fatalf("step after reset %d", n2)
@@ -204,7 +205,14 @@ func TestPickleSaveLoadsInPython(t *testing.T) {
 	}
 	out, err := exec.Command(py, "-c", `
 import sys, torch
-d = torch.load(sys.argv[1])
+try:
+    # PyTorch >= 2.6 loads weights_only by default; LibTorch's pickler tags the dict with
+    # torch.jit._pickle.restore_type_tag, which must be allowed explicitly.
+    from torch.jit._pickle import restore_type_tag
+    with torch.serialization.safe_globals([restore_type_tag]):
+        d = torch.load(sys.argv[1])
+except AttributeError:  # PyTorch < 2.4: no safe_globals, and no weights_only default
+    d = torch.load(sys.argv[1])
 print(sorted(d), d["w"].tolist(), d["n"].tolist(), d["layer.b"].dtype, d["layer.b"].float().tolist())
 `, path).CombinedOutput()
 	if err != nil {

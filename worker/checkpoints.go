@@ -127,6 +127,7 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 		return fmt.Errorf("worker: checkpoint %d: %w", step, err)
 	}
 	stall := time.Since(t0)
+	w.lastCkpt = step
 	if m := w.cfg.Metrics; m != nil {
 		m.ckptStall.Observe(stall.Seconds())
 	}

@@ -82,7 +82,7 @@ func (w *Worker) finish(ctx context.Context, ring Collective, gen coordinator.Ge
 	if rank == 0 || !all {
 		if rank == 0 && w.rec.Gen == gen.Number {
 			w.report(ctx, gen)
-			if w.cfg.FinalCheckpoint && w.rec.Step > 0 && !w.done {
+			if w.cfg.FinalCheckpoint && w.rec.Step > 0 && w.lastCkpt != w.rec.Step {
 				if err := w.checkpointNow(ctx, gen, true); err != nil {
 					w.log.Error("final checkpoint failed", "err", err)
 				}

@@ -37,6 +37,8 @@ type Worker struct {
 	grad   []float32
 	done   bool // the coordinator said every epoch is done
 	ckpt   *checkpointer
+	// lastCkpt is the step of the last checkpoint handed to the writer.
+	lastCkpt uint64
 
 	// Shared with the heartbeat and watch goroutines.
 	mu      sync.Mutex

@@ -89,6 +89,11 @@ func runBenchRank(c *cli.Context) error {
 		return err
 	}
 	defer data.Close()
+	ringCtl, err := nats.Connect(c.String("nats"), nats.Name(fmt.Sprintf("bench-rank-%d-ring-ctl", rank)))
+	if err != nil {
+		return err
+	}
+	defer ringCtl.Close()
 	node, err := allreduce.ListenTCP("127.0.0.1:0", allreduce.TCPConfig{
 		Job: c.String("job"), Token: []byte(os.Getenv(benchEnvToken)), Logger: log,
 	})
@@ -96,7 +101,7 @@ func runBenchRank(c *cli.Context) error {
 		return err
 	}
 	defer node.Close()
-	r := &benchRank{rank: rank, prefix: prefix, data: data, node: node, log: log}
+	r := &benchRank{rank: rank, prefix: prefix, data: data, ringCtl: ringCtl, node: node, log: log}
 	done := make(chan struct{})
 	sub, err := ctl.Subscribe(fmt.Sprintf("%s.cmd.%d", prefix, rank), func(m *nats.Msg) {
 		var cmd benchCmd
@@ -137,12 +142,13 @@ func mustJSON(v any) []byte {
 }
 
 type benchRank struct {
-	rank   int
-	prefix string
-	data   *nats.Conn
-	node   *allreduce.TCPNode
-	log    *slog.Logger
-	buf    []float32 // reused across cases: no per-case allocation
+	rank    int
+	prefix  string
+	data    *nats.Conn // the ring's data frames, and the raw measurement
+	ringCtl *nats.Conn // the ring's control frames (allreduce.WithControlConn)
+	node    *allreduce.TCPNode
+	log     *slog.Logger
+	buf     []float32 // reused across cases: no per-case allocation
 
 	raw *rawState
 }
@@ -187,7 +193,7 @@ func (r *benchRank) allReduce(cmd benchCmd) (benchReply, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	tr, err := allreduce.NewTransport(ctx, cmd.Transport, cmd.Gen, r.rank, allreduce.Endpoints{NATS: r.data, TCP: r.node, Logger: r.log})
+	tr, err := allreduce.NewTransport(ctx, cmd.Transport, cmd.Gen, r.rank, allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.node, Logger: r.log})
 	if err != nil {
 		return benchReply{}, err
 	}

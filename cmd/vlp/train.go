@@ -33,6 +33,8 @@ var trainCommand = &cli.Command{
 		&cli.IntFlag{Name: "images", Usage: "images in the synthetic world", Value: 512, EnvVars: []string{"VLP_IMAGES"}, Category: catTrain},
 		&cli.IntFlag{Name: "image-size", Usage: "side of the synthetic images in pixels", Value: 64, EnvVars: []string{"VLP_IMAGE_SIZE"}, Category: catTrain},
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda:N", Value: "cpu", EnvVars: []string{"VLP_DEVICE"}, Category: catTrain},
+		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},
+		&cli.BoolFlag{Name: "bf16", Usage: "bf16 autocast for forward and backward", EnvVars: []string{"VLP_BF16"}, Category: catTrain},
 		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
 	}, trainClusterFlags...),
 	Action: runTrainLocal,
@@ -55,6 +57,9 @@ func runTrainLocal(c *cli.Context) error {
 	cfg, err := model.Preset(c.String("preset"))
 	if err != nil {
 		return err
+	}
+	if d := c.Float64("dropout"); d >= 0 {
+		cfg.Dropout = d
 	}
 	seed := c.Uint64("seed")
 	side := c.Int("image-size")
@@ -82,6 +87,7 @@ func runTrainLocal(c *cli.Context) error {
 		tc.BackboneLR = c.Float64("backbone-lr")
 	}
 	tc.Schedule.Warmup = min(steps/10, 100)
+	tc.BF16 = c.Bool("bf16")
 	tr, err := model.NewTrainer(m, tc)
 	if err != nil {
 		return err

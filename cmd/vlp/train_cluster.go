@@ -37,6 +37,8 @@ var trainClusterFlags = []cli.Flag{
 	&cli.IntFlag{Name: "checkpoint-every", Value: 50, Usage: "checkpoint interval in steps", EnvVars: []string{"VLP_CHECKPOINT_EVERY"}, Category: catTrain},
 	&cli.IntFlag{Name: "progress-every", Value: 10, Usage: "progress report interval in steps", Category: catTrain},
 	&cli.StringFlag{Name: "ring-transport", Value: "nats", Usage: "auto, nats or tcp", EnvVars: []string{"VLP_RING_TRANSPORT"}, Category: catTrain},
+	&cli.IntFlag{Name: "min-workers", Usage: "members the ring needs to train (default: --workers)", Category: catTrain},
+	&cli.DurationFlag{Name: "linear-compute", Usage: "linear model only: simulated compute time per pair", Category: catTrain},
 	&cli.StringFlag{Name: "metrics-base-port", Usage: "serve worker i's /metrics on 127.0.0.1:(port+i) (empty: none)", Category: catTrain},
 }
 
@@ -153,6 +155,10 @@ func runTrainCluster(c *cli.Context) error {
 			"--checkpoint-dir", filepath.Join(dir, "checkpoints"),
 			"--ring-transport", c.String("ring-transport"),
 			"--tb-dir", filepath.Join(dir, "events"), "--publish-steps")
+		if c.IsSet("steps") {
+			// A resumed run may train further than the spec's max_steps.
+			args = append(args, "--max-steps", strconv.Itoa(c.Int("steps")))
+		}
 		if p := c.String("metrics-base-port"); p != "" {
 			base, err := strconv.Atoi(p)
 			if err != nil {
@@ -191,6 +197,9 @@ func runTrainCluster(c *cli.Context) error {
 	defer tick.Stop()
 	signals := 0
 	total := uint64(spec.Hyper.MaxSteps)
+	if c.IsSet("steps") {
+		total = uint64(c.Int("steps"))
+	}
 loop:
 	for {
 		select {
@@ -253,6 +262,7 @@ func trainSpec(c *cli.Context, workers int) (coordinator.JobSpec, error) {
 	steps := c.Int("steps")
 	s := coordinator.JobSpec{
 		Name: trainJob, Model: model, GlobalBatch: batch, MinWorkers: workers,
+		MaxWorkers: max(workers, 64),
 		CheckpointEvery: c.Int("checkpoint-every"), ProgressEvery: c.Int("progress-every"),
 		Seed:  c.Uint64("seed"),
 		Hyper: coordinator.HyperParams{LR: c.Float64("lr"), MaxSteps: steps},
@@ -260,10 +270,16 @@ func trainSpec(c *cli.Context, workers int) (coordinator.JobSpec, error) {
 			"images": strconv.Itoa(c.Int("images")), "image_size": strconv.Itoa(c.Int("image-size")),
 		},
 	}
+	if m := c.Int("min-workers"); m > 0 {
+		s.MinWorkers = min(m, workers)
+	}
 	var pairs int64
 	if model == "linear" {
 		pairs = int64(c.Int("pairs"))
 		s.Options["dim"] = "64"
+		if d := c.Duration("linear-compute"); d > 0 {
+			s.Options["compute"] = d.String()
+		}
 		s.Hyper.ClipNorm = 1
 	} else {
 		w, _, err := synthWorld(s)

@@ -143,15 +143,26 @@ func workerJoin(c *cli.Context) error {
 	}
 	var hooks []func(worker.StepSummary)
 	if dir := c.String("tb-dir"); dir != "" {
-		tb, err := worker.NewEventWriter(dir, name)
-		if err != nil {
-			return err
-		}
-		defer tb.Close()
-		hooks = append(hooks, func(s worker.StepSummary) {
-			if s.Rank == 0 {
-				tb.Scalars(s)
+		// Rank 0's view of the losses; the file is created when this worker
+		// first commits a step as rank 0.
+		var tb *worker.EventWriter
+		defer func() {
+			if tb != nil {
+				tb.Close()
 			}
+		}()
+		hooks = append(hooks, func(s worker.StepSummary) {
+			if s.Rank != 0 {
+				return
+			}
+			if tb == nil {
+				var err error
+				if tb, err = worker.NewEventWriter(dir, name); err != nil {
+					log.Warn("no event file", "err", err)
+					return
+				}
+			}
+			tb.Scalars(s)
 		})
 	}
 	if c.Bool("publish-steps") {
@@ -214,9 +225,18 @@ func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (wor
 			}
 			dim = d
 		}
+		var compute time.Duration
+		if v, ok := spec.Options["compute"]; ok {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return nil, nil, fmt.Errorf("worker: job option compute=%q: want a duration", v)
+			}
+			compute = d
+		}
 		h := spec.Hyper
 		return worker.NewLinearLearner(dim, uint32(max(spec.Units.PerUnit, 1)), worker.LinearHyper{
 			LR: h.LR, Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, ClipNorm: h.ClipNorm,
+			Compute: compute,
 		}), func() {}, nil
 	default:
 		return newVLPLearner(c, spec, log)

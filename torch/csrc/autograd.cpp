@@ -77,7 +77,7 @@ char* vlp_set_grad(vlp_tensor_t h, vlp_tensor_t g) {
 
 char* vlp_zero_grad(const vlp_tensor_t* ts, int64_t n, int64_t set_to_none) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   for (int64_t i = 0; i < n; i++) {
     at::Tensor& g = ts[i]->t.mutable_grad();
     if (!g.defined()) continue;
@@ -93,8 +93,8 @@ char* vlp_zero_grad(const vlp_tensor_t* ts, int64_t n, int64_t set_to_none) {
 
 char* vlp_set_grad_enabled(int64_t enabled, int64_t* prev) {
   VLP_TRY
-  if (prev != nullptr) *prev = at::GradMode::is_enabled();
-  at::GradMode::set_enabled(enabled != 0);
+  if (prev != nullptr) *prev = c10::GradMode::is_enabled();
+  c10::GradMode::set_enabled(enabled != 0);
   VLP_CATCH
 }
 

@@ -23,9 +23,11 @@ void check_device(int64_t device) {
   }
 }
 
+#ifndef VLP_WITH_CUDA
 [[noreturn]] void no_cuda_headers() {
   throw std::runtime_error("this libvlptorch.so was built without CUDA headers (VLP_WITH_CUDA)");
 }
+#endif
 
 }  // namespace
 

@@ -79,8 +79,11 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (dropout_p == 0 || g == nullptr) {
     if (kpm == nullptr) return at::scaled_dot_product_attention(q, k, v, {}, dropout_p, causal);
     at::Tensor m = mask_for(q, k, kpm, causal);
+    // One kernel: 0 where attended, the compute dtype's lowest where masked. (A float32 mask
+    // holds bf16's lowest exactly, and autocast casts it with q.)
     auto dt = compute_dtype(q);
-    at::Tensor add = at::zeros(m.sizes(), q.options().dtype(dt)).masked_fill_(m, lowest(dt));
+    at::Tensor add = at::where(m, at::Scalar(lowest(dt)), at::Scalar(0.0));
+    if (dt != at::kBFloat16 && dt != at::kHalf && add.scalar_type() != dt) add = add.to(dt);
     return at::scaled_dot_product_attention(q, k, v, add, dropout_p, false);
   }
 #endif
@@ -93,7 +96,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     at::Generator gen = vlp::generator(g, vlp::device_code(attn.device()));
     at::Tensor keep;
     {
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       keep = at::empty_like(attn, attn.options().requires_grad(false));
       keep.bernoulli_(1 - dropout_p, gen);
       keep.div_(1 - dropout_p);

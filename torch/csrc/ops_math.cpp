@@ -117,14 +117,14 @@ char* vlp_binary_scalar(int64_t op, vlp_tensor_t ha, vlp_f64 sbits, vlp_tensor_t
 
 char* vlp_add_(vlp_tensor_t ha, vlp_tensor_t hb, vlp_f64 alpha) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   ha->t.add_(T(hb), vlp::scalar(vlp::f64(alpha), T(ha)));
   VLP_CATCH
 }
 
 char* vlp_mul_scalar_(vlp_tensor_t ha, vlp_f64 s) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   ha->t.mul_(vlp::scalar(vlp::f64(s), T(ha)));
   VLP_CATCH
 }

@@ -95,7 +95,7 @@ char* vlp_dropout(vlp_tensor_t x, vlp_f64 pbits, int64_t train, vlp_generator_t 
   at::Generator gen = vlp::generator(g, vlp::device_code(in.device()));
   at::Tensor mask;
   {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     mask = at::empty_like(in, in.options().requires_grad(false));
     mask.bernoulli_(1 - p, gen);
     mask.div_(1 - p);

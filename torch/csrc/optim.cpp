@@ -201,7 +201,7 @@ char* vlp_adamw_add_group(vlp_adamw_t o, const vlp_tensor_t* params, int64_t n, 
 
 char* vlp_adamw_step(vlp_adamw_t o) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   for (const auto& g : o->groups) {
 #if VLP_TORCH_AT_LEAST(2, 1)
     std::vector<ParamState*> batch;
@@ -281,7 +281,7 @@ char* vlp_adamw_get_state(vlp_adamw_t o, int64_t i, vlp_tensor_t* exp_avg, vlp_t
 
 char* vlp_adamw_set_state(vlp_adamw_t o, int64_t i, vlp_tensor_t exp_avg, vlp_tensor_t exp_avg_sq, int64_t step) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   ParamState& s = o->at(i);
   o->init_state(s);
   if (exp_avg != nullptr) {
@@ -301,7 +301,7 @@ char* vlp_adamw_set_state(vlp_adamw_t o, int64_t i, vlp_tensor_t exp_avg, vlp_te
 char* vlp_adamw_flat_state(vlp_adamw_t o, int64_t dir, void* buf, int64_t numel, int64_t dtype, int64_t* steps,
                            int64_t nsteps) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   at::ScalarType dt = flat_dtype(dtype);
   if (steps != nullptr && nsteps != static_cast<int64_t>(o->params.size())) {
     throw std::invalid_argument("steps holds " + std::to_string(nsteps) + " entries, the optimizer has " +
@@ -336,7 +336,7 @@ char* vlp_adamw_flat_state(vlp_adamw_t o, int64_t dir, void* buf, int64_t numel,
 
 char* vlp_clip_grad_norm(const vlp_tensor_t* ts, int64_t n, vlp_f64 max_norm, double* total, vlp_tensor_t* norm) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   std::vector<at::Tensor> grads;
   for (int64_t i = 0; i < n; i++) {
     const at::Tensor& g = T(ts[i]).grad();
@@ -373,7 +373,7 @@ char* vlp_clip_grad_norm(const vlp_tensor_t* ts, int64_t n, vlp_f64 max_norm, do
 char* vlp_flat_copy(int64_t what, int64_t dir, const vlp_tensor_t* ts, int64_t n, void* buf, int64_t numel,
                     int64_t dtype) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   at::ScalarType dt = flat_dtype(dtype);
   std::vector<at::Tensor> v = tensors(ts, n);
   if (what == 1) {

@@ -208,7 +208,7 @@ char* vlp_to_host(vlp_tensor_t h, void* dst, int64_t nbytes) {
   }
   if (nbytes == 0) return nullptr;
   at::Tensor dstT = at::from_blob(dst, t.sizes(), at::TensorOptions().dtype(t.scalar_type()));
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   dstT.copy_(t.detach());
   VLP_CATCH
 }
@@ -233,14 +233,14 @@ char* vlp_to_dtype(vlp_tensor_t h, int64_t dtype, vlp_tensor_t* out) {
 
 char* vlp_copy_(vlp_tensor_t dst, vlp_tensor_t src) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   dst->t.copy_(T(src));
   VLP_CATCH
 }
 
 char* vlp_fill_(vlp_tensor_t h, vlp_f64 value) {
   VLP_TRY
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   h->t.fill_(vlp::scalar(vlp::f64(value), T(h)));
   VLP_CATCH
 }
