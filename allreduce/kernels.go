@@ -199,4 +199,3 @@ func decodeBF16Go(dst []float32, src []uint16) {
 		dst[i] = fromBF16(src[i])
 	}
 }
-

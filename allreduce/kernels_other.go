@@ -4,7 +4,7 @@ package allreduce
 
 const useAVX2 = false
 
-func addF32AVX2(dst, src *float32, n int)         { panic("no AVX2") }
+func addF32AVX2(dst, src *float32, n int)          { panic("no AVX2") }
 func addBF16AVX2(dst *float32, src *uint16, n int) { panic("no AVX2") }
 func encodeBF16AVX2(dst *uint16, src *float32, n int) {
 	panic("no AVX2")

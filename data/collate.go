@@ -2,53 +2,24 @@ package data
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 )
 
-// prepared is one decoded, resized, normalised image.
-type prepared struct {
-	img *Image
-	err error // wraps ErrCorruptImage when the image could not be decoded
+// rowPixels tells collate where the rows' normalised pixels are: either one
+// Image per row (copy mode), or already in buf, a [B,3,H,W] buffer the
+// decoders wrote into (direct mode), row i's pixels in slot from[i].
+type rowPixels struct {
+	imgs []*Image // copy mode: row i's image
+
+	buf   []float32 // direct mode
+	H, W  int
+	from  []int    // slot holding row i's pixels (i, or an earlier row of the same image)
+	sizes [][2]int // row i's un-padded width and height
 }
 
-// prepareImage decodes (or converts) the example's image and resizes and
-// normalises it.
-func prepareImage(e Example, cfg *Config) prepared {
-	var rgb *RGB
-	if e.Image != nil {
-		rgb = ToRGB(e.Image)
-	} else {
-		var err error
-		rgb, err = cfg.decoder().Decode(e.JPEG, cfg.Image.TargetSize)
-		if err != nil {
-			return prepared{err: fmt.Errorf("%s: %w", e.where(), err)}
-		}
-	}
-	if rgb.W < 1 || rgb.H < 1 {
-		return prepared{err: fmt.Errorf("%s: %w: empty image", e.where(), ErrCorruptImage)}
-	}
-	// The target comes from the record's original size when known, so a
-	// decoder's DCT downscaling does not change the output size.
-	w, h := rgb.W, rgb.H
-	if e.Meta.Width > 0 && e.Meta.Height > 0 {
-		w, h = e.Meta.Width, e.Meta.Height
-	}
-	tw, th := cfg.Image.TargetSize(w, h)
-	img := ResizeNormalize(rgb, tw, th)
-	putBytes(rgb.Pix)
-	return prepared{img: img}
-}
-
-// imageKey identifies an image inside a batch, so pairs of one image are
-// decoded once: pairs share their image's record (PairsOf, ShardSource and
-// SynthWorld hand out one *SampleMeta per image).
-func imageKey(e Example) any { return e.Meta }
-
-// collate builds a batch from rows whose images are ready. rows and imgs
-// are parallel; rows with a nil image were skipped by the caller.
-func collate(cfg *Config, tok *Tokenizer, rows []Example, imgs []*Image) (*Batch, error) {
+// collate builds a batch from rows whose images are ready.
+func collate(cfg *Config, tok *Tokenizer, rows []Example, px rowPixels) (*Batch, error) {
 	if len(rows) == 0 {
 		return nil, errors.New("data: collate: no rows")
 	}
@@ -56,41 +27,45 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, imgs []*Image) (*Batch
 	B := len(rows)
 	b := &Batch{Size: B}
 
-	// Image tensor: pad bottom/right to the largest image, rounded up.
-	for _, im := range imgs {
-		b.Height, b.Width = max(b.Height, im.H), max(b.Width, im.W)
-	}
-	m := cfg.Image.PadMultiple
-	b.Height = (b.Height + m - 1) / m * m
-	b.Width = (b.Width + m - 1) / m * m
-	H, W := b.Height, b.Width
-	// Recycled buffers (see Batch.Release) have stale contents: every
-	// element is written below, padding included.
-	b.Images = getFloats(B * 3 * H * W)
-	b.PixelMask = getBools(B * H * W)
-	// Rows are copied in parallel (disjoint memory, so the result does not
-	// depend on scheduling): at the base size a batch is ~170 MB of floats,
-	// too much for one core to keep up with many decoders.
-	copyRow := func(i int) {
-		im := imgs[i]
-		for c := 0; c < 3; c++ {
-			plane := b.Images[(i*3+c)*H*W : (i*3+c+1)*H*W]
-			for y := 0; y < im.H; y++ {
-				row := plane[y*W : (y+1)*W]
-				copy(row, im.Pix[(c*im.H+y)*im.W:(c*im.H+y+1)*im.W])
-				clear(row[im.W:])
-			}
-			clear(plane[im.H*W:])
+	sizes := px.sizes
+	if px.buf == nil {
+		// Copy mode: pad bottom/right to the largest image, rounded up.
+		sizes = make([][2]int, B)
+		for i, im := range px.imgs {
+			sizes[i] = [2]int{im.W, im.H}
+			b.Height, b.Width = max(b.Height, im.H), max(b.Width, im.W)
 		}
+		m := cfg.Image.PadMultiple
+		b.Height = (b.Height + m - 1) / m * m
+		b.Width = (b.Width + m - 1) / m * m
+		// Recycled buffers (see Batch.Release) have stale contents: every
+		// element is written below, padding included.
+		b.Images = getFloats(B * 3 * b.Height * b.Width)
+	} else {
+		b.Height, b.Width = px.H, px.W
+		b.Images = px.buf[:B*3*px.H*px.W]
+	}
+	H, W := b.Height, b.Width
+	b.PixelMask = getBools(B * H * W)
+	// Rows are filled in parallel (disjoint memory, so the result does not
+	// depend on scheduling): at the base size a batch is ~170 MB of floats.
+	fillRow := func(i int) {
+		row := b.Images[i*3*H*W : (i+1)*3*H*W]
+		if px.buf == nil {
+			copyImageRow(row, px.imgs[i], W, H)
+		} else if f := px.from[i]; f != i {
+			copy(row, b.Images[f*3*H*W:(f+1)*3*H*W])
+		}
+		w, h := sizes[i][0], sizes[i][1]
 		mask := b.PixelMask[i*H*W : (i+1)*H*W]
 		for y := 0; y < H; y++ {
-			row := mask[y*W : (y+1)*W]
-			for x := range row {
-				row[x] = y >= im.H || x >= im.W
+			mr := mask[y*W : (y+1)*W]
+			for x := range mr {
+				mr[x] = y >= h || x >= w
 			}
 		}
 	}
-	parallelFor(B, cfg.Workers, copyRow)
+	parallelFor(B, cfg.Workers, fillRow)
 
 	// Texts: ITM choice, encoder ids with MLM, decoder caption.
 	texts := make([]string, B)
@@ -162,6 +137,19 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, imgs []*Image) (*Batch
 	return b, nil
 }
 
+// copyImageRow copies im into a [3,H,W] batch row, zeros in the padding.
+func copyImageRow(row []float32, im *Image, W, H int) {
+	for c := 0; c < 3; c++ {
+		plane := row[c*H*W : (c+1)*H*W]
+		for y := 0; y < im.H; y++ {
+			r := plane[y*W : (y+1)*W]
+			copy(r, im.Pix[(c*im.H+y)*im.W:(c*im.H+y+1)*im.W])
+			clear(r[im.W:])
+		}
+		clear(plane[im.H*W:])
+	}
+}
+
 // targetOf copies the record's objects into a detection target.
 func targetOf(e Example) DetectionTarget {
 	objs := e.Meta.Objects
@@ -191,9 +179,11 @@ func BuildBatch(cfg Config, tok *Tokenizer, examples []Example) (*Batch, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	j := newBatchJob(0, examples)
+	j := newBatchJob(0, examples, &cfg)
 	for k := range j.images {
-		j.images[k].result = prepareImage(j.images[k].example, &cfg)
+		if j.images[k].result.err == nil {
+			j.images[k].run(&cfg)
+		}
 	}
 	b, _, err := j.finish(&cfg, tok)
 	return b, err

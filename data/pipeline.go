@@ -98,7 +98,7 @@ func (p *Pipeline) read(ctx context.Context, pending chan<- *batchJob, tasks cha
 			examples = append(examples, e)
 		}
 		if len(examples) > 0 {
-			j := newBatchJob(seq, examples)
+			j := newBatchJob(seq, examples, &p.cfg)
 			j.wg.Add(len(j.images))
 			select {
 			case pending <- j:
@@ -146,7 +146,7 @@ func (p *Pipeline) decode(ctx context.Context, tasks <-chan *imageTask) {
 		if ctx.Err() != nil {
 			t.result.err = ctx.Err()
 		} else {
-			t.result = prepareImage(t.example, &p.cfg)
+			t.run(&p.cfg)
 		}
 		t.job.wg.Done()
 	}

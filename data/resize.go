@@ -143,12 +143,14 @@ func triangleTaps(in, out int) filterTaps {
 // and returns it ImageNet-normalised, channels first.
 func ResizeNormalize(src *RGB, tw, th int) *Image {
 	dst := &Image{W: tw, H: th, Pix: getFloats(3 * tw * th)} // every element is written
-	resizeNormalizeInto(src, tw, th, dst.Pix)
+	resizeNormalizeInto(src, tw, th, dst.Pix, tw, th)
 	return dst
 }
 
-// resizeNormalizeInto writes the normalised [3,th,tw] image into dst.
-func resizeNormalizeInto(src *RGB, tw, th int, dst []float32) {
+// resizeNormalizeInto writes the normalised image into dst, laid out as
+// [3,H,W] with H ≥ th and W ≥ tw: the image top-left, zeros in the rest (the
+// padding of a batch row). Every element of dst[:3*H*W] is written.
+func resizeNormalizeInto(src *RGB, tw, th int, dst []float32, W, H int) {
 	hx := triangleTaps(src.W, tw)
 	vy := triangleTaps(src.H, th)
 	// Horizontal pass: only the input rows some output row needs.
@@ -179,7 +181,8 @@ func resizeNormalizeInto(src *RGB, tw, th int, dst []float32) {
 		a[ch] = 1 / (255 * ImageNetStd[ch])
 		c[ch] = -ImageNetMean[ch] / ImageNetStd[ch]
 	}
-	plane := tw * th
+	plane := W * H
+	dst = dst[:3*plane]
 	acc := make([]float32, tw*3)
 	for y := 0; y < th; y++ {
 		clear(acc)
@@ -192,13 +195,19 @@ func resizeNormalizeInto(src *RGB, tw, th int, dst []float32) {
 				acc[i] += wk * v
 			}
 		}
-		r := dst[y*tw : (y+1)*tw]
-		g := dst[plane+y*tw : plane+(y+1)*tw]
-		b := dst[2*plane+y*tw : 2*plane+(y+1)*tw]
+		r := dst[y*W : (y+1)*W]
+		g := dst[plane+y*W : plane+(y+1)*W]
+		b := dst[2*plane+y*W : 2*plane+(y+1)*W]
 		for x := 0; x < tw; x++ {
 			r[x] = acc[3*x]*a[0] + c[0]
 			g[x] = acc[3*x+1]*a[1] + c[1]
 			b[x] = acc[3*x+2]*a[2] + c[2]
 		}
+		clear(r[tw:])
+		clear(g[tw:])
+		clear(b[tw:])
+	}
+	for ch := 0; ch < 3; ch++ {
+		clear(dst[ch*plane+th*W : (ch+1)*plane])
 	}
 }

@@ -35,8 +35,12 @@ func Deserialize(s *Scope, data []byte, dev Device) *Tensor {
 	return finishShape(s, t, r, "deserialize", nil)
 }
 
-// PickleSave writes a name → tensor dict (CPU copies) in torch.save's format, so Python's
-// torch.load(f) returns a dict of tensors: the checkpoint export. Names are written sorted.
+// PickleSave writes a name → tensor dict (CPU copies) with LibTorch's pickler, so Python's
+// torch.load(f) returns a dict of tensors. Names are written sorted. PyTorch ≥ 2.6 loads with
+// weights_only=True by default and must be told to allow the type tag LibTorch writes:
+//
+//	from torch.jit._pickle import restore_type_tag
+//	with torch.serialization.safe_globals([restore_type_tag]): d = torch.load(f)
 func PickleSave(w io.Writer, tensors map[string]*Tensor) error {
 	b, err := PickleBytes(tensors)
 	if err != nil {

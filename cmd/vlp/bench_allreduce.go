@@ -41,7 +41,7 @@ var benchAllreduceCommand = &cli.Command{
 		&cli.StringFlag{Name: "sizes-mib", Value: "4,64,256", Usage: "buffer sizes in MiB, comma-separated"},
 		&cli.StringFlag{Name: "wire", Value: "float32,bf16", Usage: "wire types, comma-separated"},
 		&cli.StringFlag{Name: "transports", Value: "nats,tcp", Usage: "transports (nats, tcp, auto), comma-separated"},
-		&cli.IntFlag{Name: "iters", Value: 5, Usage: "timed all-reduces per case, after one warm-up; the median is reported"},
+		&cli.IntFlag{Name: "iters", Value: 5, Usage: "rounds per size, after a warm-up: each round times raw NATS and one all-reduce of every case; medians are reported"},
 		&cli.IntFlag{Name: "chunk-kib", Value: 1024, Usage: "payload per frame (Config.ChunkBytes) in KiB"},
 		&cli.IntFlag{Name: "window-mib", Value: 16, Usage: "un-acknowledged bytes per link (Config.WindowBytes) in MiB"},
 		&cli.StringFlag{Name: "gloo-script", Value: "scripts/gloo_allreduce.py", Usage: "Gloo comparison script; empty to skip"},
@@ -61,9 +61,13 @@ type benchRow struct {
 	AlgBW     float64 `json:"algbw_gbs"`
 	BusBW     float64 `json:"busbw_gbs"`
 	// NATS rows: raw NATS throughput through the server, all ranks together
-	// (GB/s), and the busbw it allows this row.
-	RawNATS float64 `json:"raw_nats_gbs,omitempty"`
-	CapBus  float64 `json:"cap_busbw_gbs,omitempty"`
+	// (GB/s, the median round), and the row's busbw as a share of what the
+	// relay allows (T/N, 2T/N for bf16), the median of the rounds' shares.
+	RawNATS  float64 `json:"raw_nats_gbs,omitempty"`
+	CapShare float64 `json:"nats_cap_share,omitempty"`
+	// bf16 rows: float32 time / bf16 time on the same transport, the median
+	// of the rounds' ratios.
+	VsFloat32 float64 `json:"vs_float32,omitempty"`
 }
 
 func busFactor(n int) float64 { return 2 * float64(n-1) / float64(n) }
@@ -107,7 +111,7 @@ func runBenchAllreduce(c *cli.Context) error {
 	defer ctl.Close()
 
 	fmt.Fprintf(out, "vlp bench allreduce: %s\n", machineLine())
-	fmt.Fprintf(out, "nats-server %s embedded (max_payload 8 MiB, max_pending default), chunk %d KiB, window %d MiB, median of %d timed all-reduces per case after a warm-up\n\n",
+	fmt.Fprintf(out, "nats-server %s embedded (max_payload 8 MiB, max_pending default), chunk %d KiB, window %d MiB, medians of %d rounds (raw NATS and one all-reduce per case, back to back) after a warm-up\n\n",
 		server.VERSION, cfg.ChunkBytes>>10, cfg.WindowBytes>>20, iters)
 
 	var rows []benchRow
@@ -224,84 +228,132 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 
 	var rows []benchRow
 	for _, mib := range sizes {
-		size := int64(mib) << 20
-		timeout := time.Duration(iters+1)*time.Duration(float64(size)/5e6*float64(time.Second)) + time.Minute
-		// Raw NATS: the ring's bytes per rank, in frames of the ring's size
-		// (taken from its float32 run, or estimated), measured right before
-		// the NATS cases.
-		rawT := 0.0
-		measureRaw := func(frame int64) error {
-			gen.Number++
-			raw := benchCmd{Op: "raw-prepare", Gen: gen, Bytes: int64(float64(size) * busFactor(n)), Iters: iters,
-				Config: benchConfig{ChunkBytes: int(frame), WindowBytes: cfg.WindowBytes}}
-			if _, err := all(raw, time.Minute); err != nil {
-				return fmt.Errorf("raw NATS prepare: %w", err)
-			}
-			raw.Op = "raw-go"
-			reps, err := all(raw, timeout)
-			if err != nil {
-				return fmt.Errorf("raw NATS: %w", err)
-			}
-			rawT = float64(n) * float64(raw.Bytes) / medianOfMax(reps) / 1e9
-			fmt.Fprintf(os.Stderr, "N=%d %d MiB: raw NATS %.3f GB/s through the server (%d-byte messages)\n", n, mib, rawT, frame)
-			return nil
-		}
-		for _, tr := range transports {
-			for _, wire := range wires {
-				gen.Number++
-				reps, err := all(benchCmd{Op: "allreduce", Gen: gen, Transport: tr, Wire: wire, Bytes: size, Iters: iters, Config: cfg}, timeout)
-				if err != nil {
-					return rows, fmt.Errorf("N=%d %d MiB %s %s: %w", n, mib, tr, wire, err)
-				}
-				for i := range reps {
-					if reps[i].Checksum != reps[0].Checksum {
-						return rows, fmt.Errorf("N=%d %d MiB %s %s: rank %d ends with other bits than rank 0", n, mib, tr, wire, i)
-					}
-				}
-				if tr == allreduce.KindNATS && rawT == 0 {
-					if err := measureRaw(reps[0].Frame); err != nil {
-						return rows, err
-					}
-				}
-				secs := medianOfMax(reps)
-				row := benchRow{Ranks: n, Bytes: size, Transport: tr, Wire: wire, Seconds: secs,
-					AlgBW: float64(size) / secs / 1e9}
-				row.BusBW = row.AlgBW * busFactor(n)
-				if tr == allreduce.KindNATS {
-					row.RawNATS = rawT
-					row.CapBus = rawT / float64(n)
-					if wire == "bf16" {
-						row.CapBus *= 2 // half the bytes cross the server
-					}
-				}
-				fmt.Fprintf(os.Stderr, "N=%d %d MiB %s %s: %.3f s, algbw %.3f GB/s, busbw %.3f GB/s\n", n, mib, tr, wire, secs, row.AlgBW, row.BusBW)
-				rows = append(rows, row)
-			}
+		rs, err := benchSize(all, gen, n, int64(mib)<<20, transports, wires, iters, cfg)
+		rows = append(rows, rs...)
+		gen.Number += 1000
+		if err != nil {
+			return rows, fmt.Errorf("N=%d %d MiB: %w", n, mib, err)
 		}
 	}
 	return rows, nil
 }
 
-// medianOfMax is the median over rounds of the slowest rank's time: a
-// collective is done when its last rank is, and the median shrugs off a
-// round that another process on the machine slowed down.
-func medianOfMax(reps []benchReply) float64 {
-	rounds := make([]float64, len(reps[0].Seconds))
-	for k := range rounds {
-		for _, r := range reps {
-			if k < len(r.Seconds) {
-				rounds[k] = max(rounds[k], r.Seconds[k])
-			}
+// benchSize measures one size. Every ring is built (and warmed up) first;
+// then each round runs the raw NATS measurement and one all-reduce on every
+// ring, back to back, so that all of them see the same machine — other
+// processes come and go — and the ratios are taken within a round.
+func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allreduce.Generation, n int, size int64,
+	transports, wires []string, iters int, cfg benchConfig) ([]benchRow, error) {
+	timeout := time.Duration(float64(size)/5e6*float64(time.Second)) + time.Minute
+	setup := benchCmd{Op: "setup", Bytes: size, Config: cfg}
+	for _, tr := range transports {
+		for _, w := range wires {
+			gen.Number++
+			setup.Rings = append(setup.Rings, benchRing{Gen: gen, Transport: tr, Wire: w})
 		}
 	}
-	sort.Float64s(rounds)
-	if len(rounds) == 0 {
+	reps, err := all(setup, timeout*time.Duration(len(setup.Rings)))
+	defer all(benchCmd{Op: "teardown"}, time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	// Raw NATS moves the ring's bytes per rank (float32), in frames of the
+	// ring's float32 frame size.
+	rawFrame := int64(cfg.ChunkBytes + 64)
+	for i, br := range setup.Rings {
+		if br.Transport == allreduce.KindNATS && br.Wire == "float32" {
+			rawFrame = reps[0].Frames[i]
+		}
+	}
+	rawBytes := int64(float64(size) * busFactor(n))
+	secs := make([][]float64, len(setup.Rings)) // [ring][round]
+	var rawT []float64                          // GB/s through the server, by round
+	for k := range iters {
+		gen.Number++
+		raw := benchCmd{Op: "raw-prepare", Gen: gen, Bytes: rawBytes, Iters: 1,
+			Config: benchConfig{ChunkBytes: int(rawFrame), WindowBytes: cfg.WindowBytes}}
+		if _, err := all(raw, time.Minute); err != nil {
+			return nil, fmt.Errorf("raw NATS: %w", err)
+		}
+		raw.Op = "raw-go"
+		reps, err := all(raw, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("raw NATS: %w", err)
+		}
+		rawT = append(rawT, float64(n)*float64(rawBytes)/slowest(reps)/1e9)
+		for i, br := range setup.Rings {
+			reps, err := all(benchCmd{Op: "op", Ring: br.Gen.Number}, timeout)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", br.Transport, br.Wire, err)
+			}
+			for j := range reps {
+				if reps[j].Checksum != reps[0].Checksum {
+					return nil, fmt.Errorf("%s %s: rank %d ends with other bits than rank 0", br.Transport, br.Wire, j)
+				}
+			}
+			secs[i] = append(secs[i], slowest(reps))
+		}
+		fmt.Fprintf(os.Stderr, "N=%d %d MiB round %d: raw NATS %.3f GB/s", n, size>>20, k+1, rawT[k])
+		for i, br := range setup.Rings {
+			fmt.Fprintf(os.Stderr, ", %s %s %.0f ms", br.Transport, br.Wire, 1000*secs[i][k])
+		}
+		fmt.Fprintln(os.Stderr)
+	}
+	var rows []benchRow
+	for i, br := range setup.Rings {
+		row := benchRow{Ranks: n, Bytes: size, Transport: br.Transport, Wire: br.Wire, Seconds: median(secs[i])}
+		row.AlgBW = float64(size) / row.Seconds / 1e9
+		row.BusBW = row.AlgBW * busFactor(n)
+		if br.Transport == allreduce.KindNATS {
+			// The share of the relay's capacity, round by round.
+			half := 1.0
+			if br.Wire == "bf16" {
+				half = 2 // half the bytes cross the server
+			}
+			share := make([]float64, iters)
+			for k := range share {
+				share[k] = float64(size) / secs[i][k] * busFactor(n) / 1e9 / (half * rawT[k] / float64(n))
+			}
+			row.RawNATS = median(rawT)
+			row.CapShare = median(share)
+		}
+		if br.Wire == "bf16" {
+			for j, f := range setup.Rings {
+				if f.Transport == br.Transport && f.Wire == "float32" {
+					speedup := make([]float64, iters)
+					for k := range speedup {
+						speedup[k] = secs[j][k] / secs[i][k]
+					}
+					row.VsFloat32 = median(speedup)
+				}
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// slowest is a round's time: a collective is done when its last rank is.
+func slowest(reps []benchReply) float64 {
+	m := 0.0
+	for _, r := range reps {
+		if len(r.Seconds) > 0 {
+			m = max(m, r.Seconds[0])
+		}
+	}
+	return m
+}
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
 		return 0
 	}
-	if m := len(rounds); m%2 == 0 {
-		return (rounds[m/2-1] + rounds[m/2]) / 2
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	if m := len(s); m%2 == 0 {
+		return (s[m/2-1] + s[m/2]) / 2
 	}
-	return rounds[len(rounds)/2]
+	return s[len(s)/2]
 }
 
 // runGloo runs the comparison script and reads its JSON lines.
@@ -372,13 +424,11 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range sorted {
 		var vs []string
-		if r.CapBus > 0 {
-			vs = append(vs, fmt.Sprintf("%.0f%% of the NATS relay cap (busbw %.3f)", 100*r.BusBW/r.CapBus, r.CapBus))
+		if r.CapShare > 0 {
+			vs = append(vs, fmt.Sprintf("%.0f%% of the NATS relay cap", 100*r.CapShare))
 		}
-		if r.Wire == "bf16" {
-			if f, ok := by[key{r.Ranks, r.Bytes, r.Transport, "float32"}]; ok {
-				vs = append(vs, fmt.Sprintf("%.2f× float32 algbw", r.AlgBW/f.AlgBW))
-			}
+		if r.VsFloat32 > 0 {
+			vs = append(vs, fmt.Sprintf("%.2f× float32 algbw", r.VsFloat32))
 		}
 		if r.Transport != "gloo" && r.Transport != "nats" && r.Wire == "float32" {
 			if g, ok := by[key{r.Ranks, r.Bytes, "gloo", "float32"}]; ok {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,13 +51,22 @@ type benchHello struct {
 
 // benchCmd is one command from the parent.
 type benchCmd struct {
-	Op        string               `json:"op"` // allreduce, raw-prepare, raw-go, exit
+	// Op is setup (build Rings and warm each up), op (time one all-reduce
+	// on ring Ring), teardown, raw-prepare, raw-go, or exit.
+	Op     string               `json:"op"`
+	Rings  []benchRing          `json:"rings,omitempty"`
+	Ring   uint64               `json:"ring,omitempty"` // a ring's generation number
+	Gen    allreduce.Generation `json:"gen"`            // raw: the subjects' generation
+	Bytes  int64                `json:"bytes"`
+	Iters  int                  `json:"iters,omitempty"` // raw: rounds
+	Config benchConfig          `json:"config"`
+}
+
+// benchRing is one ring of a setup: each its own generation.
+type benchRing struct {
 	Gen       allreduce.Generation `json:"gen"`
 	Transport string               `json:"transport"`
 	Wire      string               `json:"wire"`
-	Bytes     int64                `json:"bytes"`
-	Iters     int                  `json:"iters"`
-	Config    benchConfig          `json:"config"`
 }
 
 type benchConfig struct {
@@ -66,9 +76,9 @@ type benchConfig struct {
 
 // benchReply is a rank's answer.
 type benchReply struct {
-	Seconds  []float64 `json:"seconds"`  // each timed round
-	Checksum uint32    `json:"checksum"` // CRC-32 of the result buffer
-	Frame    int64     `json:"frame"`    // mean data frame size sent, bytes
+	Seconds  []float64 `json:"seconds,omitempty"`  // timed rounds
+	Checksum uint32    `json:"checksum,omitempty"` // CRC-32 of the result
+	Frames   []int64   `json:"frames,omitempty"`   // setup: mean data frame per ring, bytes
 	Err      string    `json:"err,omitempty"`
 }
 
@@ -101,7 +111,7 @@ func runBenchRank(c *cli.Context) error {
 		return err
 	}
 	defer node.Close()
-	r := &benchRank{rank: rank, prefix: prefix, data: data, ringCtl: ringCtl, node: node, log: log}
+	r := &benchRank{rank: rank, prefix: prefix, data: data, ringCtl: ringCtl, node: node, log: log, rings: map[uint64]*allreduce.Ring{}}
 	done := make(chan struct{})
 	sub, err := ctl.Subscribe(fmt.Sprintf("%s.cmd.%d", prefix, rank), func(m *nats.Msg) {
 		var cmd benchCmd
@@ -115,7 +125,9 @@ func runBenchRank(c *cli.Context) error {
 			return
 		}
 		go func() { // long commands must not hold up the control subscription
+			r.mu.Lock() // the parent sends one command at a time; be sure
 			rep := r.run(cmd)
+			r.mu.Unlock()
 			m.Respond(mustJSON(rep))
 		}()
 	})
@@ -142,23 +154,30 @@ func mustJSON(v any) []byte {
 }
 
 type benchRank struct {
+	mu      sync.Mutex
 	rank    int
 	prefix  string
 	data    *nats.Conn // the ring's data frames, and the raw measurement
 	ringCtl *nats.Conn // the ring's control frames (allreduce.WithControlConn)
 	node    *allreduce.TCPNode
 	log     *slog.Logger
-	buf     []float32 // reused across cases: no per-case allocation
-
-	raw *rawState
+	buf     []float32 // one buffer for every ring: ops run one at a time
+	rings   map[uint64]*allreduce.Ring
+	raw     *rawState
 }
 
 func (r *benchRank) run(cmd benchCmd) benchReply {
 	var rep benchReply
 	var err error
 	switch cmd.Op {
-	case "allreduce":
-		rep, err = r.allReduce(cmd)
+	case "setup":
+		rep.Frames, err = r.setup(cmd)
+	case "op":
+		var secs float64
+		secs, rep.Checksum, err = r.op(cmd.Ring)
+		rep.Seconds = []float64{secs}
+	case "teardown":
+		r.teardown()
 	case "raw-prepare":
 		err = r.rawPrepare(cmd)
 	case "raw-go":
@@ -172,66 +191,78 @@ func (r *benchRank) run(cmd benchCmd) benchReply {
 	return rep
 }
 
-// allReduce times cmd.Iters all-reduces of cmd.Bytes after one warm-up and
-// checks the result: every rank starts with rank+1 everywhere, so after k
-// all-reduces every element is N(N+1)/2 · N^(k−1), exact in float32 and in
-// bfloat16 for the sizes used.
-func (r *benchRank) allReduce(cmd benchCmd) (benchReply, error) {
-	wire, err := allreduce.ParseDType(cmd.Wire)
-	if err != nil {
-		return benchReply{}, err
-	}
-	n := cmd.Gen.Size()
+// setup builds the rings of one size and warms each up with one all-reduce
+// (connections, pages), in the same order on every rank.
+func (r *benchRank) setup(cmd benchCmd) ([]int64, error) {
+	r.teardown()
 	elems := int(cmd.Bytes / 4)
 	if cap(r.buf) < elems {
 		r.buf = nil // let the old one go first
 		r.buf = make([]float32, elems)
 	}
-	buf := r.buf[:elems]
-	for i := range buf {
-		buf[i] = float32(r.rank + 1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	r.buf = r.buf[:elems]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tr, err := allreduce.NewTransport(ctx, cmd.Transport, cmd.Gen, r.rank, allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.node, Logger: r.log})
-	if err != nil {
-		return benchReply{}, err
-	}
-	ring, err := allreduce.NewRing(cmd.Gen, r.rank, tr, allreduce.Config{
-		Wire: wire, ChunkBytes: cmd.Config.ChunkBytes, WindowBytes: cmd.Config.WindowBytes, Logger: r.log,
-	})
-	if err != nil {
-		tr.Close()
-		return benchReply{}, err
-	}
-	defer ring.Close()
-	if _, err := ring.AllReduce(ctx, buf, nil); err != nil { // warm-up: connections, pages
-		return benchReply{}, fmt.Errorf("warm-up: %w", err)
-	}
-	secs := make([]float64, cmd.Iters)
-	for i := range secs {
-		start := time.Now()
-		if _, err := ring.AllReduce(ctx, buf, nil); err != nil {
-			return benchReply{}, err
+	var frames []int64
+	for _, br := range cmd.Rings {
+		wire, err := allreduce.ParseDType(br.Wire)
+		if err != nil {
+			return nil, err
 		}
-		secs[i] = time.Since(start).Seconds()
-	}
-	want := float32(n*(n+1)/2) * pow(float32(n), cmd.Iters)
-	for i, v := range buf {
-		if v != want {
-			return benchReply{}, fmt.Errorf("element %d is %v, want %v", i, v, want)
+		tr, err := allreduce.NewTransport(ctx, br.Transport, br.Gen, r.rank, allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.node, Logger: r.log})
+		if err != nil {
+			return nil, err
 		}
+		ring, err := allreduce.NewRing(br.Gen, r.rank, tr, allreduce.Config{
+			Wire: wire, ChunkBytes: cmd.Config.ChunkBytes, WindowBytes: cmd.Config.WindowBytes, Logger: r.log,
+		})
+		if err != nil {
+			tr.Close()
+			return nil, err
+		}
+		r.rings[br.Gen.Number] = ring
+		if _, _, err := r.op(br.Gen.Number); err != nil {
+			return nil, fmt.Errorf("warm-up of %s %s: %w", br.Transport, br.Wire, err)
+		}
+		st := ring.Stats()
+		frames = append(frames, int64(st.BytesSent/max(st.FramesSent, 1)))
 	}
-	st := ring.Stats()
-	return benchReply{Seconds: secs, Checksum: checksum(buf), Frame: int64(st.BytesSent / max(st.FramesSent, 1))}, nil
+	return frames, nil
 }
 
-func pow(x float32, k int) float32 {
-	p := float32(1)
-	for range k {
-		p *= x
+// op times one all-reduce and checks it: every rank starts with rank+1
+// everywhere, so every element ends as N(N+1)/2, exact in float32 and in
+// bfloat16 (every partial sum is a small integer).
+func (r *benchRank) op(gen uint64) (float64, uint32, error) {
+	ring := r.rings[gen]
+	if ring == nil {
+		return 0, 0, fmt.Errorf("no ring for generation %d", gen)
 	}
-	return p
+	for i := range r.buf {
+		r.buf[i] = float32(r.rank + 1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if _, err := ring.AllReduce(ctx, r.buf, nil); err != nil {
+		return 0, 0, err
+	}
+	secs := time.Since(start).Seconds()
+	n := ring.Size()
+	want := float32(n * (n + 1) / 2)
+	for i, v := range r.buf {
+		if v != want {
+			return 0, 0, fmt.Errorf("element %d is %v, want %v", i, v, want)
+		}
+	}
+	return secs, checksum(r.buf), nil
+}
+
+func (r *benchRank) teardown() {
+	for g, ring := range r.rings {
+		ring.Close()
+		delete(r.rings, g)
+	}
 }
 
 // checksum is the CRC-32 of the buffer's bytes, without copying it whole.
