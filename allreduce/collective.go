@@ -225,12 +225,14 @@ func mod(a, n int) int { return ((a % n) + n) % n }
 // reduced in the order rank j, j+1, …, j−1 — the same order in every run —
 // and finished by rank j−1, which sends it around once more. Every chunk is
 // forwarded as soon as it is reduced: the steps overlap, not just the chunks.
-// The metadata travels the same way, riding on the first frame of each
+// A rank adds into the frame it received and passes that frame on (its
+// header retagged), so a chunk is copied or encoded only when it enters the
+// ring. The metadata travels the same way, riding on the first frame of each
 // reduce-scatter step: rank j's metadata with segment j.
 func (r *Ring) runAllReduce(op *Op) error {
-	n, L, wire := r.size, len(op.buf), r.cfg.Wire
-	// rsSent[s] is the last task that sends reduce-scatter step s: it reads
-	// segment r−s, which all-gather step s overwrites.
+	n, L, bf16 := r.size, len(op.buf), r.cfg.Wire == BFloat16
+	// rsSent[s] is the last task that sends reduce-scatter step s: it may read
+	// segment r−s of the buffer, which all-gather step s overwrites.
 	rsSent := make([]uint64, n)
 	start, length := segment(L, n, r.rank)
 	rsSent[0] = r.send(sendTask{op: op, kind: kindReduceScatter, step: 0, base: start, cnt: length, metaRank: r.rank})
@@ -238,15 +240,36 @@ func (r *Ring) runAllReduce(op *Op) error {
 		j := mod(r.rank-s-1, n)
 		start, length := segment(L, n, j)
 		last := s == n-2
-		err := r.recvStep(op, kindReduceScatter, uint32(s), 0, length, func(in *inFrame, off, cnt int, first bool) {
+		err := r.recvStep(op, kindReduceScatter, uint32(s), 0, length, func(in *inFrame, off, cnt int, first bool) bool {
 			if first {
 				op.metas[j] = append([]byte(nil), in.meta...)
 			}
-			dst := op.buf[start+off : start+off+cnt]
-			if wire == BFloat16 {
-				addBF16(dst, bytesU16(in.payload))
+			own := op.buf[start+off : start+off+cnt]
+			if r.canForward(in) {
+				if bf16 {
+					accumBF16(bytesU16(in.payload), own)
+				} else {
+					addF32(bytesF32(in.payload), own)
+				}
+				if !last {
+					rsSent[s+1] = r.forward(op, in, kindReduceScatter, uint32(s+1))
+					return true
+				}
+				// Segment j is finished here: keep it, and send it around.
+				if bf16 {
+					decodeBF16(own, bytesU16(in.payload))
+				} else {
+					copy(own, bytesF32(in.payload))
+				}
+				r.forward(op, in, kindAllGather, 0)
+				return true
+			}
+			// The frame is too large for this rank's transport: reduce into
+			// the buffer and let the sender cut it anew.
+			if bf16 {
+				addBF16(own, bytesU16(in.payload))
 			} else {
-				addF32(dst, bytesF32(in.payload))
+				addF32(own, bytesF32(in.payload))
 			}
 			metaRank := -1
 			if first {
@@ -254,12 +277,13 @@ func (r *Ring) runAllReduce(op *Op) error {
 			}
 			if !last {
 				rsSent[s+1] = r.send(sendTask{op: op, kind: kindReduceScatter, step: uint32(s + 1), base: start, off: off, cnt: cnt, metaRank: metaRank})
-				return
+				return false
 			}
-			if wire == BFloat16 {
-				roundBF16(dst) // hold exactly what the other ranks will decode
+			if bf16 {
+				roundBF16(own) // hold exactly what the other ranks will decode
 			}
 			r.send(sendTask{op: op, kind: kindAllGather, step: 0, base: start, off: off, cnt: cnt, metaRank: -1})
+			return false
 		})
 		if err != nil {
 			return err
@@ -271,16 +295,22 @@ func (r *Ring) runAllReduce(op *Op) error {
 		if err := r.waitSent(op.ctx, rsSent[s]); err != nil {
 			return err
 		}
-		err := r.recvStep(op, kindAllGather, uint32(s), 0, length, func(in *inFrame, off, cnt int, first bool) {
+		err := r.recvStep(op, kindAllGather, uint32(s), 0, length, func(in *inFrame, off, cnt int, first bool) bool {
 			dst := op.buf[start+off : start+off+cnt]
-			if wire == BFloat16 {
+			if bf16 {
 				decodeBF16(dst, bytesU16(in.payload))
 			} else {
 				copy(dst, bytesF32(in.payload))
 			}
-			if s < n-2 {
-				r.send(sendTask{op: op, kind: kindAllGather, step: uint32(s + 1), base: start, off: off, cnt: cnt, metaRank: -1})
+			if s == n-2 {
+				return false
 			}
+			if r.canForward(in) {
+				r.forward(op, in, kindAllGather, uint32(s+1))
+				return true
+			}
+			r.send(sendTask{op: op, kind: kindAllGather, step: uint32(s + 1), base: start, off: off, cnt: cnt, metaRank: -1})
+			return false
 		})
 		if err != nil {
 			return err
@@ -297,19 +327,35 @@ func (r *Ring) runBroadcast(op *Op) error {
 	if r.rank == op.root {
 		n := len(op.bytes)
 		r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), cnt: n, metaRank: -1})
-		return r.recvStep(op, kindBroadcast, uint32(op.root), n, n, func(*inFrame, int, int, bool) {})
+		return r.recvStep(op, kindBroadcast, uint32(op.root), n, n, func(*inFrame, int, int, bool) bool { return false })
 	}
 	last := r.right == op.root
-	err := r.recvStep(op, kindBroadcast, uint32(op.root), 0, -1, func(in *inFrame, off, cnt int, first bool) {
+	err := r.recvStep(op, kindBroadcast, uint32(op.root), 0, -1, func(in *inFrame, off, cnt int, first bool) bool {
 		copy(op.bytes[off:off+cnt], in.payload)
-		if !last {
-			r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), off: off, cnt: cnt, metaRank: -1})
+		switch {
+		case last:
+			return false
+		case r.canForward(in):
+			r.forward(op, in, kindBroadcast, uint32(op.root))
+			return true
 		}
+		r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), off: off, cnt: cnt, metaRank: -1})
+		return false
 	})
 	if err == nil && last {
 		r.send(sendTask{op: op, kind: kindBroadcast, step: uint32(op.root), off: len(op.bytes), metaRank: -1})
 	}
 	return err
+}
+
+// canForward says whether a received frame may go on as it is.
+func (r *Ring) canForward(in *inFrame) bool { return len(in.f.Data) <= r.t.MaxFrame() }
+
+// forward retags a received frame as this rank's step `step` of kind k and
+// hands it to the sender, which releases it once sent.
+func (r *Ring) forward(op *Op, in *inFrame, k kind, step uint32) uint64 {
+	retag(in.f.Data, k, uint32(r.rank), step)
+	return r.send(sendTask{op: op, fwd: in.f, metaRank: -1})
 }
 
 // maxBroadcast bounds the length a broadcast frame may announce, so a
@@ -322,7 +368,8 @@ const maxBroadcast = 1 << 40
 // (they are forged or foreign: a well-behaved left neighbour sends exactly
 // the expected sequence). The step covers [cursor, length) of the segment;
 // length < 0 means a broadcast whose length the first frame announces.
-func (r *Ring) recvStep(op *Op, k kind, step uint32, cursor, length int, handle func(in *inFrame, off, cnt int, first bool)) error {
+// handle reports whether it kept the frame (handed it to the sender).
+func (r *Ring) recvStep(op *Op, k kind, step uint32, cursor, length int, handle func(in *inFrame, off, cnt int, first bool) bool) error {
 	dtype := op.wireType(r.cfg.Wire)
 	esize := dtype.size()
 	first := true
@@ -378,13 +425,16 @@ func (r *Ring) recvStep(op *Op, k kind, step uint32, cursor, length int, handle 
 			r.consume(in)
 			continue
 		}
-		handle(&in, cursor, cnt, first)
+		kept := handle(&in, cursor, cnt, first)
 		cursor += cnt
 		first = false
 		if r.hook != nil {
 			r.hook(k, step)
 		}
-		r.consume(in)
+		r.acknowledge(in)
+		if !kept {
+			in.f.Release()
+		}
 	}
 	return nil
 }

@@ -77,6 +77,7 @@ type sendTask struct {
 	off, cnt int // the range within the segment
 	metaRank int // whose metadata rides on the first chunk, or -1
 	barrier  chan error
+	fwd      Frame  // a received frame to pass on as it is, instead of a range
 	seq      uint64 // position in the queue, counted by the runner
 }
 
@@ -108,9 +109,24 @@ func (r *Ring) sendRange(st sendTask) error {
 	select {
 	case <-r.ready:
 	case <-op.ctx.Done():
+		st.fwd.Release()
 		return op.ctx.Err()
 	case <-r.failed:
+		st.fwd.Release()
 		return errRingFailed
+	}
+	if st.fwd.Data != nil {
+		defer st.fwd.Release()
+		size := uint64(len(st.fwd.Data))
+		if err := r.flow.acquire(op.ctx, r.failed, size); err != nil {
+			return err
+		}
+		if err := r.t.Send(op.ctx, r.right, st.fwd.Data); err != nil {
+			return err
+		}
+		r.stats.framesSent.Add(1)
+		r.stats.bytesSent.Add(size)
+		return nil
 	}
 	dtype, total := op.wireType(r.cfg.Wire), op.total()
 	chunk := op.chunkBytes / dtype.size()
@@ -217,11 +233,17 @@ func (r *Ring) waitSends(op *Op) error {
 	}
 }
 
-// consume releases a data frame from the left neighbour and acknowledges
-// the bytes once enough have accumulated.
+// consume acknowledges and releases a data frame from the left neighbour.
 func (r *Ring) consume(in inFrame) {
-	n := uint64(len(in.f.Data))
+	r.acknowledge(in)
 	in.f.Release()
+}
+
+// acknowledge counts a consumed data frame and acknowledges the bytes once
+// enough have accumulated. A frame passed on is consumed too: the window
+// bounds what waits at the receiver, not who holds the buffer.
+func (r *Ring) acknowledge(in inFrame) {
+	n := uint64(len(in.f.Data))
 	r.stats.framesRecv.Add(1)
 	r.stats.bytesRecv.Add(n)
 	r.consumed += n

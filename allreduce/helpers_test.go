@@ -17,7 +17,7 @@ func testConfig(t testing.TB) Config {
 	return Config{
 		ChunkBytes:        256,
 		WindowBytes:       4096,
-		MaxMeta:           256,
+		MaxMeta:           64,
 		Timeout:           30 * time.Second,
 		HeartbeatInterval: 50 * time.Millisecond,
 		PeerTimeout:       2 * time.Second,

@@ -85,6 +85,24 @@ func decodeBF16(dst []float32, src []uint16) {
 	decodeBF16Go(dst, src)
 }
 
+// accumBF16 sets dst[i] = bf16(float32(dst[i]) + src[i]): a partial sum
+// received in bfloat16, plus this rank's values, rounded to send on — the
+// add and the encode in one pass.
+func accumBF16(dst []uint16, src []float32) {
+	src = src[:len(dst)]
+	if k := simdLen(len(dst)); k > 0 {
+		accumBF16AVX2(&dst[0], &src[0], k)
+		dst, src = dst[k:], src[k:]
+	}
+	accumBF16Go(dst, src)
+}
+
+func accumBF16Go(dst []uint16, src []float32) {
+	for i, v := range src {
+		dst[i] = toBF16(fromBF16(dst[i]) + v)
+	}
+}
+
 // roundBF16 rounds x in place to the nearest bfloat16 value, so the rank that
 // finishes a segment holds exactly the bits the others decode.
 func roundBF16(x []float32) {

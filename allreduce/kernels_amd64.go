@@ -18,3 +18,6 @@ func encodeBF16AVX2(dst *uint16, src *float32, n int)
 
 //go:noescape
 func decodeBF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func accumBF16AVX2(dst *uint16, src *float32, n int)

@@ -133,3 +133,32 @@ loop:
 	JNZ       loop
 	VZEROUPPER
 	RET
+
+// func accumBF16AVX2(dst *uint16, src *float32, n int)
+TEXT ·accumBF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VPBROADCASTD bf16bias<>(SB), Y10
+	VPBROADCASTD bf16one<>(SB), Y11
+	VPBROADCASTD bf16abs<>(SB), Y12
+	VPBROADCASTD bf16inf<>(SB), Y13
+	VPBROADCASTD bf16quiet<>(SB), Y14
+loop:
+	VPMOVZXWD (DI), Y0
+	VPMOVZXWD 16(DI), Y1
+	VPSLLD    $16, Y0, Y0
+	VPSLLD    $16, Y1, Y1
+	VADDPS    (SI), Y0, Y0
+	VADDPS    32(SI), Y1, Y1
+	ROUND(Y0, Y2, Y3, Y4)
+	ROUND(Y1, Y5, Y6, Y7)
+	VPACKUSDW Y1, Y0, Y0
+	VPERMQ    $0xD8, Y0, Y0
+	VMOVDQU   Y0, (DI)
+	ADDQ      $64, SI
+	ADDQ      $32, DI
+	SUBQ      $16, CX
+	JNZ       loop
+	VZEROUPPER
+	RET

@@ -10,3 +10,5 @@ func encodeBF16AVX2(dst *uint16, src *float32, n int) {
 	panic("no AVX2")
 }
 func decodeBF16AVX2(dst *float32, src *uint16, n int) { panic("no AVX2") }
+
+func accumBF16AVX2(dst *uint16, src *float32, n int) { panic("no AVX2") }

@@ -100,6 +100,16 @@ func TestKernelsMatchScalar(t *testing.T) {
 	b, bGo := append([]float32(nil), dst...), append([]float32(nil), dst...)
 	addF32(b, src)
 	addF32Go(bGo, src)
+	acc, accGo := append([]uint16(nil), h...), append([]uint16(nil), h...)
+	accumBF16(acc, dst)
+	accumBF16Go(accGo, dst)
+	for i := range acc {
+		want := toBF16(fromBF16(h[i]) + dst[i])
+		nan := func(x uint16) bool { return x&0x7fff > 0x7f80 }
+		if (acc[i] != accGo[i] || acc[i] != want) && !(nan(acc[i]) && nan(want)) {
+			t.Fatalf("accumBF16 %d: %#04x, scalar %#04x, want %#04x", i, acc[i], accGo[i], want)
+		}
+	}
 	for i := range f {
 		for _, p := range [][2]float32{{f[i], fGo[i]}, {a[i], aGo[i]}, {b[i], bGo[i]}} {
 			if math.Float32bits(p[0]) != math.Float32bits(p[1]) && !(p[0] != p[0] && p[1] != p[1]) {

@@ -104,6 +104,7 @@ func NewRing(gen Generation, rank int, t Transport, cfg Config) (*Ring, error) {
 	r.life, r.cancel = context.WithCancel(context.Background())
 	r.ops = newQueue(func(op *Op) { op.finish(ErrClosed) })
 	r.sends = newQueue(func(st sendTask) {
+		st.fwd.Release()
 		if st.barrier != nil {
 			st.barrier <- r.Err()
 		}

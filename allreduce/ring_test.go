@@ -29,6 +29,13 @@ func allTransports(t *testing.T) map[string]transportMaker {
 		"auto-mixed": func(t *testing.T, gen Generation) (Generation, []Transport) {
 			return autoTransports(t, s, gen, gen.Size()/2)
 		},
+		// One rank takes smaller frames than its neighbours send: it cannot
+		// pass them on as they are, and cuts them anew.
+		"inmem-small-frames": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			ts := inmemTransports(gen.Size(), 0)
+			ts[gen.Size()/2] = smallFrames{ts[gen.Size()/2], headerSize + 64 + 64}
+			return gen, ts
+		},
 	}
 }
 
@@ -147,3 +154,11 @@ func TestBroadcastAndAllGather(t *testing.T) {
 		}
 	}
 }
+
+// smallFrames reports a smaller frame limit than the transport's.
+type smallFrames struct {
+	Transport
+	max int
+}
+
+func (s smallFrames) MaxFrame() int { return s.max }

@@ -183,3 +183,11 @@ func pad8(n int) int { return (n + 7) &^ 7 }
 
 // zeros pads metadata; never written.
 var zeros [8]byte
+
+// retag rewrites a frame's kind, sender and step in place, for passing a
+// received frame on.
+func retag(b []byte, k kind, from, step uint32) {
+	b[5] = byte(k)
+	binary.LittleEndian.PutUint32(b[32:], from)
+	binary.LittleEndian.PutUint32(b[36:], step)
+}

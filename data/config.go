@@ -24,9 +24,14 @@ type Config struct {
 	Seed  uint64 // with Epoch and the pair id, seeds every random choice
 	Epoch uint64
 
-	Workers  int     // decode goroutines (default: GOMAXPROCS)
-	Prefetch int     // ready batches buffered ahead of the consumer
-	Decoder  Decoder // nil: GoDecoder
+	Workers  int // decode goroutines (default: GOMAXPROCS)
+	Prefetch int // ready batches buffered ahead of the consumer
+	// Decoder decodes JPEGs; nil means GoDecoder, which gives the same
+	// pixels on every machine. NewDecoder() picks libjpeg-turbo when it
+	// loads: 2–4× faster, but its pixels differ from image/jpeg's by a grey
+	// level or two, so all hosts of a job that must be bitwise reproducible
+	// should use the same decoder.
+	Decoder Decoder
 }
 
 // DefaultConfig returns the base preset's pipeline: 32 rows, shorter side 512

@@ -27,9 +27,13 @@ type Stats struct {
 // Pipeline turns a Source into batches with bounded concurrency:
 //
 //	reader (1 goroutine): Source → groups of BatchSize pairs → image tasks
-//	decoders (Workers goroutines): decode → resize → normalise, one image each
+//	decoders (Workers goroutines): decode → resize → normalise, one image each,
+//	  straight into the batch's row when the record gives the image's size
 //	collator (1 goroutine): in batch order, waits for a batch's images, then
 //	  tokenises, draws ITM negatives and MLM masks, pads → ready queue
+//
+// Consumers should call Batch.Release when done with a batch's pixels, so
+// its large buffers are reused.
 //
 // At most Prefetch batches wait in the ready queue and Prefetch+1 are being
 // decoded, so memory is bounded whatever the speed of the consumer. Batches

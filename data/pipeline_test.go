@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2evlp/vlp/sharding"
 	"github.com/e2evlp/vlp/synth"
 )
 
@@ -285,6 +286,50 @@ func TestReleasedBuffersAreCleanInTheNextBatch(t *testing.T) {
 		b.Release()
 		if b.Images != nil || b.PixelMask != nil {
 			t.Fatal("Release left the slices in the batch")
+		}
+	}
+}
+
+func TestDirectAndCopyModesAgree(t *testing.T) {
+	// Pixels resized straight into the batch (the record knows its size)
+	// and pixels resized apart and copied in (it does not) are the same
+	// bits, with rows sharing an image and with a corrupt image dropped.
+	w := jpegWorld(t, 10)
+	cfg := testConfig()
+	cfg.Image = ImageConfig{ShorterSide: 40, MaxSide: 72, PadMultiple: 8}
+	for _, corrupt := range []bool{false, true} {
+		var direct, copied []Example
+		unsized := map[*sharding.SampleMeta]*sharding.SampleMeta{}
+		for _, e := range w.Examples[:30] { // image by image: rows share images
+			if corrupt && e.Meta == w.Examples[12].Meta {
+				e.JPEG = e.JPEG[:len(e.JPEG)/2]
+			}
+			direct = append(direct, e)
+			m, ok := unsized[e.Meta]
+			if !ok {
+				c := *e.Meta
+				c.Width, c.Height = 0, 0
+				m = &c
+				unsized[e.Meta] = m
+			}
+			e.Meta = m
+			copied = append(copied, e)
+		}
+		a, err := BuildBatch(cfg, w.Tokenizer, direct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := BuildBatch(cfg, w.Tokenizer, copied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBatchShapes(t, a)
+		if corrupt && len(a.SkippedIDs) == 0 {
+			t.Fatal("the corrupt image was not skipped")
+		}
+		if !reflect.DeepEqual(a.Images, b.Images) || !reflect.DeepEqual(a.PixelMask, b.PixelMask) ||
+			a.Height != b.Height || a.Width != b.Width || !reflect.DeepEqual(a.SkippedIDs, b.SkippedIDs) {
+			t.Fatalf("corrupt=%v: direct and copy modes differ (%dx%d vs %dx%d)", corrupt, a.Width, a.Height, b.Width, b.Height)
 		}
 	}
 }

@@ -135,7 +135,7 @@ func Large() Config {
 func Tiny() Config {
 	return Config{
 		ResNetDepth: 18, ResNetWidth: 16, FrozenBN: false, TrainableStages: 4, DilateC5: true,
-		DModel: 64, Heads: 4, FFN: 256, EncoderLayers: 2, DecoderLayers: 2, Dropout: 0,
+		DModel: 64, Heads: 4, FFN: 256, EncoderLayers: 3, DecoderLayers: 2, Dropout: 0,
 		VocabSize: 256, MaxTextLen: 32, MaxCaptionLen: 32, TieMLM: true,
 		NumQueries: 10, NumClasses: 6, NumAttributes: 8,
 		Loss: DefaultLossWeights(),

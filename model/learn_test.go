@@ -86,7 +86,7 @@ func TestModelLearnsShapes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
-		if step%100 == 0 || step == ls.steps-1 {
+		if step%250 == 0 || step == ls.steps-1 {
 			t.Logf("step %d loss %.3f mlm %.3f itm %.3f det_ce %.3f l1 %.3f giou %.3f attr %.3f cap %.3f (%.0f ms/step)",
 				step, mt.Losses["total"], mt.Losses["mlm"], mt.Losses["itm"], mt.Losses["det_ce"], mt.Losses["det_l1"],
 				mt.Losses["det_giou"], mt.Losses["det_attr"], mt.Losses["caption"], float64(mt.Total.Microseconds())/1e3)

@@ -44,6 +44,7 @@ var benchAllreduceCommand = &cli.Command{
 		&cli.IntFlag{Name: "iters", Value: 5, Usage: "rounds per size, after a warm-up: each round times raw NATS and one all-reduce of every case; medians are reported"},
 		&cli.IntFlag{Name: "chunk-kib", Value: 1024, Usage: "payload per frame (Config.ChunkBytes) in KiB"},
 		&cli.IntFlag{Name: "window-mib", Value: 16, Usage: "un-acknowledged bytes per link (Config.WindowBytes) in MiB"},
+		&cli.BoolFlag{Name: "nats-control-conn", Value: true, Usage: "NATS rings send control frames on a second connection (allreduce.WithControlConn)"},
 		&cli.StringFlag{Name: "gloo-script", Value: "scripts/gloo_allreduce.py", Usage: "Gloo comparison script; empty to skip"},
 		&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch.distributed (Debian's python3-torch)", EnvVars: []string{"VLP_PYTHON"}},
 		&cli.StringFlag{Name: "json", Usage: "also write the rows as JSON to this file"},
@@ -89,7 +90,7 @@ func runBenchAllreduce(c *cli.Context) error {
 	}
 	transports := strings.Split(c.String("transports"), ",")
 	iters := c.Int("iters")
-	cfg := benchConfig{ChunkBytes: c.Int("chunk-kib") << 10, WindowBytes: c.Int("window-mib") << 20}
+	cfg := benchConfig{ChunkBytes: c.Int("chunk-kib") << 10, WindowBytes: c.Int("window-mib") << 20, SharedControl: !c.Bool("nats-control-conn")}
 	out := c.App.Writer
 
 	srv, err := server.NewServer(&server.Options{
@@ -111,8 +112,8 @@ func runBenchAllreduce(c *cli.Context) error {
 	defer ctl.Close()
 
 	fmt.Fprintf(out, "vlp bench allreduce: %s\n", machineLine())
-	fmt.Fprintf(out, "nats-server %s embedded (max_payload 8 MiB, max_pending default), chunk %d KiB, window %d MiB, medians of %d rounds (raw NATS and one all-reduce per case, back to back) after a warm-up\n\n",
-		server.VERSION, cfg.ChunkBytes>>10, cfg.WindowBytes>>20, iters)
+	fmt.Fprintf(out, "nats-server %s embedded (max_payload 8 MiB, max_pending default), chunk %d KiB, window %d MiB, NATS control frames on a second connection: %v; medians of %d rounds (raw NATS and one all-reduce per case, back to back) after a warm-up\n\n",
+		server.VERSION, cfg.ChunkBytes>>10, cfg.WindowBytes>>20, !cfg.SharedControl, iters)
 
 	var rows []benchRow
 	for _, n := range ranks {

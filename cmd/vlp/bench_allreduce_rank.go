@@ -70,8 +70,9 @@ type benchRing struct {
 }
 
 type benchConfig struct {
-	ChunkBytes  int `json:"chunk_bytes"`
-	WindowBytes int `json:"window_bytes"`
+	ChunkBytes    int  `json:"chunk_bytes"`
+	WindowBytes   int  `json:"window_bytes"`
+	SharedControl bool `json:"shared_control,omitempty"` // NATS control frames on the data connection
 }
 
 // benchReply is a rank's answer.
@@ -209,7 +210,11 @@ func (r *benchRank) setup(cmd benchCmd) ([]int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		tr, err := allreduce.NewTransport(ctx, br.Transport, br.Gen, r.rank, allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.node, Logger: r.log})
+		ep := allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.node, Logger: r.log}
+		if cmd.Config.SharedControl {
+			ep.NATSControl = nil
+		}
+		tr, err := allreduce.NewTransport(ctx, br.Transport, br.Gen, r.rank, ep)
 		if err != nil {
 			return nil, err
 		}

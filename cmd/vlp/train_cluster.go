@@ -262,7 +262,7 @@ func trainSpec(c *cli.Context, workers int) (coordinator.JobSpec, error) {
 	steps := c.Int("steps")
 	s := coordinator.JobSpec{
 		Name: trainJob, Model: model, GlobalBatch: batch, MinWorkers: workers,
-		MaxWorkers: max(workers, 64),
+		MaxWorkers:      max(workers, 64),
 		CheckpointEvery: c.Int("checkpoint-every"), ProgressEvery: c.Int("progress-every"),
 		Seed:  c.Uint64("seed"),
 		Hyper: coordinator.HyperParams{LR: c.Float64("lr"), MaxSteps: steps},

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// benchAllreduceBinary returns $VLP_BIN or a vlp built into a temporary
+// directory.
+func benchAllreduceBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("VLP_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "vlp")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// A small run of the benchmark: two rank processes, every transport and wire
+// type, the table and the JSON.
+func TestBenchAllreduce(t *testing.T) {
+	bin := benchAllreduceBinary(t)
+	out := filepath.Join(t.TempDir(), "rows.json")
+	cmd := exec.Command(bin, "bench", "allreduce", "--ranks", "2", "--sizes-mib", "1", "--iters", "2",
+		"--transports", "nats,tcp,auto", "--gloo-script", "", "--json", out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("vlp bench allreduce: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	table := stdout.String()
+	for _, want := range []string{"| 2 | 1 MiB | nats | float32 |", "| 2 | 1 MiB | tcp | bf16 |", "| 2 | 1 MiB | auto | float32 |", "of the NATS relay cap", "× float32 algbw"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []benchRow
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 6 {
+		t.Fatalf("%d rows, want 6", len(rows))
+	}
+	for _, r := range rows {
+		if r.Seconds <= 0 || r.AlgBW <= 0 || r.BusBW != r.AlgBW { // N=2: busbw = algbw
+			t.Errorf("row %+v", r)
+		}
+		if r.Transport == "nats" && (r.RawNATS <= 0 || r.CapShare <= 0) {
+			t.Errorf("NATS row without the raw comparison: %+v", r)
+		}
+	}
+}
