@@ -45,41 +45,49 @@ func (f Frame) Release() {
 	}
 }
 
-// bufPool recycles frame buffers of up to maxSize bytes. Frames are either
-// small (control) or about one chunk, so a short free list serves them.
+// bufPool recycles frame buffers of up to max bytes, in two classes: control
+// frames (small) and data frames (about a chunk), so a small frame never
+// takes a chunk-sized buffer that a data frame then has to allocate anew.
 type bufPool struct {
-	mu   sync.Mutex
-	free [][]byte
-	max  int
+	mu         sync.Mutex
+	small, big [][]byte
+	max        int
 }
 
-const bufPoolKeep = 64
+const (
+	bufPoolKeep  = 64   // buffers kept per class
+	bufSmallSize = 4096 // capacity of a small buffer
+)
 
 func (p *bufPool) get(n int) []byte {
 	p.mu.Lock()
-	for i := len(p.free) - 1; i >= 0; i-- {
-		if b := p.free[i]; cap(b) >= n {
-			p.free[i] = p.free[len(p.free)-1]
-			p.free = p.free[:len(p.free)-1]
+	list := &p.big
+	if n <= bufSmallSize {
+		list = &p.small
+	}
+	for i := len(*list) - 1; i >= 0; i-- {
+		if b := (*list)[i]; cap(b) >= n {
+			(*list)[i] = (*list)[len(*list)-1]
+			*list = (*list)[:len(*list)-1]
 			p.mu.Unlock()
 			return b[:n]
 		}
 	}
 	p.mu.Unlock()
-	c := n
-	if c < 4096 {
-		c = 4096
-	}
-	return make([]byte, n, c)
+	return make([]byte, n, max(n, bufSmallSize))
 }
 
 func (p *bufPool) put(b []byte) {
-	if cap(b) > p.max && p.max > 0 {
+	if p.max > 0 && cap(b) > p.max {
 		return
 	}
 	p.mu.Lock()
-	if len(p.free) < bufPoolKeep {
-		p.free = append(p.free, b[:0])
+	list := &p.big
+	if cap(b) <= bufSmallSize {
+		list = &p.small
+	}
+	if len(*list) < bufPoolKeep {
+		*list = append(*list, b[:0])
 	}
 	p.mu.Unlock()
 }

@@ -48,7 +48,12 @@ type cluster struct {
 
 func newCluster(t *testing.T, spec coordinator.JobSpec, opts ...coordinator.ClusterOption) *cluster {
 	t.Helper()
-	c := coordinator.MakeCluster(t, 1, append([]coordinator.ClusterOption{coordinator.WithNATS(), coordinator.WithJob(testJob, testToken)}, opts...)...)
+	return newClusterN(t, 1, spec, opts...)
+}
+
+func newClusterN(t *testing.T, replicas int, spec coordinator.JobSpec, opts ...coordinator.ClusterOption) *cluster {
+	t.Helper()
+	c := coordinator.MakeCluster(t, replicas, append([]coordinator.ClusterOption{coordinator.WithNATS(), coordinator.WithJob(testJob, testToken)}, opts...)...)
 	cl := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -114,6 +119,7 @@ type node struct {
 	name    string
 	w       *Worker
 	learner *LinearLearner
+	model   Learner
 	nc      *nats.Conn
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -126,6 +132,8 @@ type nodeOpts struct {
 	ckptDir  string
 	ledger   *ledger
 	compute  time.Duration // per pair
+	metrics  *Metrics
+	learner  func() Learner // default: a LinearLearner
 }
 
 func (c *cluster) start(name string, o nodeOpts) *node {
@@ -146,18 +154,25 @@ func (c *cluster) start(name string, o nodeOpts) *node {
 	cfg.EpochWait = time.Second
 	cfg.MaxSteps = o.maxSteps
 	cfg.CheckpointDir = o.ckptDir
-	cfg.BucketBytes = 48 // several buckets per step even for a tiny model
+	if o.learner == nil {
+		cfg.BucketBytes = 48 // several buckets per step even for the linear model
+	}
+	cfg.Metrics = o.metrics
 	if o.ledger != nil {
 		cfg.OnCommit = o.ledger.hook(name)
 	}
 	rcfg := allreduce.Config{PeerTimeout: 3 * time.Second, HeartbeatInterval: 200 * time.Millisecond, Timeout: 20 * time.Second, Logger: cfg.Logger}
 	l := NewLinearLearner(testDim, uint32(c.spec.Units.PerUnit), LinearHyper{LR: c.spec.Hyper.LR, ClipNorm: c.spec.Hyper.ClipNorm, Compute: o.compute})
-	w, err := New(cfg, cl, NATSRings(cl.Conn(), rcfg, cfg.Logger), l)
+	var model Learner = l
+	if o.learner != nil {
+		model = o.learner()
+	}
+	w, err := New(cfg, cl, NATSRings(cl.Conn(), rcfg, cfg.Logger), model)
 	if err != nil {
 		c.t.Fatalf("new worker: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{name: name, w: w, learner: l, nc: cl.Conn(), cancel: cancel, done: make(chan struct{})}
+	n := &node{name: name, w: w, learner: l, model: model, nc: cl.Conn(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(n.done)
 		n.res, n.err = w.Run(ctx)

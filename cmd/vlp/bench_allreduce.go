@@ -69,6 +69,9 @@ type benchRow struct {
 	// bf16 rows: float32 time / bf16 time on the same transport, the median
 	// of the rounds' ratios.
 	VsFloat32 float64 `json:"vs_float32,omitempty"`
+	// float32 TCP (auto) rows: this row's busbw / Gloo's, the median of the
+	// rounds' ratios.
+	VsGloo float64 `json:"vs_gloo,omitempty"`
 }
 
 func busFactor(n int) float64 { return 2 * float64(n-1) / float64(n) }
@@ -117,20 +120,20 @@ func runBenchAllreduce(c *cli.Context) error {
 
 	var rows []benchRow
 	for _, n := range ranks {
-		rs, err := benchRanks(c.Context, ctl, srv.ClientURL(), n, sizes, wires, transports, iters, cfg)
+		var gloo *glooRing
+		if script := c.String("gloo-script"); script != "" {
+			fmt.Fprintf(os.Stderr, "starting Gloo (%d ranks): %s\n", n, script)
+			if gloo, err = startGloo(c.String("python"), script, n); err != nil {
+				fmt.Fprintf(out, "Gloo, %d ranks: not measured (%v)\n\n", n, err)
+			}
+		}
+		rs, err := benchRanks(c.Context, ctl, srv.ClientURL(), n, sizes, wires, transports, iters, cfg, gloo)
+		gloo.close()
 		rows = append(rows, rs...)
 		if err != nil {
 			printBenchTable(out, rows)
 			return err
 		}
-	}
-	if script := c.String("gloo-script"); script != "" {
-		fmt.Fprintln(os.Stderr, "running Gloo:", script)
-		gloo, err := runGloo(c.String("python"), script, c.String("ranks"), c.String("sizes-mib"), iters)
-		if err != nil {
-			fmt.Fprintf(out, "Gloo: not measured (%v)\n\n", err)
-		}
-		rows = append(rows, gloo...)
 	}
 	printBenchTable(out, rows)
 	if path := c.String("json"); path != "" {
@@ -143,7 +146,7 @@ func runBenchAllreduce(c *cli.Context) error {
 }
 
 // benchRanks starts n rank processes, runs every case on them and stops them.
-func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []int, wires, transports []string, iters int, cfg benchConfig) ([]benchRow, error) {
+func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []int, wires, transports []string, iters int, cfg benchConfig, gloo *glooRing) ([]benchRow, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -229,7 +232,7 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 
 	var rows []benchRow
 	for _, mib := range sizes {
-		rs, err := benchSize(all, gen, n, int64(mib)<<20, transports, wires, iters, cfg)
+		rs, err := benchSize(all, gen, n, int64(mib)<<20, transports, wires, iters, cfg, gloo)
 		rows = append(rows, rs...)
 		gen.Number += 1000
 		if err != nil {
@@ -240,11 +243,12 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 }
 
 // benchSize measures one size. Every ring is built (and warmed up) first;
-// then each round runs the raw NATS measurement and one all-reduce on every
-// ring, back to back, so that all of them see the same machine — other
-// processes come and go — and the ratios are taken within a round.
+// then each round runs the raw NATS measurement, one all-reduce on every
+// ring and one of Gloo's, back to back, so that all of them see the same
+// machine — other processes come and go — and the ratios are taken within
+// a round.
 func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allreduce.Generation, n int, size int64,
-	transports, wires []string, iters int, cfg benchConfig) ([]benchRow, error) {
+	transports, wires []string, iters int, cfg benchConfig, gloo *glooRing) ([]benchRow, error) {
 	timeout := time.Duration(float64(size)/5e6*float64(time.Second)) + time.Minute
 	setup := benchCmd{Op: "setup", Bytes: size, Config: cfg}
 	for _, tr := range transports {
@@ -269,6 +273,7 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 	rawBytes := int64(float64(size) * busFactor(n))
 	secs := make([][]float64, len(setup.Rings)) // [ring][round]
 	var rawT []float64                          // GB/s through the server, by round
+	var glooSecs []float64                      // Gloo's all-reduce, by round
 	for k := range iters {
 		gen.Number++
 		raw := benchCmd{Op: "raw-prepare", Gen: gen, Bytes: rawBytes, Iters: 1,
@@ -294,9 +299,19 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 			}
 			secs[i] = append(secs[i], slowest(reps))
 		}
+		if gloo != nil {
+			g, err := gloo.allReduce(size)
+			if err != nil {
+				return nil, fmt.Errorf("gloo: %w", err)
+			}
+			glooSecs = append(glooSecs, g)
+		}
 		fmt.Fprintf(os.Stderr, "N=%d %d MiB round %d: raw NATS %.3f GB/s", n, size>>20, k+1, rawT[k])
 		for i, br := range setup.Rings {
 			fmt.Fprintf(os.Stderr, ", %s %s %.0f ms", br.Transport, br.Wire, 1000*secs[i][k])
+		}
+		if gloo != nil {
+			fmt.Fprintf(os.Stderr, ", gloo %.0f ms", 1000*glooSecs[k])
 		}
 		fmt.Fprintln(os.Stderr)
 	}
@@ -329,6 +344,19 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 				}
 			}
 		}
+		if gloo != nil && br.Wire == "float32" && br.Transport != allreduce.KindNATS {
+			vs := make([]float64, iters)
+			for k := range vs {
+				vs[k] = glooSecs[k] / secs[i][k] // busbw ratio
+			}
+			row.VsGloo = median(vs)
+		}
+		rows = append(rows, row)
+	}
+	if gloo != nil {
+		row := benchRow{Ranks: n, Bytes: size, Transport: "gloo", Wire: "float32", Seconds: median(glooSecs)}
+		row.AlgBW = float64(size) / row.Seconds / 1e9
+		row.BusBW = row.AlgBW * busFactor(n)
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -357,38 +385,66 @@ func median(x []float64) float64 {
 	return s[len(s)/2]
 }
 
-// runGloo runs the comparison script and reads its JSON lines.
-func runGloo(python, script, ranks, sizes string, iters int) ([]benchRow, error) {
+// glooRing drives scripts/gloo_allreduce.py --serve: N Gloo ranks that run
+// one all-reduce per request, so that Gloo is timed in the same rounds.
+type glooRing struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+	errb  *bytes.Buffer
+}
+
+func startGloo(python, script string, n int) (*glooRing, error) {
 	if _, err := os.Stat(script); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(python, script, "--ranks", ranks, "--sizes-mib", sizes, "--iters", strconv.Itoa(iters))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	outp, err := cmd.Output()
+	g := &glooRing{cmd: exec.Command(python, script, "--serve", "--ranks", strconv.Itoa(n)), errb: new(bytes.Buffer)}
+	g.cmd.Stderr = g.errb
+	var err error
+	if g.stdin, err = g.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := g.cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %s", script, err, lastLine(stderr.String()))
+		return nil, err
 	}
-	var rows []benchRow
-	sc := bufio.NewScanner(bytes.NewReader(outp))
-	for sc.Scan() {
-		var g struct {
-			Ranks   int     `json:"ranks"`
-			Bytes   int64   `json:"bytes"`
-			DType   string  `json:"dtype"`
-			Seconds float64 `json:"seconds"`
-			AlgBW   float64 `json:"algbw_gbs"`
-			BusBW   float64 `json:"busbw_gbs"`
-		}
-		if json.Unmarshal(sc.Bytes(), &g) != nil {
-			continue
-		}
-		rows = append(rows, benchRow{Ranks: g.Ranks, Bytes: g.Bytes, Transport: "gloo", Wire: g.DType, Seconds: g.Seconds, AlgBW: g.AlgBW, BusBW: g.BusBW})
+	if err := g.cmd.Start(); err != nil {
+		return nil, err
 	}
-	if len(rows) == 0 {
-		return nil, errors.New("the script printed no result")
+	g.out = bufio.NewScanner(stdout)
+	var ready struct{ Ready bool }
+	if !g.out.Scan() || json.Unmarshal(g.out.Bytes(), &ready) != nil || !ready.Ready {
+		g.close()
+		return nil, fmt.Errorf("%s did not start: %s", script, lastLine(g.errb.String()))
 	}
-	return rows, nil
+	return g, nil
+}
+
+// allReduce times one Gloo all-reduce of size bytes (the slowest rank's).
+func (g *glooRing) allReduce(size int64) (float64, error) {
+	if _, err := fmt.Fprintf(g.stdin, "{\"bytes\": %d}\n", size); err != nil {
+		return 0, err
+	}
+	var rep struct{ Seconds float64 }
+	if !g.out.Scan() || json.Unmarshal(g.out.Bytes(), &rep) != nil || rep.Seconds <= 0 {
+		return 0, fmt.Errorf("no answer: %s", lastLine(g.errb.String()))
+	}
+	return rep.Seconds, nil
+}
+
+func (g *glooRing) close() {
+	if g == nil {
+		return
+	}
+	g.stdin.Close()
+	done := make(chan struct{})
+	go func() { g.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		g.cmd.Process.Kill()
+		<-done
+	}
 }
 
 func lastLine(s string) string {
@@ -431,10 +487,8 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 		if r.VsFloat32 > 0 {
 			vs = append(vs, fmt.Sprintf("%.2f× float32 algbw", r.VsFloat32))
 		}
-		if r.Transport != "gloo" && r.Transport != "nats" && r.Wire == "float32" {
-			if g, ok := by[key{r.Ranks, r.Bytes, "gloo", "float32"}]; ok {
-				vs = append(vs, fmt.Sprintf("%.2f× Gloo busbw", r.BusBW/g.BusBW))
-			}
+		if r.VsGloo > 0 {
+			vs = append(vs, fmt.Sprintf("%.2f× Gloo busbw", r.VsGloo))
 		}
 		raw := ""
 		if r.RawNATS > 0 {
