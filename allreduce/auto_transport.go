@@ -87,6 +87,9 @@ func (a *AutoTransport) pump(ctx context.Context, t Transport) {
 	}
 }
 
+// relayedTo: frames to rank cross a NATS server unless its link is TCP.
+func (a *AutoTransport) relayedTo(rank int) bool { return !a.ViaTCP(rank) }
+
 // ViaTCP reports whether frames to rank go over the direct TCP link.
 func (a *AutoTransport) ViaTCP(rank int) bool { return a.viaTCP[rank] }
 

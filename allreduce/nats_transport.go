@@ -155,3 +155,6 @@ func (t *NATSTransport) Close() error {
 	t.inbox.close(ErrClosed)
 	return errors.Join(errs...)
 }
+
+// relayedTo: every NATS frame crosses a server.
+func (t *NATSTransport) relayedTo(int) bool { return true }

@@ -11,6 +11,6 @@ var benchCommand = &cli.Command{
 		benchAllreduceCommand,
 		benchAllreduceRankCommand, // hidden: one rank of `bench allreduce`
 		benchDataCommand,
-		// Further benchmarks (the data pipeline's benchDataCommand, …) join this list.
+		// Further benchmarks join this list, one file each.
 	},
 }
