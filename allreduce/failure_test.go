@@ -359,3 +359,23 @@ func TestMismatch(t *testing.T) {
 		}
 	})
 }
+
+// dropAcks loses every acknowledgement frame it is asked to send.
+type dropAcks struct{ Transport }
+
+func (d dropAcks) Send(ctx context.Context, to int, parts ...[]byte) error {
+	if len(parts[0]) > 5 && kind(parts[0][5]) == kindAck {
+		return nil
+	}
+	return d.Transport.Send(ctx, to, parts...)
+}
+
+// With every acknowledgement lost, the counts that heartbeats repeat still
+// reopen the window: slower, never stuck.
+func TestLostAcknowledgements(t *testing.T) {
+	ts := inmemTransports(3, 0)
+	for i := range ts {
+		ts[i] = dropAcks{ts[i]}
+	}
+	reduceAndCheck(t, newRings(t, testGeneration("jobak", 1, 3), ts, testConfig(t)), 3000, 5)
+}

@@ -8,7 +8,9 @@ import (
 // credit is the sender's side of the window toward the right neighbour: it
 // may have at most `window` bytes sent and not yet acknowledged (one frame is
 // always allowed, so a frame larger than the window cannot wedge the ring).
-// The receiver acknowledges cumulatively every window/8 bytes it consumed,
+// The receiver acknowledges cumulatively every window/8 bytes it consumed
+// (and repeats the count in every heartbeat, so a lost acknowledgement
+// cannot leave a sender waiting for good),
 // so a receiver's backlog — in nats-server's outbound buffer, in the socket,
 // in the Ring's queue — never exceeds the window.
 type credit struct {
@@ -261,9 +263,9 @@ func (r *Ring) acknowledge(in inFrame) {
 	n := uint64(len(in.f.Data))
 	r.stats.framesRecv.Add(1)
 	r.stats.bytesRecv.Add(n)
-	r.consumed += n
-	if r.consumed-r.ackedSent >= r.ackEvery {
-		r.ackedSent = r.consumed
-		r.sendControl(r.left, kindAck, 0, 0, r.consumed)
+	consumed := r.consumed.Add(n)
+	if consumed-r.ackedSent >= r.ackEvery {
+		r.ackedSent = consumed
+		r.sendControl(r.left, kindAck, 0, 0, consumed)
 	}
 }

@@ -56,7 +56,7 @@ type Ring struct {
 	// Owned by the runner goroutine.
 	seq       uint64 // sequence number of the last op started
 	lastDone  atomic.Uint64
-	consumed  uint64 // data bytes from the left neighbour consumed so far
+	consumed  atomic.Uint64 // data bytes from the left neighbour consumed so far (heartbeats read it)
 	ackedSent uint64
 
 	taskSeq    uint64 // send tasks queued (runner)
@@ -73,8 +73,9 @@ type Ring struct {
 	hook func(kind kind, step uint32)
 }
 
-// NewRing starts rank's member of gen over t (which the Ring now owns).
-// The neighbours must create theirs within cfg.PeerTimeout.
+// NewRing starts rank's member of gen over t, which the Ring owns from then
+// on (on an error t stays the caller's). The neighbours must create theirs
+// within cfg.PeerTimeout.
 func NewRing(gen Generation, rank int, t Transport, cfg Config) (*Ring, error) {
 	if err := gen.Validate(rank); err != nil {
 		return nil, err
@@ -350,6 +351,9 @@ func (r *Ring) dispatch(f Frame) {
 	r.touch(from)
 	switch {
 	case h.kind == kindHeartbeat:
+		if from == r.right && h.total > 0 {
+			r.flow.ack(h.total) // a heartbeat repeats the last acknowledgement
+		}
 		f.Release()
 	case h.kind == kindAck:
 		if from == r.right {
@@ -382,9 +386,6 @@ func (r *Ring) touch(rank int) {
 	if rank == r.right {
 		r.readyOnce.Do(func() { close(r.ready) })
 	}
-	if r.size == 2 {
-		i = 0
-	}
 	if !r.greeted[i].Swap(true) {
 		r.wg.Add(1)
 		go func() {
@@ -402,7 +403,11 @@ func (r *Ring) heartbeatLoop() {
 	defer tick.Stop()
 	for {
 		for _, p := range r.neighbours() {
-			r.sendControl(p, kindHeartbeat, 0, 0, 0)
+			var consumed uint64
+			if p == r.left {
+				consumed = r.consumed.Load()
+			}
+			r.sendControl(p, kindHeartbeat, 0, 0, consumed)
 		}
 		select {
 		case <-r.life.Done():

@@ -23,7 +23,7 @@ import (
 //	 40   8  offset: first element (bytes for broadcast) of the payload within its segment (abort: rank)
 //	 48   4  count: elements (bytes) in the payload
 //	 52   4  meta length in bytes (before padding)
-//	 56   8  total: elements (bytes) of the whole buffer; ack: bytes consumed; bye: last op
+//	 56   8  total: elements (bytes) of the whole buffer; ack, heartbeat to the left: bytes consumed; bye: last op
 const (
 	headerSize  = 64
 	wireMagic   = 0x52504c56 // "VLPR" read little-endian
