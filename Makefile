@@ -51,7 +51,10 @@ deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-lib: $(LIB)
+# The shim's compile units build in parallel (one job per core).
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+lib:
+	@$(MAKE) --no-print-directory -j$(NPROC) $(LIB)
 
 $(BUILD)/obj/%.o: torch/csrc/%.cpp $(SHIM_HDRS)
 	@mkdir -p $(dir $@)

@@ -138,8 +138,17 @@ func Tiny() Config {
 		DModel: 64, Heads: 4, FFN: 256, EncoderLayers: 3, DecoderLayers: 2, Dropout: 0,
 		VocabSize: 256, MaxTextLen: 32, MaxCaptionLen: 32, TieMLM: true,
 		NumQueries: 10, NumClasses: 6, NumAttributes: 8,
-		Loss: DefaultLossWeights(),
+		Loss: tinyLoss(),
 	}
+}
+
+// tinyLoss doubles the class weight (and matcher class cost): in a short
+// from-scratch run, box regression and attributes converge long before
+// shape classes, which decide AP.
+func tinyLoss() LossWeights {
+	w := DefaultLossWeights()
+	w.Class = 2
+	return w
 }
 
 var presets = map[string]func() Config{"tiny": Tiny, "base": Base, "large": Large}

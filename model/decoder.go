@@ -108,11 +108,11 @@ func (d *DetectionDecoder) forward(f *fwd, b int, mem memory) DetectionOutput {
 	outs := make([]*torch.Tensor, 0, len(d.layers))
 	for _, l := range d.layers {
 		x = l.forward(f, x, qpos, nil, false, mem) // [B,Q,d]
-		outs = append(outs, d.lnF.forward(x))
+		outs = append(outs, d.lnF.forward(x))      // Ly × [B,Q,d]
 	}
-	hs := torch.Stack(outs, 0) // [Ly,B,Q,d]
-	box := d.box[0].forward(hs).Relu()
-	box = d.box[1].forward(box).Relu()
+	hs := torch.Stack(outs, 0)         // [Ly,B,Q,d]
+	box := d.box[0].forward(hs).Relu() // [Ly,B,Q,d]
+	box = d.box[1].forward(box).Relu() // [Ly,B,Q,d]
 	return DetectionOutput{
 		Logits: d.class.forward(hs),             // [Ly,B,Q,C+1]
 		Attrs:  d.attr.forward(hs),              // [Ly,B,Q,A]

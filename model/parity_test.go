@@ -217,5 +217,6 @@ func checkParity(t *testing.T, c Config) {
 		if maxDiff > 1e-4*maxRef+1e-8 {
 			t.Errorf("grad %s: max |Go − PyTorch| = %.3g, max |PyTorch| = %.3g", name, maxDiff, maxRef)
 		}
+		t.Logf("grad %-48s max |Go − PyTorch| %.2g of max |g| %.2g", name, maxDiff, maxRef)
 	}
 }

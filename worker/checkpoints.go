@@ -104,6 +104,7 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 	if err != nil {
 		return err
 	}
+	log := w.log // the record runs in the background; a rejoin replaces w.log
 	t0 := time.Now()
 	snap, err := w.learner.Snapshot() // the host copy: the part of the stall that grows with the model
 	if err != nil {
@@ -139,9 +140,9 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 			m.ckptSeconds.Observe(r.Duration.Seconds())
 			m.ckptBytes.Add(float64(r.Info.Bytes))
 		}
-		w.log.Info("checkpoint durable", "step", step, "bytes", r.Info.Bytes, "write", r.Duration.Round(time.Millisecond), "stall", stall.Round(time.Microsecond))
+		log.Info("checkpoint durable", "step", step, "bytes", r.Info.Bytes, "write", r.Duration.Round(time.Millisecond), "stall", stall.Round(time.Microsecond))
 		if !acked {
-			w.log.Warn("checkpoint not recorded: its step's progress was not acknowledged", "step", step)
+			log.Warn("checkpoint not recorded: its step's progress was not acknowledged", "step", step)
 			return nil
 		}
 		req := coordinator.CheckpointRequest{
@@ -160,7 +161,7 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 		}
 		req.Status = coordinator.CheckpointVerified
 		if _, err := w.coord.RecordCheckpoint(rctx, req); err != nil {
-			w.log.Warn("recording the verification failed", "step", step, "err", err)
+			log.Warn("recording the verification failed", "step", step, "err", err)
 		}
 		return nil
 	}
@@ -176,7 +177,7 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 	go func() {
 		defer c.wg.Done()
 		if err := record(<-results); err != nil {
-			w.log.Error("checkpoint", "err", err)
+			log.Error("checkpoint", "err", err)
 		}
 	}()
 	return nil

@@ -111,6 +111,6 @@ func TestJoinMidRun(t *testing.T) {
 	t.Logf("newcomer's first committed step: %d of %d", joinedAt, a.res.Step)
 	checkExactlyOnce(t, led.consumed(t, []string{"a", "b", "n"}, a.res.Step, 8), pairs)
 	if !bitsEqual(a.learner.Params(), n.learner.Params()) || !bitsEqual(a.learner.Params(), b.learner.Params()) {
-		t.Fatal("members hold different parameters")
+		t.Fatalf("members hold different parameters: a %+v, b %+v, n %+v", a.res, b.res, n.res)
 	}
 }

@@ -34,6 +34,7 @@ func (w *Worker) lease(ctx context.Context, ring Collective, gen coordinator.Gen
 	if !need {
 		return nil
 	}
+	w.leaseOpen = true
 	var payload []byte
 	if rank == 0 {
 		res, err := w.leaseFor(ctx, gen, deficit)
@@ -51,6 +52,9 @@ func (w *Worker) lease(ctx context.Context, ring Collective, gen coordinator.Gen
 		return fmt.Errorf("%w: lease broadcast: %v", ErrState, err)
 	}
 	if res.Err != "" {
+		// No grant was handed out (or rank 0 could not tell): nothing is
+		// leased that the ranks do not know of, unless the lease went
+		// through and only its reply was lost, which the rejoin covers.
 		return fmt.Errorf("%w: rank 0 could not lease: %s", ErrGeneration, res.Err)
 	}
 	for _, g := range res.Grants {
@@ -65,6 +69,7 @@ func (w *Worker) lease(ctx context.Context, ring Collective, gen coordinator.Gen
 			w.queue.push(g.Units...)
 		}
 	}
+	w.leaseOpen = false
 	w.rec.Reclaim = nil
 	if res.Complete {
 		w.log.Debug("the coordinator reports every epoch done")
@@ -114,7 +119,9 @@ func (w *Worker) leaseFor(ctx context.Context, gen coordinator.GenerationInfo, d
 			}
 		}
 	}
-	waitUntil := time.Now().Add(w.cfg.EpochWait)
+	epochWait := time.Now().Add(w.cfg.EpochWait)
+	emptyWait := time.Now().Add(w.cfg.GenerationTimeout)
+	reported := false
 	for round < 4096 {
 		var asks []coordinator.LeaseAsk
 		for r, d := range deficit {
@@ -136,10 +143,24 @@ func (w *Worker) leaseFor(ctx context.Context, gen coordinator.GenerationInfo, d
 		if granted > 0 || rep.Complete {
 			continue
 		}
-		// Nothing pending: the next epoch may not be open yet.
-		if !w.moreEpochs(ctx) || time.Now().After(waitUntil) {
-			return res, nil
+		// Nothing pending. The coordinator learns that the job is complete
+		// from a progress report marking the last units done: send one.
+		if !reported && w.rec.Gen == gen.Number {
+			w.report(ctx, gen)
+			reported = true
+			continue
 		}
+		left := false // does any rank still hold pairs for this step?
+		for r, d := range deficit {
+			left = left || d < rankBatch(w.job.GlobalBatch, len(deficit), r)
+		}
+		switch {
+		case left && (!w.moreEpochs(ctx) || time.Now().After(epochWait)):
+			return res, nil // a short step at the end of the data
+		case !left && time.Now().After(emptyWait):
+			return res, fmt.Errorf("worker: no pairs to lease for %v and the job is not complete", w.cfg.GenerationTimeout)
+		}
+		// The next epoch (the first, at the start of a job) may not be open yet.
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()

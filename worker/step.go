@@ -117,6 +117,8 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 		total += min(rankBatch(w.job.GlobalBatch, size, r), w.levels[r])
 	}
 	if total == 0 {
+		// Only a lease that found the job complete leaves every rank
+		// without pairs (leaseFor waits for anything else).
 		w.done = true
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 
 	"github.com/e2evlp/vlp/checkpoint"
 	"github.com/e2evlp/vlp/data"
@@ -24,6 +25,11 @@ type VLPConfig struct {
 	// positions u·PerUnit… of the epoch's order.
 	PerUnit uint32
 	Seed    uint64
+	// Threads is LibTorch's intra-op thread count (0: its default). The
+	// setting is per OS thread, so the learner runs all its LibTorch work on
+	// one locked thread: a reduction split over a different number of
+	// threads would give different bits.
+	Threads int
 }
 
 // VLPLearner trains E2E-VLP (package model) as a Learner: TrainStep for
@@ -47,6 +53,42 @@ type VLPLearner struct {
 	order   []int
 	epoch   uint64
 	ordered bool
+
+	work chan func()
+	quit chan struct{}
+}
+
+// startThread runs the learner's LibTorch work on one locked OS thread.
+func (l *VLPLearner) startThread() {
+	l.work, l.quit = make(chan func()), make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if l.cfg.Threads > 0 {
+			torch.NumThreads(l.cfg.Threads)
+		}
+		close(ready)
+		for {
+			select {
+			case f := <-l.work:
+				f()
+			case <-l.quit:
+				return
+			}
+		}
+	}()
+	<-ready
+}
+
+// do runs f on the learner's thread and waits for it.
+func (l *VLPLearner) do(f func()) {
+	done := make(chan struct{})
+	l.work <- func() {
+		defer close(done)
+		f()
+	}
+	<-done
 }
 
 var _ Learner = (*VLPLearner)(nil)
@@ -62,11 +104,24 @@ func NewVLPLearner(cfg VLPConfig) (*VLPLearner, error) {
 	if err := cfg.Train.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := model.New(cfg.Model, cfg.Seed, cfg.Device)
+	l := &VLPLearner{cfg: cfg}
+	l.startThread()
+	var err error
+	l.do(func() { err = l.build() })
 	if err != nil {
+		close(l.quit)
 		return nil, err
 	}
-	l := &VLPLearner{cfg: cfg, m: m}
+	return l, nil
+}
+
+func (l *VLPLearner) build() error {
+	cfg := l.cfg
+	m, err := model.New(cfg.Model, cfg.Seed, cfg.Device)
+	if err != nil {
+		return err
+	}
+	l.m = m
 	var bb, rest []*torch.Tensor
 	for _, p := range m.Params() {
 		switch {
@@ -91,16 +146,16 @@ func NewVLPLearner(cfg VLPConfig) (*VLPLearner, error) {
 	}
 	if l.opt, err = torch.NewAdamW(groups); err != nil {
 		m.Close()
-		return nil, err
+		return err
 	}
 	if l.gen, err = torch.NewGenerator(int64(cfg.Seed), cfg.Device); err != nil {
 		l.opt.Close()
 		m.Close()
-		return nil, err
+		return err
 	}
 	l.nGrad = int(torch.NumElements(l.train))
 	l.nBuf = int(torch.NumElements(l.buffers))
-	return l, nil
+	return nil
 }
 
 // Model is the model being trained.
@@ -108,9 +163,12 @@ func (l *VLPLearner) Model() *model.Model { return l.m }
 
 // Close frees the model, the optimizer state and the generator.
 func (l *VLPLearner) Close() {
-	l.gen.Close()
-	l.opt.Close()
-	l.m.Close()
+	l.do(func() {
+		l.gen.Close()
+		l.opt.Close()
+		l.m.Close()
+	})
+	close(l.quit)
 }
 
 // GradSize implements Learner: the trainable parameters' gradients, then
@@ -120,6 +178,12 @@ func (l *VLPLearner) GradSize() int { return l.nGrad + l.nBuf }
 // Init implements Learner: the parameters a fresh model built from seed
 // has, and an empty optimizer state.
 func (l *VLPLearner) Init(seed uint64) error {
+	var err error
+	l.do(func() { err = l.init(seed) })
+	return err
+}
+
+func (l *VLPLearner) init(seed uint64) error {
 	fresh, err := model.New(l.cfg.Model, seed, l.cfg.Device)
 	if err != nil {
 		return err
@@ -167,6 +231,15 @@ func (l *VLPLearner) examples(pairs []Pair) ([]data.Example, error) {
 
 // Gradients implements Learner.
 func (l *VLPLearner) Gradients(_ context.Context, pairs []Pair, grad []float32) (Losses, error) {
+	var (
+		r0  Losses
+		err error
+	)
+	l.do(func() { r0, err = l.gradients(pairs, grad) })
+	return r0, err
+}
+
+func (l *VLPLearner) gradients(pairs []Pair, grad []float32) (Losses, error) {
 	clear(grad)
 	if len(pairs) == 0 {
 		return Losses{}, nil
@@ -228,6 +301,15 @@ func mixSeed(a, b, c uint64) uint64 {
 // Apply implements Learner: the learning-rate schedule at step, the
 // averaged gradients and buffers into the model, clipping, AdamW.
 func (l *VLPLearner) Apply(grad []float32, step uint64) (float64, error) {
+	var (
+		r0  float64
+		err error
+	)
+	l.do(func() { r0, err = l.apply(grad, step) })
+	return r0, err
+}
+
+func (l *VLPLearner) apply(grad []float32, step uint64) (float64, error) {
 	tc := l.cfg.Train
 	f := tc.Schedule.Factor(int(step) - 1)
 	if err := l.opt.SetLR(0, tc.LR*f); err != nil {
@@ -259,6 +341,15 @@ func (l *VLPLearner) Apply(grad []float32, step uint64) (float64, error) {
 // Snapshot implements Learner: every named parameter and buffer, and the
 // AdamW state as one flat tensor with the per-parameter step counts.
 func (l *VLPLearner) Snapshot() (*checkpoint.Snapshot, error) {
+	var (
+		r0  *checkpoint.Snapshot
+		err error
+	)
+	l.do(func() { r0, err = l.snapshot() })
+	return r0, err
+}
+
+func (l *VLPLearner) snapshot() (*checkpoint.Snapshot, error) {
 	snap := &checkpoint.Snapshot{}
 	for _, p := range l.m.Params() {
 		buf := make([]float32, numel(p.Shape))
@@ -287,6 +378,12 @@ func (l *VLPLearner) Snapshot() (*checkpoint.Snapshot, error) {
 
 // Restore implements Learner.
 func (l *VLPLearner) Restore(snap *checkpoint.Snapshot) error {
+	var err error
+	l.do(func() { err = l.restore(snap) })
+	return err
+}
+
+func (l *VLPLearner) restore(snap *checkpoint.Snapshot) error {
 	if snap == nil {
 		return fmt.Errorf("%w: no snapshot", ErrState)
 	}

@@ -22,6 +22,7 @@ type Worker struct {
 	rings   RingMaker
 	learner Learner
 	log     *slog.Logger
+	baseLog *slog.Logger
 
 	instance string
 	id       uint64
@@ -36,13 +37,18 @@ type Worker struct {
 	levels []int // pairs each rank of the current generation holds
 	grad   []float32
 	done   bool // the coordinator said every epoch is done
-	ckpt   *checkpointer
+	// leaseOpen: a lease was due and this rank has not received its grants
+	// yet. Should the generation fail now, units may be leased to this
+	// worker that it does not know of: it rejoins so that they return.
+	leaseOpen bool
+	ckpt      *checkpointer
 	// lastCkpt is the step of the last checkpoint handed to the writer.
 	lastCkpt uint64
 
 	// Shared with the heartbeat and watch goroutines.
 	mu      sync.Mutex
 	newest  coordinator.GenerationInfo
+	hbID    atomic.Uint64 // the worker id the heartbeats carry
 	heard   atomic.Uint64 // newest generation number heard of
 	stopReq atomic.Bool   // leave after the step in flight
 	removed atomic.Bool
@@ -61,7 +67,7 @@ func New(cfg Config, coord Coordinator, rings RingMaker, learner Learner) (*Work
 		return nil, fmt.Errorf("worker: instance nonce: %w", err)
 	}
 	return &Worker{
-		cfg: cfg, coord: coord, rings: rings, learner: learner, log: cfg.Logger,
+		cfg: cfg, coord: coord, rings: rings, learner: learner, log: cfg.Logger, baseLog: cfg.Logger,
 		instance: hex.EncodeToString(nonce[:]),
 		grad:     make([]float32, learner.GradSize()),
 		kicked:   make(chan struct{}, 1),
@@ -69,7 +75,7 @@ func New(cfg Config, coord Coordinator, rings RingMaker, learner Learner) (*Work
 }
 
 // ID is the worker id the coordinator gave (0 before the join).
-func (w *Worker) ID() uint64 { return w.id }
+func (w *Worker) ID() uint64 { return w.hbID.Load() }
 
 // Stop asks the worker to finish the step in flight and leave; Run then
 // returns with Reason "stopped". It is what SIGTERM does.
@@ -106,7 +112,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	defer wg.Wait()
 	defer cancel()
 	wg.Add(2)
-	go func() { defer wg.Done(); w.heartbeatLoop(bg) }()
+	go func(every time.Duration) { defer wg.Done(); w.heartbeatLoop(bg, every) }(w.hb)
 	go func() { defer wg.Done(); w.watchLoop(bg) }()
 	defer w.closeCheckpoints()
 
@@ -120,6 +126,11 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 				res.Step = w.rec.Step
 				return res, w.leave(ctx)
 			}
+			if errors.Is(err, ErrRemoved) && ctx.Err() == nil {
+				if gen, err = w.rejoin(ctx); err == nil {
+					continue
+				}
+			}
 			return res, err
 		}
 		res.Generations++
@@ -131,17 +142,24 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		case errors.As(err, &fin):
 			res.Reason = fin.reason
 			return res, w.leave(ctx)
-		case errors.Is(err, ErrGeneration):
+		case errors.Is(err, ErrGeneration) || errors.Is(err, ErrRemoved):
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
-			w.log.Info("generation ended; waiting for the next", "generation", gen.Number, "step", w.rec.Step, "err", err)
-			gen, err = w.waitNewer(ctx, gen.Number, w.cfg.RejoinAfter)
-			if errors.Is(err, ErrNoGeneration) && !w.removed.Load() {
-				// The ring failed but the membership did not change (a
-				// member stalled past its peers' timeout, a link dropped):
-				// leaving and joining again makes the next generation.
+			w.log.Info("generation ended", "generation", gen.Number, "step", w.rec.Step, "err", err)
+			if w.removed.Load() || w.leaseOpen {
+				// Declared dead (a long stall), or units may be leased to
+				// this worker that it never heard of: join again, keeping
+				// the parameters; the departure hands the units back.
 				gen, err = w.rejoin(ctx)
+			} else {
+				gen, err = w.waitNewer(ctx, gen.Number, w.cfg.RejoinAfter)
+				if errors.Is(err, ErrNoGeneration) || errors.Is(err, ErrRemoved) {
+					// The ring failed but the membership did not change (a
+					// member stalled past its peers' timeout, a link
+					// dropped): leaving and joining again makes one.
+					gen, err = w.rejoin(ctx)
+				}
 			}
 			if err != nil {
 				return res, err
@@ -165,6 +183,8 @@ func (w *Worker) join(ctx context.Context) (*coordinator.JoinReply, error) {
 		return nil, fmt.Errorf("worker: join: %w", err)
 	}
 	w.id, w.job, w.restore = jr.WorkerID, jr.Job, jr.Restore
+	w.hbID.Store(jr.WorkerID)
+	w.removed.Store(false)
 	w.hb = time.Duration(jr.HeartbeatIntervalMS) * time.Millisecond
 	if w.hb <= 0 {
 		w.hb = time.Second
@@ -175,7 +195,7 @@ func (w *Worker) join(ctx context.Context) (*coordinator.JoinReply, error) {
 	if w.cfg.MaxSteps == 0 && w.job.Hyper.MaxSteps > 0 {
 		w.cfg.MaxSteps = uint64(w.job.Hyper.MaxSteps)
 	}
-	w.log = w.log.With("worker", w.id)
+	w.log = w.baseLog.With("worker", w.id)
 	w.log.Info("joined", "job", w.job.Name, "rank", jr.Rank, "generation", jr.Generation.Number, "members", len(jr.Generation.Members))
 	return jr, nil
 }
@@ -192,8 +212,8 @@ func (w *Worker) leave(ctx context.Context) error {
 }
 
 // heartbeatLoop keeps the lease and hears of generations and stop orders.
-func (w *Worker) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(w.hb)
+func (w *Worker) heartbeatLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -201,18 +221,19 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, max(w.hb*3, 2*time.Second))
-		rep, err := w.coord.Heartbeat(hctx, w.id, w.heard.Load())
+		hctx, cancel := context.WithTimeout(ctx, max(every*3, 2*time.Second))
+		rep, err := w.coord.Heartbeat(hctx, w.hbID.Load(), w.heard.Load())
 		cancel()
 		switch {
 		case errors.Is(err, coordinator.ErrUnknownWorker):
-			w.log.Warn("the coordinator declared this worker dead")
-			w.removed.Store(true)
-			w.kick()
-			return
+			if !w.removed.Swap(true) {
+				w.baseLog.Warn("the coordinator declared this worker dead", "worker", w.hbID.Load())
+				w.kick()
+			}
+			continue
 		case err != nil:
 			if ctx.Err() == nil {
-				w.log.Warn("heartbeat failed", "err", err)
+				w.baseLog.Warn("heartbeat failed", "worker", w.hbID.Load(), "err", err)
 			}
 			continue
 		}
@@ -230,7 +251,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 func (w *Worker) watchLoop(ctx context.Context) {
 	ch, err := w.coord.Watch(ctx)
 	if err != nil {
-		w.log.Warn("cannot watch generations; relying on heartbeats", "err", err)
+		w.baseLog.Warn("cannot watch generations; relying on heartbeats", "err", err)
 		return
 	}
 	for g := range ch {
@@ -300,23 +321,30 @@ func (w *Worker) waitUsable(ctx context.Context, gen coordinator.GenerationInfo)
 	}
 }
 
-// rejoin leaves and joins again as a new member that keeps its training
-// state; its units go back to the job through the handover.
+// rejoin joins again as a new member that keeps its training state, then
+// ends the old membership: its units go back to the job through the
+// handover. Joining first means the job never has zero members (which would
+// roll it back to its last checkpoint) when every member rejoins at once.
 func (w *Worker) rejoin(ctx context.Context) (coordinator.GenerationInfo, error) {
-	w.log.Warn("no new generation after the ring failed; rejoining", "after", w.cfg.RejoinAfter)
-	if err := w.leave(ctx); err != nil {
-		return coordinator.GenerationInfo{}, err
-	}
+	w.log.Warn("rejoining", "removed", w.removed.Load(), "lease_open", w.leaseOpen)
+	old := w.id
 	var nonce [12]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return coordinator.GenerationInfo{}, fmt.Errorf("worker: instance nonce: %w", err)
 	}
 	w.instance = hex.EncodeToString(nonce[:])
-	w.queue = unitQueue{}
 	jr, err := w.join(ctx)
 	if err != nil {
 		return coordinator.GenerationInfo{}, err
 	}
+	lctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	_, err = w.coord.Leave(lctx, old)
+	cancel()
+	if err != nil && !errors.Is(err, coordinator.ErrUnknownWorker) {
+		return coordinator.GenerationInfo{}, fmt.Errorf("worker: leave as %d: %w", old, err)
+	}
+	w.leaseOpen = false
+	w.queue = unitQueue{}
 	w.noteGeneration(jr.Generation)
 	return jr.Generation, nil
 }

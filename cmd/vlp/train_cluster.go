@@ -118,12 +118,21 @@ func runTrainCluster(c *cli.Context) error {
 	var mu sync.Mutex
 	var last worker.StepSummary
 	var firstStep time.Time
+	var split worker.StepTimings // summed over the steps seen
+	var seen int
 	sub, err := cl.Conn().Subscribe(stepSubject(trainJob), func(m *nats.Msg) {
 		var s worker.StepSummary
 		if json.Unmarshal(m.Data, &s) == nil {
 			mu.Lock()
 			if s.Step > last.Step {
 				last = s
+				t := s.Timings
+				split.Data += t.Data
+				split.Compute += t.Compute
+				split.AllReduce += t.AllReduce
+				split.Optimizer += t.Optimizer
+				split.Total += t.Total
+				seen++
 			}
 			if firstStep.IsZero() {
 				firstStep = time.Now()
@@ -155,6 +164,9 @@ func runTrainCluster(c *cli.Context) error {
 			"--checkpoint-dir", filepath.Join(dir, "checkpoints"),
 			"--ring-transport", c.String("ring-transport"),
 			"--tb-dir", filepath.Join(dir, "events"), "--publish-steps")
+		if th := c.Int("threads"); th > 0 {
+			args = append(args, "--threads", strconv.Itoa(th))
+		}
 		if c.IsSet("steps") {
 			// A resumed run may train further than the spec's max_steps.
 			args = append(args, "--max-steps", strconv.Itoa(c.Int("steps")))
@@ -242,6 +254,16 @@ loop:
 	if serr == nil {
 		printTrainSummary(c.App.Writer, fin, s, time.Since(start))
 	}
+	mu.Lock()
+	if seen > 0 {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(seen) }
+		fmt.Fprintf(c.App.Writer, "step time (rank 0, mean of %d steps): data %.1f ms, forward/backward %.1f ms, all-reduce %.1f ms, optimizer %.1f ms, total %.1f ms\n",
+			seen, ms(split.Data), ms(split.Compute), ms(split.AllReduce), ms(split.Optimizer), ms(split.Total))
+	}
+	if !firstStep.IsZero() {
+		fmt.Fprintf(c.App.Writer, "first step %v after the coordinator started\n", firstStep.Sub(start).Round(time.Millisecond))
+	}
+	mu.Unlock()
 	if len(failed) > 0 {
 		return fmt.Errorf("train: %s (see %s/worker-*.log)", strings.Join(failed, "; "), dir)
 	}

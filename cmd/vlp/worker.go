@@ -53,6 +53,7 @@ var workerJoinCommand = &cli.Command{
 		&cli.StringFlag{Name: "metrics-addr", Category: catWorker, EnvVars: []string{"VLP_METRICS_ADDR"}, Usage: "serve Prometheus /metrics here (empty: none)"},
 		&cli.StringFlag{Name: "tb-dir", Category: catWorker, EnvVars: []string{"VLP_TB_DIR"}, Usage: "write TensorBoard event files of the losses here (rank 0's view)"},
 		&cli.BoolFlag{Name: "publish-steps", Category: catWorker, EnvVars: []string{"VLP_PUBLISH_STEPS"}, Usage: "publish each step's summary on vlp.<job>.events.step (progress displays)"},
+		&cli.IntFlag{Name: "threads", Category: catWorker, EnvVars: []string{"VLP_THREADS"}, Usage: "LibTorch intra-op threads (0: its default)"},
 		&cli.DurationFlag{Name: "generation-timeout", Value: 60 * time.Second, Category: catWorker, Usage: "longest wait for the next ring generation"},
 	}, apiClientFlags...),
 	Action: workerJoin,

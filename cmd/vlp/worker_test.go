@@ -312,3 +312,49 @@ func childWithArg(t *testing.T, pid int, name string) int {
 	t.Fatalf("no child of %d named %s", pid, name)
 	return 0
 }
+
+var stoppedRe = regexp.MustCompile(`worker w(\d): stopped at step (\d+)`)
+
+// SIGTERM to `vlp train`: every worker finishes its step and leaves, rank 0
+// writes a final checkpoint first, and a second `vlp train` resumes exactly
+// there.
+func TestTrainSIGTERMFinishesAndResumes(t *testing.T) {
+	bin := workerTestBinary(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	r := startTrain(t, bin, "--model", "linear", "--workers", "2", "--steps", "5000", "--batch", "8",
+		"--linear-compute", "2ms", "--progress-every", "5", "--checkpoint-every", "1000", "--dir", dir)
+	deadline := time.Now().Add(60 * time.Second)
+	for maxLoggedStep(dir) < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("training did not get going\n%s", tail(r.stderr.String(), 2000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("vlp train after SIGTERM: %v\n%s\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
+	}
+	var last int
+	for _, w := range []string{"0", "1"} {
+		b, _ := os.ReadFile(filepath.Join(dir, "worker-"+w+".log"))
+		m := stoppedRe.FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("worker %s did not stop cleanly:\n%s", w, tail(string(b), 1500))
+		}
+		if n, _ := strconv.Atoi(string(m[2])); n > last {
+			last = n
+		}
+	}
+	if !strings.Contains(r.stdout.String(), "checkpoint step "+strconv.Itoa(last)+": verified") {
+		t.Fatalf("no final checkpoint at step %d:\n%s", last, r.stdout.String())
+	}
+	r = startTrain(t, bin, "--model", "linear", "--workers", "2", "--steps", strconv.Itoa(last+10), "--dir", dir)
+	if err := r.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("resumed vlp train: %v\n%s", err, tail(r.stderr.String(), 3000))
+	}
+	if out := r.stdout.String(); !strings.Contains(out, "at step "+strconv.Itoa(last)) || !strings.Contains(out, "step "+strconv.Itoa(last+10)+",") {
+		t.Fatalf("the resumed run did not continue from step %d:\n%s", last, out)
+	}
+}

@@ -96,7 +96,7 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	tc.Seed = spec.Seed
 	l, err := worker.NewVLPLearner(worker.VLPConfig{
 		Model: cfg, Train: tc, Device: dev, World: world, Data: dcfg,
-		PerUnit: uint32(max(spec.Units.PerUnit, 1)), Seed: spec.Seed,
+		PerUnit: uint32(max(spec.Units.PerUnit, 1)), Seed: spec.Seed, Threads: c.Int("threads"),
 	})
 	if err != nil {
 		return nil, nil, err
