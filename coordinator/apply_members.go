@@ -72,9 +72,10 @@ func (s *State) applyDeparture(atMS int64, b *Departure) (any, error) {
 		}
 	}
 	s.bump(atMS)
-	if len(s.Members) == 0 {
+	if len(s.Members) == 0 && s.JobState != JobCompleted {
 		// Nobody holds the parameters any more: whatever was trained after the latest usable
-		// checkpoint is lost, so the data it consumed goes back to pending.
+		// checkpoint is lost, so the data it consumed goes back to pending. A completed job has
+		// nothing left to train (its final report marked every unit done): it stays completed.
 		s.rollbackTo(atMS, s.latestUsable())
 	}
 	return &LeaveReply{Generation: s.Generation}, nil

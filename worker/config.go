@@ -57,6 +57,9 @@ type Config struct {
 	// or on a signal, so that a later resume starts there (default true
 	// via DefaultConfig).
 	FinalCheckpoint bool
+	// Checksums name the files the run depends on (tokenizer vocabulary,
+	// manifest: "vocab.txt" → "sha256:…"); every checkpoint records them.
+	Checksums map[string]string
 
 	// Logger receives the worker's structured logs (default slog.Default()).
 	Logger *slog.Logger

@@ -17,10 +17,17 @@ type VLPConfig struct {
 	Model  model.Config
 	Train  model.TrainConfig // LR, BackboneLR, WeightDecay, ClipNorm, Schedule
 	Device torch.Device
-	// World is the in-memory data; Data builds its batches (Seed is the
-	// job's: with the epoch and the pair id it seeds MLM masking and ITM).
-	World *data.SynthWorld
-	Data  data.Config
+	// Source maps pairs to examples (ShardExamples: shards through the
+	// data pipeline); nil: the in-memory World (SynthExamples). Data builds
+	// the batches (Seed is the job's: with the epoch and the pair id it
+	// seeds MLM masking and ITM) with Tokenizer (nil: the World's).
+	Source    ExampleSource
+	Tokenizer *data.Tokenizer
+	World     *data.SynthWorld
+	Data      data.Config
+	// OnBatch, when set, sees every batch's pairs and examples before the
+	// forward pass (on the learner's thread; it must not block).
+	OnBatch func(pairs []Pair, ex []data.Example)
 	// PerUnit is the job's pairs per work unit: unit u's pairs are
 	// positions u·PerUnit… of the epoch's order.
 	PerUnit uint32
@@ -50,9 +57,6 @@ type VLPLearner struct {
 	buffers []*torch.Tensor
 	nGrad   int
 	nBuf    int
-	order   []int
-	epoch   uint64
-	ordered bool
 
 	work chan func()
 	quit chan struct{}
@@ -95,11 +99,20 @@ var _ Learner = (*VLPLearner)(nil)
 
 // NewVLPLearner builds the model (initialised from cfg.Seed) and its optimizer.
 func NewVLPLearner(cfg VLPConfig) (*VLPLearner, error) {
-	if cfg.World == nil || len(cfg.World.Examples) == 0 {
-		return nil, fmt.Errorf("%w: VLPConfig.World has no pairs", ErrConfig)
-	}
 	if cfg.PerUnit == 0 {
 		return nil, fmt.Errorf("%w: VLPConfig.PerUnit is 0", ErrConfig)
+	}
+	if cfg.Source == nil {
+		if cfg.World == nil || len(cfg.World.Examples) == 0 {
+			return nil, fmt.Errorf("%w: VLPConfig has no Source and its World has no pairs", ErrConfig)
+		}
+		cfg.Source = &SynthExamples{World: cfg.World, Seed: cfg.Seed, PerUnit: cfg.PerUnit}
+	}
+	if cfg.Tokenizer == nil {
+		if cfg.World == nil {
+			return nil, fmt.Errorf("%w: VLPConfig has no Tokenizer", ErrConfig)
+		}
+		cfg.Tokenizer = cfg.World.Tokenizer
 	}
 	if err := cfg.Train.Validate(); err != nil {
 		return nil, err
@@ -214,21 +227,6 @@ func numel(shape []int64) int {
 // Prepare implements Learner.
 func (l *VLPLearner) Prepare([]Pair) {}
 
-func (l *VLPLearner) examples(pairs []Pair) ([]data.Example, error) {
-	ex := make([]data.Example, 0, len(pairs))
-	for _, p := range pairs {
-		if !l.ordered || p.Epoch != l.epoch {
-			l.order, l.epoch, l.ordered = l.cfg.World.Order(l.cfg.Seed, p.Epoch), p.Epoch, true
-		}
-		k := PairID(p, l.cfg.PerUnit)
-		if k >= uint64(len(l.order)) {
-			return nil, fmt.Errorf("%w: pair %d of epoch %d: the data has %d pairs", ErrState, k, p.Epoch, len(l.order))
-		}
-		ex = append(ex, l.cfg.World.Examples[l.order[k]])
-	}
-	return ex, nil
-}
-
 // Gradients implements Learner.
 func (l *VLPLearner) Gradients(_ context.Context, pairs []Pair, grad []float32) (Losses, error) {
 	var (
@@ -244,13 +242,16 @@ func (l *VLPLearner) gradients(pairs []Pair, grad []float32) (Losses, error) {
 	if len(pairs) == 0 {
 		return Losses{}, nil
 	}
-	ex, err := l.examples(pairs)
+	ex, err := l.cfg.Source.Examples(pairs)
 	if err != nil {
 		return nil, err
 	}
+	if l.cfg.OnBatch != nil {
+		l.cfg.OnBatch(pairs, ex)
+	}
 	dc := l.cfg.Data
 	dc.BatchSize, dc.Seed, dc.Epoch = len(ex), l.cfg.Seed, pairs[0].Epoch
-	b, err := data.BuildBatch(dc, l.cfg.World.Tokenizer, ex)
+	b, err := data.BuildBatch(dc, l.cfg.Tokenizer, ex)
 	if err != nil {
 		return nil, err
 	}

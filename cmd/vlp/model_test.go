@@ -72,7 +72,8 @@ func TestTrainLocalCommand(t *testing.T) {
 	if steps != 3 || !strings.Contains(out, "done: 3 steps") {
 		t.Errorf("want 3 step lines and a summary, got:\n%s", out)
 	}
-	if _, errOut, ok := runVLP(t, bin, "--torch-lib", lib, "train", "--steps", "1"); ok || !strings.Contains(errOut, "--local") {
-		t.Errorf("train without --local: ok=%v stderr=%q", ok, errOut)
+	// A bad flag value is refused before anything starts.
+	if _, errOut, ok := runVLP(t, bin, "--torch-lib", lib, "train", "--local", "--preset", "huge", "--steps", "1"); ok || !strings.Contains(errOut, "unknown preset") {
+		t.Errorf("train --local --preset huge: ok=%v stderr=%q", ok, errOut)
 	}
 }

@@ -39,6 +39,9 @@ var trainClusterFlags = []cli.Flag{
 	&cli.StringFlag{Name: "ring-transport", Value: "nats", Usage: "auto, nats or tcp", EnvVars: []string{"VLP_RING_TRANSPORT"}, Category: catTrain},
 	&cli.IntFlag{Name: "min-workers", Usage: "members the ring needs to train (default: --workers)", Category: catTrain},
 	&cli.DurationFlag{Name: "linear-compute", Usage: "linear model only: simulated compute time per pair", Category: catTrain},
+	&cli.StringFlag{Name: "data", Usage: "shard directory (manifest.json + shards from `vlp shard build`); empty: the in-memory synthetic world", EnvVars: []string{"VLP_DATA"}, Category: catTrain},
+	&cli.StringFlag{Name: "vocab", Usage: "with --data: the tokenizer's vocab.txt (default: learnt from the shards' texts into --dir/vocab.txt)", EnvVars: []string{"VLP_VOCAB"}, Category: catTrain},
+	&cli.BoolFlag{Name: "log-pairs", Usage: "with --data: each worker appends the epoch and pair id of every pair it trains on to --dir/pairs-<i>.log", Category: catTrain},
 	&cli.StringFlag{Name: "metrics-base-port", Usage: "serve worker i's /metrics on 127.0.0.1:(port+i) (empty: none)", Category: catTrain},
 }
 
@@ -97,7 +100,7 @@ func runTrainCluster(c *cli.Context) error {
 	}
 	spec := st.Job
 	if spec == nil {
-		s, err := trainSpec(c, n)
+		s, err := trainSpec(c, n, dir)
 		if err != nil {
 			return err
 		}
@@ -170,6 +173,9 @@ func runTrainCluster(c *cli.Context) error {
 		if c.IsSet("steps") {
 			// A resumed run may train further than the spec's max_steps.
 			args = append(args, "--max-steps", strconv.Itoa(c.Int("steps")))
+		}
+		if c.Bool("log-pairs") {
+			args = append(args, "--pair-log", filepath.Join(dir, fmt.Sprintf("pairs-%d.log", i)))
 		}
 		if p := c.String("metrics-base-port"); p != "" {
 			base, err := strconv.Atoi(p)
@@ -271,7 +277,7 @@ loop:
 }
 
 // trainSpec is the job a fresh run submits.
-func trainSpec(c *cli.Context, workers int) (coordinator.JobSpec, error) {
+func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, error) {
 	model := c.String("model")
 	if model == "" {
 		model = c.String("preset")
@@ -303,6 +309,14 @@ func trainSpec(c *cli.Context, workers int) (coordinator.JobSpec, error) {
 			s.Options["compute"] = d.String()
 		}
 		s.Hyper.ClipNorm = 1
+	} else if d := c.String("data"); d != "" {
+		var err error
+		if pairs, err = trainDataset(&s, d, c.String("vocab"), dir); err != nil {
+			return s, err
+		}
+		if c.IsSet("backbone-lr") {
+			s.Options["backbone_lr"] = strconv.FormatFloat(c.Float64("backbone-lr"), 'g', -1, 64)
+		}
 	} else {
 		w, _, err := synthWorld(s)
 		if err != nil {

@@ -44,35 +44,78 @@ func synthWorld(spec coordinator.JobSpec) (*data.SynthWorld, synthOptions, error
 	return w, o, err
 }
 
-// newVLPLearner builds the E2E-VLP learner of a job whose model is a preset.
-func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), error) {
-	if d := c.String("data"); d != "synth" {
-		return nil, nil, fmt.Errorf("worker: --data %q: only synth (the in-memory synthetic world) is wired into workers", d)
-	}
+// newVLPLearner builds the E2E-VLP learner of a job whose model is a
+// preset, on the job's shards (or --data DIR) or the synthetic world. It
+// returns the checksums of the files the run depends on.
+func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), map[string]string, error) {
 	cfg, err := model.Preset(spec.Model)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := torch.Load(c.String("torch-lib")); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dev, err := torch.ParseDevice(c.String("device"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	world, o, err := synthWorld(spec)
+	o, err := jobSynthOptions(spec)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	cfg.VocabSize = max(cfg.VocabSize, world.Tokenizer.Vocab().Size())
-	cfg.NumClasses = max(cfg.NumClasses, len(synth.ClassNames))
-	cfg.NumAttributes = max(cfg.NumAttributes, len(synth.AttributeNames))
+	perUnit := uint32(max(spec.Units.PerUnit, 1))
+	vcfg := worker.VLPConfig{PerUnit: perUnit, Seed: spec.Seed, Device: dev, Threads: c.Int("threads")}
+	var (
+		pairs     int64
+		checksums map[string]string
+		closers   []func()
+	)
+	switch d := c.String("data"); {
+	case d == "synth" || (d == "" && spec.Dataset.Manifest == ""):
+		world, _, err := synthWorld(spec)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		vcfg.World, vcfg.Tokenizer = world, world.Tokenizer
+		pairs = int64(len(world.Examples))
+		cfg.NumClasses = max(cfg.NumClasses, len(synth.ClassNames))
+		cfg.NumAttributes = max(cfg.NumAttributes, len(synth.AttributeNames))
+	default:
+		js, err := openJobShards(spec, d, c.String("vocab"))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		src, err := worker.NewShardExamples(js.dir, js.manifest, spec.Seed, int(perUnit))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		closers = append(closers, func() { src.Close() })
+		vcfg.Source, vcfg.Tokenizer, checksums = src, js.tokenizer, js.checksums
+		pairs = js.manifest.Pairs
+		cfg.NumClasses = max(cfg.NumClasses, len(js.manifest.Classes))
+		cfg.NumAttributes = max(cfg.NumAttributes, len(js.manifest.Attributes))
+		if p := c.String("pair-log"); p != "" {
+			pl, err := openPairLog(p)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			closers = append(closers, func() { pl.Close() })
+			vcfg.OnBatch = pl.batch
+		}
+	}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	cfg.VocabSize = max(cfg.VocabSize, vcfg.Tokenizer.Vocab().Size())
 	dcfg := data.DefaultConfig()
 	dcfg.Image = data.SquareImageConfig(o.ImageSize)
 	dcfg.MaxTextLen, dcfg.MaxCaptionLen = cfg.MaxTextLen, cfg.MaxCaptionLen
+	vcfg.Data = dcfg
 	total := spec.Hyper.MaxSteps
 	if total <= 0 {
-		total = max(1, int(int64(len(world.Examples))*int64(spec.Epochs)/int64(spec.GlobalBatch)))
+		total = max(1, int(pairs*int64(spec.Epochs)/int64(spec.GlobalBatch)))
 	}
 	tc := model.DefaultTrainConfig(total)
 	if spec.Hyper.LR > 0 {
@@ -80,7 +123,8 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	}
 	if v, ok := spec.Options["backbone_lr"]; ok {
 		if tc.BackboneLR, err = strconv.ParseFloat(v, 64); err != nil {
-			return nil, nil, fmt.Errorf("job option backbone_lr=%q: %v", v, err)
+			closeAll()
+			return nil, nil, nil, fmt.Errorf("job option backbone_lr=%q: %v", v, err)
 		}
 	}
 	if spec.Hyper.WeightDecay > 0 {
@@ -94,14 +138,13 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 		tc.Schedule.Warmup = spec.Hyper.WarmupSteps
 	}
 	tc.Seed = spec.Seed
-	l, err := worker.NewVLPLearner(worker.VLPConfig{
-		Model: cfg, Train: tc, Device: dev, World: world, Data: dcfg,
-		PerUnit: uint32(max(spec.Units.PerUnit, 1)), Seed: spec.Seed, Threads: c.Int("threads"),
-	})
+	vcfg.Model, vcfg.Train = cfg, tc
+	l, err := worker.NewVLPLearner(vcfg)
 	if err != nil {
-		return nil, nil, err
+		closeAll()
+		return nil, nil, nil, err
 	}
 	total2, trainable := l.Model().NumParams()
-	log.Info("model", "preset", spec.Model, "params", total2, "trainable", trainable, "pairs", len(world.Examples), "device", c.String("device"))
-	return l, l.Close, nil
+	log.Info("model", "preset", spec.Model, "params", total2, "trainable", trainable, "pairs", pairs, "device", c.String("device"))
+	return l, func() { l.Close(); closeAll() }, checksums, nil
 }

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/e2evlp/vlp/data"
+	"github.com/e2evlp/vlp/sharding"
+)
+
+// runStep runs one vlp command to completion and fails the test on error.
+func runStep(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vlp %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 3000))
+	}
+	return string(out)
+}
+
+// manifestPairIDs reads every pair id of the shards in dir, front to back
+// (checksums verified).
+func manifestPairIDs(t *testing.T, dir string) map[uint64]bool {
+	t.Helper()
+	m, err := sharding.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := data.NewShardSource(dir, m)
+	defer src.Close()
+	ids := map[uint64]bool{}
+	for {
+		e, err := src.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[e.PairID()] = true
+	}
+	if int64(len(ids)) != m.Pairs {
+		t.Fatalf("the shards hold %d distinct pair ids, the manifest counts %d pairs", len(ids), m.Pairs)
+	}
+	return ids
+}
+
+// The importer's output trains: synthetic COCO/VG → shards → `vlp train
+// --data` with two worker processes for a whole epoch. Every pair the
+// workers trained on is a pair of the shards, none twice, all of them
+// once; the job ends completed and its checkpoints record the tokenizer's
+// and the manifest's checksums.
+func TestTrainOnShards(t *testing.T) {
+	bin := workerTestBinary(t)
+	lib := os.Getenv("VLP_TORCH_LIB")
+	if lib == "" {
+		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")
+	}
+	t.Setenv("VLP_TORCH_LIB", lib) // the workers inherit it
+	root := t.TempDir()
+	world, shards, run := filepath.Join(root, "world"), filepath.Join(root, "shards"), filepath.Join(root, "run")
+	runStep(t, bin, "data", "synth", "--out", world, "--images", "24", "--width", "48", "--height", "48", "--workers", "1")
+	runStep(t, bin, "shard", "build", "--coco", filepath.Join(world, "coco"), "--vg", filepath.Join(world, "vg"),
+		"--out", shards, "--shard-size", "8", "--workers", "1", "--quiet")
+	want := manifestPairIDs(t, shards)
+
+	r := startTrain(t, bin, "--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
+		"--epochs", "1", "--steps", "1000", "--batch", "16", "--per-unit", "5", "--threads", "1",
+		"--checkpoint-every", "4", "--dir", run, "--log-pairs")
+	if err := r.wait(t, 3*time.Minute); err != nil {
+		t.Fatalf("vlp train --data: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
+	}
+	out := r.stdout.String()
+	if !strings.Contains(out, "job completed") {
+		t.Errorf("the epoch did not complete the job:\n%s", out)
+	}
+	seen := map[uint64]int{}
+	for i := range 2 {
+		f, err := os.Open(filepath.Join(run, "pairs-"+strconv.Itoa(i)+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		n := 0
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			if len(fs) != 2 || fs[0] != "0" {
+				t.Fatalf("pair log line %q: want epoch 0 and a pair id", sc.Text())
+			}
+			id, err := strconv.ParseUint(fs[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !want[id] {
+				t.Errorf("worker %d trained on pair %d, which the shards do not hold", i, id)
+			}
+			seen[id]++
+			n++
+		}
+		f.Close()
+		if n == 0 {
+			t.Errorf("worker %d trained on no pairs", i)
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("pair %d trained on %d times", id, n)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("%d of the %d pairs were trained on", len(seen), len(want))
+	}
+	insp := runStep(t, bin, "checkpoint", "inspect", "--store", filepath.Join(run, "checkpoints", "checkpoints.db"))
+	for _, k := range []string{"checksum:  vocab.txt sha256:", "checksum:  manifest.json sha256:"} {
+		if !strings.Contains(insp, k) {
+			t.Errorf("the checkpoint does not record %q:\n%s", k, tail(insp, 1500))
+		}
+	}
+}
