@@ -1,7 +1,43 @@
 #!/usr/bin/env bash
-# The demo: what `make demo` runs after installing and building.
+# The demo: what `make demo` runs after installing and building. Everything it
+# writes goes under $DEMO_DIR (default out/demo, git-ignored); a rerun starts
+# afresh. DEMO_IMAGES, DEMO_STEPS, DEMO_WORKERS and DEMO_THREADS scale it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VLP=build/bin/vlp
+VLP=${VLP:-build/bin/vlp}
+OUT=${DEMO_DIR:-out/demo}
+IMAGES=${DEMO_IMAGES:-2000}
+STEPS=${DEMO_STEPS:-1500}
+WORKERS=${DEMO_WORKERS:-2}
+THREADS=${DEMO_THREADS:-1}
+SIZE=64
+
+step() { printf '\n== %s\n' "$*"; }
+start=$(date +%s)
+
 "$VLP" version
+step "LibTorch"
 "$VLP" torch check
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+step "synthetic COCO + Visual Genome: $IMAGES images of ${SIZE}px"
+"$VLP" data synth --out "$OUT/raw" --images "$IMAGES" --width "$SIZE" --height "$SIZE"
+
+step "shards"
+"$VLP" shard build --coco "$OUT/raw/coco" --vg "$OUT/raw/vg" --out "$OUT/shards" --shard-size 500 --quiet
+"$VLP" shard verify "$OUT/shards"
+
+step "training: $WORKERS worker processes, tiny preset, $STEPS steps (a coordinator with embedded NATS in this process)"
+"$VLP" --log-level warn train --workers "$WORKERS" --threads "$THREADS" --preset tiny \
+	--data "$OUT/shards" --image-size "$SIZE" --batch 32 --lr 1e-3 --steps "$STEPS" \
+	--checkpoint-every 200 --progress-every 20 --eval 128 --dir "$OUT/run"
+
+step "checkpoints"
+"$VLP" checkpoint ls --store "$OUT/run/checkpoints/checkpoints.db"
+
+end=$(date +%s)
+step "done in $((end - start)) s"
+echo "loss curve:  $OUT/run/loss-curve.png"
+echo "predictions: $OUT/run/boxes.png"
+echo "worker logs: $OUT/run/worker-*.log; TensorBoard event files: $OUT/run/events"

@@ -42,6 +42,7 @@ var trainClusterFlags = []cli.Flag{
 	&cli.StringFlag{Name: "data", Usage: "shard directory (manifest.json + shards from `vlp shard build`); empty: the in-memory synthetic world", EnvVars: []string{"VLP_DATA"}, Category: catTrain},
 	&cli.StringFlag{Name: "vocab", Usage: "with --data: the tokenizer's vocab.txt (default: learnt from the shards' texts into --dir/vocab.txt)", EnvVars: []string{"VLP_VOCAB"}, Category: catTrain},
 	&cli.BoolFlag{Name: "log-pairs", Usage: "with --data: each worker appends the epoch and pair id of every pair it trains on to --dir/pairs-<i>.log", Category: catTrain},
+	&cli.IntFlag{Name: "eval", Value: 64, Usage: "after training, evaluate the last verified checkpoint on this many held-out synthetic images (MLM colour words, ITM, AP50, captions; boxes.png); 0: none", EnvVars: []string{"VLP_EVAL"}, Category: catTrain},
 	&cli.StringFlag{Name: "metrics-base-port", Usage: "serve worker i's /metrics on 127.0.0.1:(port+i) (empty: none)", Category: catTrain},
 }
 
@@ -123,6 +124,7 @@ func runTrainCluster(c *cli.Context) error {
 	var firstStep time.Time
 	var split worker.StepTimings // summed over the steps seen
 	var seen int
+	var curve []lossPoint
 	sub, err := cl.Conn().Subscribe(stepSubject(trainJob), func(m *nats.Msg) {
 		var s worker.StepSummary
 		if json.Unmarshal(m.Data, &s) == nil {
@@ -136,6 +138,7 @@ func runTrainCluster(c *cli.Context) error {
 				split.Optimizer += t.Optimizer
 				split.Total += t.Total
 				seen++
+				curve = append(curve, lossPoint{Step: s.Step, Losses: s.Losses})
 			}
 			if firstStep.IsZero() {
 				firstStep = time.Now()
@@ -269,9 +272,25 @@ loop:
 	if !firstStep.IsZero() {
 		fmt.Fprintf(c.App.Writer, "first step %v after the coordinator started\n", firstStep.Sub(start).Round(time.Millisecond))
 	}
+	points := append([]lossPoint(nil), curve...)
 	mu.Unlock()
 	if len(failed) > 0 {
 		return fmt.Errorf("train: %s (see %s/worker-*.log)", strings.Join(failed, "; "), dir)
+	}
+	if len(points) >= 2 {
+		path := filepath.Join(dir, "loss-curve.png")
+		legend, err := plotLosses(path, points)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "loss curve: %s: %s\n", path, legend)
+	}
+	if n := c.Int("eval"); n > 0 && spec.Model != "linear" {
+		rep, err := runTrainEval(c, *spec, dir, n, log)
+		if err != nil {
+			return fmt.Errorf("train: evaluation: %w", err)
+		}
+		printEval(c.App.Writer, rep)
 	}
 	return nil
 }

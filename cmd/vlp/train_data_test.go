@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"image/png"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,8 +61,8 @@ func manifestPairIDs(t *testing.T, dir string) map[uint64]bool {
 // The importer's output trains: synthetic COCO/VG → shards → `vlp train
 // --data` with two worker processes for a whole epoch. Every pair the
 // workers trained on is a pair of the shards, none twice, all of them
-// once; the job ends completed and its checkpoints record the tokenizer's
-// and the manifest's checksums.
+// once; the job ends completed, its checkpoints record the tokenizer's and
+// the manifest's checksums, and the run ends with its evaluation.
 func TestTrainOnShards(t *testing.T) {
 	bin := workerTestBinary(t)
 	lib := os.Getenv("VLP_TORCH_LIB")
@@ -77,7 +79,7 @@ func TestTrainOnShards(t *testing.T) {
 
 	r := startTrain(t, bin, "--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
 		"--epochs", "1", "--steps", "1000", "--batch", "16", "--per-unit", "5", "--threads", "1",
-		"--checkpoint-every", "4", "--dir", run, "--log-pairs")
+		"--checkpoint-every", "4", "--dir", run, "--log-pairs", "--eval", "16")
 	if err := r.wait(t, 3*time.Minute); err != nil {
 		t.Fatalf("vlp train --data: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
 	}
@@ -120,6 +122,31 @@ func TestTrainOnShards(t *testing.T) {
 	}
 	if len(seen) != len(want) {
 		t.Errorf("%d of the %d pairs were trained on", len(seen), len(want))
+	}
+	// The end-of-run evaluation: every metric over the 16 held-out images,
+	// and the two pictures.
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`evaluation on 16 held-out images \(checkpoint step \d+\)`),
+		regexp.MustCompile(`MLM accuracy on masked colour words: [0-9.]+% \(\d+/[1-9]\d*\)`),
+		regexp.MustCompile(`ITM accuracy: [0-9.]+% \(\d+/16, half mismatched\)`),
+		regexp.MustCompile(`detection AP50: [0-9.]+`),
+		regexp.MustCompile(`caption: truth "[a-z :,]+"\s+model "`),
+	} {
+		if !re.MatchString(out) {
+			t.Errorf("output lacks %s:\n%s", re, out)
+		}
+	}
+	for _, name := range []string{"loss-curve.png", "boxes.png"} {
+		f, err := os.Open(filepath.Join(run, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width < 100 || cfg.Height < 100 {
+			t.Errorf("%s: %v, %dx%d", name, err, cfg.Width, cfg.Height)
+		}
 	}
 	insp := runStep(t, bin, "checkpoint", "inspect", "--store", filepath.Join(run, "checkpoints", "checkpoints.db"))
 	for _, k := range []string{"checksum:  vocab.txt sha256:", "checksum:  manifest.json sha256:"} {
