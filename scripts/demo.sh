@@ -11,6 +11,9 @@ STEPS=${DEMO_STEPS:-1500}
 WORKERS=${DEMO_WORKERS:-2}
 THREADS=${DEMO_THREADS:-1}
 SIZE=64
+case "$OUT" in
+"" | / | . | .. | "$HOME") echo "demo: refusing DEMO_DIR=$OUT" >&2; exit 1 ;;
+esac
 
 step() { printf '\n== %s\n' "$*"; }
 start=$(date +%s)

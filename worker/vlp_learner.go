@@ -25,9 +25,6 @@ type VLPConfig struct {
 	Tokenizer *data.Tokenizer
 	World     *data.SynthWorld
 	Data      data.Config
-	// OnBatch, when set, sees every batch's pairs and examples before the
-	// forward pass (on the learner's thread; it must not block).
-	OnBatch func(pairs []Pair, ex []data.Example)
 	// PerUnit is the job's pairs per work unit: unit u's pairs are
 	// positions u·PerUnit… of the epoch's order.
 	PerUnit uint32
@@ -245,9 +242,6 @@ func (l *VLPLearner) gradients(pairs []Pair, grad []float32) (Losses, error) {
 	ex, err := l.cfg.Source.Examples(pairs)
 	if err != nil {
 		return nil, err
-	}
-	if l.cfg.OnBatch != nil {
-		l.cfg.OnBatch(pairs, ex)
 	}
 	dc := l.cfg.Data
 	dc.BatchSize, dc.Seed, dc.Epoch = len(ex), l.cfg.Seed, pairs[0].Epoch

@@ -41,7 +41,7 @@ var trainClusterFlags = []cli.Flag{
 	&cli.DurationFlag{Name: "linear-compute", Usage: "linear model only: simulated compute time per pair", Category: catTrain},
 	&cli.StringFlag{Name: "data", Usage: "shard directory (manifest.json + shards from `vlp shard build`); empty: the in-memory synthetic world", EnvVars: []string{"VLP_DATA"}, Category: catTrain},
 	&cli.StringFlag{Name: "vocab", Usage: "with --data: the tokenizer's vocab.txt (default: learnt from the shards' texts into --dir/vocab.txt)", EnvVars: []string{"VLP_VOCAB"}, Category: catTrain},
-	&cli.BoolFlag{Name: "log-pairs", Usage: "with --data: each worker appends the epoch and pair id of every pair it trains on to --dir/pairs-<i>.log", Category: catTrain},
+	&cli.BoolFlag{Name: "log-pairs", Usage: "with --data: each worker appends the epoch and pair id of every pair it consumed in a committed step to --dir/pairs-<i>.log", Category: catTrain},
 	&cli.IntFlag{Name: "eval", Value: 64, Usage: "after training, evaluate the last verified checkpoint on this many held-out synthetic images (MLM colour words, ITM, AP50, captions; boxes.png); 0: none", EnvVars: []string{"VLP_EVAL"}, Category: catTrain},
 	&cli.StringFlag{Name: "metrics-base-port", Usage: "serve worker i's /metrics on 127.0.0.1:(port+i) (empty: none)", Category: catTrain},
 }
@@ -176,6 +176,18 @@ func runTrainCluster(c *cli.Context) error {
 		if c.IsSet("steps") {
 			// A resumed run may train further than the spec's max_steps.
 			args = append(args, "--max-steps", strconv.Itoa(c.Int("steps")))
+		}
+		for _, f := range []string{"data", "vocab"} {
+			// The same files the spec names (checked against its checksums),
+			// possibly at another path than when the job was submitted.
+			if v := c.String(f); v != "" {
+				if v != "synth" {
+					if v, err = filepath.Abs(v); err != nil {
+						return err
+					}
+				}
+				args = append(args, "--"+f, v)
+			}
 		}
 		if c.Bool("log-pairs") {
 			args = append(args, "--pair-log", filepath.Join(dir, fmt.Sprintf("pairs-%d.log", i)))
@@ -328,7 +340,7 @@ func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, er
 			s.Options["compute"] = d.String()
 		}
 		s.Hyper.ClipNorm = 1
-	} else if d := c.String("data"); d != "" {
+	} else if d := c.String("data"); d != "" && d != "synth" {
 		var err error
 		if pairs, err = trainDataset(&s, d, c.String("vocab"), dir); err != nil {
 			return s, err

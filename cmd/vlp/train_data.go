@@ -132,12 +132,15 @@ func openJobShards(spec coordinator.JobSpec, dir, vocab string) (*jobShards, err
 	}, nil
 }
 
-// pairLog appends, for every batch a worker trains on, one line per pair:
-// the epoch and the pair's id in the manifest.
+// pairLog appends, for every committed step, one line per pair this worker
+// consumed in it: the epoch and the pair's id in the manifest (read from
+// the shard record). Pairs of an abandoned step are not logged; they are
+// logged when the step that consumes them commits.
 type pairLog struct {
-	mu sync.Mutex
-	f  *os.File
-	w  *bufio.Writer
+	mu  sync.Mutex
+	f   *os.File
+	w   *bufio.Writer
+	src *worker.ShardExamples
 }
 
 func openPairLog(path string) (*pairLog, error) {
@@ -148,11 +151,28 @@ func openPairLog(path string) (*pairLog, error) {
 	return &pairLog{f: f, w: bufio.NewWriter(f)}, nil
 }
 
-func (p *pairLog) batch(pairs []worker.Pair, ex []data.Example) {
+// commit logs the pairs of self's segments of c.
+func (p *pairLog) commit(self uint64, c worker.Commit) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, e := range ex {
-		fmt.Fprintf(p.w, "%d %d\n", pairs[i].Epoch, e.PairID())
+	for _, r := range c.Ranks {
+		if r.Worker != self {
+			continue
+		}
+		for _, sg := range r.Segments {
+			pairs := make([]worker.Pair, sg.Count)
+			for k := range pairs {
+				pairs[k] = worker.Pair{Epoch: sg.Epoch, Unit: sg.Unit, Offset: sg.Offset + uint32(k)}
+			}
+			ex, err := p.src.Examples(pairs)
+			if err != nil {
+				fmt.Fprintf(p.w, "error %v\n", err)
+				continue
+			}
+			for i, e := range ex {
+				fmt.Fprintf(p.w, "%d %d\n", pairs[i].Epoch, e.PairID())
+			}
+		}
 	}
 	p.w.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,17 @@ func runStep(t *testing.T, bin string, args ...string) string {
 		t.Fatalf("vlp %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 3000))
 	}
 	return string(out)
+}
+
+// buildTestShards writes a synthetic world of images 48 px images and
+// shards it; it returns the shard directory.
+func buildTestShards(t *testing.T, bin, root string, images int) string {
+	t.Helper()
+	world, shards := filepath.Join(root, "world"), filepath.Join(root, "shards")
+	runStep(t, bin, "data", "synth", "--out", world, "--images", strconv.Itoa(images), "--width", "48", "--height", "48", "--workers", "1")
+	runStep(t, bin, "shard", "build", "--coco", filepath.Join(world, "coco"), "--vg", filepath.Join(world, "vg"),
+		"--out", shards, "--shard-size", "8", "--workers", "1", "--quiet")
+	return shards
 }
 
 // manifestPairIDs reads every pair id of the shards in dir, front to back
@@ -71,10 +83,7 @@ func TestTrainOnShards(t *testing.T) {
 	}
 	t.Setenv("VLP_TORCH_LIB", lib) // the workers inherit it
 	root := t.TempDir()
-	world, shards, run := filepath.Join(root, "world"), filepath.Join(root, "shards"), filepath.Join(root, "run")
-	runStep(t, bin, "data", "synth", "--out", world, "--images", "24", "--width", "48", "--height", "48", "--workers", "1")
-	runStep(t, bin, "shard", "build", "--coco", filepath.Join(world, "coco"), "--vg", filepath.Join(world, "vg"),
-		"--out", shards, "--shard-size", "8", "--workers", "1", "--quiet")
+	shards, run := buildTestShards(t, bin, root, 24), filepath.Join(root, "run")
 	want := manifestPairIDs(t, shards)
 
 	r := startTrain(t, bin, "--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
@@ -87,8 +96,46 @@ func TestTrainOnShards(t *testing.T) {
 	if !strings.Contains(out, "job completed") {
 		t.Errorf("the epoch did not complete the job:\n%s", out)
 	}
+	checkPairLogs(t, run, 2, want)
+	// The end-of-run evaluation: every metric over the 16 held-out images,
+	// and the two pictures.
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`evaluation on 16 held-out images \(checkpoint step \d+\)`),
+		regexp.MustCompile(`MLM accuracy on masked colour words: [0-9.]+% \(\d+/[1-9]\d*\)`),
+		regexp.MustCompile(`ITM accuracy: [0-9.]+% \(\d+/16, half mismatched\)`),
+		regexp.MustCompile(`detection AP50: [0-9.]+`),
+		regexp.MustCompile(`caption: truth "[a-z :,]+"\s+model "`),
+	} {
+		if !re.MatchString(out) {
+			t.Errorf("output lacks %s:\n%s", re, out)
+		}
+	}
+	for _, name := range []string{"loss-curve.png", "boxes.png"} {
+		f, err := os.Open(filepath.Join(run, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width < 100 || cfg.Height < 100 {
+			t.Errorf("%s: %v, %dx%d", name, err, cfg.Width, cfg.Height)
+		}
+	}
+	insp := runStep(t, bin, "checkpoint", "inspect", "--store", filepath.Join(run, "checkpoints", "checkpoints.db"))
+	for _, k := range []string{"checksum:  vocab.txt sha256:", "checksum:  manifest.json sha256:"} {
+		if !strings.Contains(insp, k) {
+			t.Errorf("the checkpoint does not record %q:\n%s", k, tail(insp, 1500))
+		}
+	}
+}
+
+// checkPairLogs reads the workers' pair logs: every pair consumed is a pair
+// of the shards (want), none twice, all of them.
+func checkPairLogs(t *testing.T, run string, workers int, want map[uint64]bool) {
+	t.Helper()
 	seen := map[uint64]int{}
-	for i := range 2 {
+	for i := range workers {
 		f, err := os.Open(filepath.Join(run, "pairs-"+strconv.Itoa(i)+".log"))
 		if err != nil {
 			t.Fatal(err)
@@ -123,35 +170,46 @@ func TestTrainOnShards(t *testing.T) {
 	if len(seen) != len(want) {
 		t.Errorf("%d of the %d pairs were trained on", len(seen), len(want))
 	}
-	// The end-of-run evaluation: every metric over the 16 held-out images,
-	// and the two pictures.
-	for _, re := range []*regexp.Regexp{
-		regexp.MustCompile(`evaluation on 16 held-out images \(checkpoint step \d+\)`),
-		regexp.MustCompile(`MLM accuracy on masked colour words: [0-9.]+% \(\d+/[1-9]\d*\)`),
-		regexp.MustCompile(`ITM accuracy: [0-9.]+% \(\d+/16, half mismatched\)`),
-		regexp.MustCompile(`detection AP50: [0-9.]+`),
-		regexp.MustCompile(`caption: truth "[a-z :,]+"\s+model "`),
-	} {
-		if !re.MatchString(out) {
-			t.Errorf("output lacks %s:\n%s", re, out)
-		}
+}
+
+// A run on shards stopped with SIGTERM mid-epoch and resumed on the same
+// directory consumes every pair of the epoch exactly once over both runs.
+func TestTrainOnShardsResumes(t *testing.T) {
+	bin := workerTestBinary(t)
+	lib := os.Getenv("VLP_TORCH_LIB")
+	if lib == "" {
+		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")
 	}
-	for _, name := range []string{"loss-curve.png", "boxes.png"} {
-		f, err := os.Open(filepath.Join(run, name))
-		if err != nil {
-			t.Error(err)
-			continue
+	t.Setenv("VLP_TORCH_LIB", lib)
+	root := t.TempDir()
+	shards, run := buildTestShards(t, bin, root, 48), filepath.Join(root, "run")
+	want := manifestPairIDs(t, shards)
+	args := []string{"--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
+		"--epochs", "1", "--steps", "1000", "--batch", "8", "--per-unit", "3", "--threads", "1",
+		"--progress-every", "2", "--checkpoint-every", "1000", "--dir", run, "--log-pairs", "--eval", "0"}
+	r := startTrain(t, bin, args...)
+	deadline := time.Now().Add(90 * time.Second)
+	for maxLoggedStep(run) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("training did not get going\n%s", tail(r.stderr.String(), 2000))
 		}
-		cfg, err := png.DecodeConfig(f)
-		f.Close()
-		if err != nil || cfg.Width < 100 || cfg.Height < 100 {
-			t.Errorf("%s: %v, %dx%d", name, err, cfg.Width, cfg.Height)
-		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	insp := runStep(t, bin, "checkpoint", "inspect", "--store", filepath.Join(run, "checkpoints", "checkpoints.db"))
-	for _, k := range []string{"checksum:  vocab.txt sha256:", "checksum:  manifest.json sha256:"} {
-		if !strings.Contains(insp, k) {
-			t.Errorf("the checkpoint does not record %q:\n%s", k, tail(insp, 1500))
-		}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
+	if err := r.wait(t, 90*time.Second); err != nil {
+		t.Fatalf("vlp train after SIGTERM: %v\n%s\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
+	}
+	if strings.Contains(r.stdout.String(), "job completed") {
+		t.Fatalf("the epoch completed before the stop; nothing to resume:\n%s", r.stdout.String())
+	}
+	r = startTrain(t, bin, args...)
+	if err := r.wait(t, 3*time.Minute); err != nil {
+		t.Fatalf("resumed vlp train: %v\n%s\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
+	}
+	if out := r.stdout.String(); !strings.Contains(out, "resuming job") || !strings.Contains(out, "job completed") {
+		t.Fatalf("the resumed run did not complete the epoch:\n%s", out)
+	}
+	checkPairLogs(t, run, 2, want)
 }

@@ -46,7 +46,7 @@ var workerJoinCommand = &cli.Command{
 		&cli.StringFlag{Name: "device", Value: "cpu", Category: catWorker, EnvVars: []string{"VLP_DEVICE"}, Usage: "cpu or cuda:N"},
 		&cli.StringFlag{Name: "data", Category: catWorker, EnvVars: []string{"VLP_DATA"}, Usage: "training data: a shard directory (manifest.json + shards; default: the job's dataset), or synth (the in-memory synthetic shapes world the job's options describe; the default when the job names no dataset)"},
 		&cli.StringFlag{Name: "vocab", Category: catWorker, EnvVars: []string{"VLP_VOCAB"}, Usage: "the tokenizer's vocab.txt (default: the job's; its sha256 must match the job's)"},
-		&cli.StringFlag{Name: "pair-log", Category: catWorker, EnvVars: []string{"VLP_PAIR_LOG"}, Usage: "append the epoch and manifest pair id of every pair trained on to this file (shard data only)"},
+		&cli.StringFlag{Name: "pair-log", Category: catWorker, EnvVars: []string{"VLP_PAIR_LOG"}, Usage: "append the epoch and manifest pair id of every pair this worker consumed in a committed step to this file (shard data only)"},
 		&cli.StringFlag{Name: "ring-transport", Value: "nats", Category: catWorker, EnvVars: []string{"VLP_RING_TRANSPORT"}, Usage: "auto, nats or tcp"},
 		&cli.StringFlag{Name: "ring-listen", Value: "127.0.0.1:0", Category: catWorker, EnvVars: []string{"VLP_RING_LISTEN"}, Usage: "TCP ring listener (tcp, auto)"},
 		&cli.StringFlag{Name: "ring-advertise", Category: catWorker, EnvVars: []string{"VLP_RING_ADVERTISE"}, Usage: "host:port neighbours dial (default: the listener's address)"},
@@ -104,7 +104,7 @@ func workerJoin(c *cli.Context) error {
 	if st.Job == nil {
 		return fmt.Errorf("worker: job %q has no spec yet (vlp job submit)", c.String("job"))
 	}
-	learner, closeLearner, checksums, err := newLearner(c, *st.Job, log)
+	learner, closeLearner, extras, err := newLearner(c, *st.Job, log)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func workerJoin(c *cli.Context) error {
 	}
 	cfg.Name, cfg.Device, cfg.Logger = name, c.String("device"), log
 	cfg.CheckpointDir = c.String("checkpoint-dir")
-	cfg.Checksums = checksums
+	cfg.Checksums = extras.checksums
 	cfg.MaxSteps = c.Uint64("max-steps")
 	cfg.GenerationTimeout = c.Duration("generation-timeout")
 	if addr := c.String("metrics-addr"); addr != "" {
@@ -184,7 +184,11 @@ func workerJoin(c *cli.Context) error {
 			h(s)
 		}
 	}
-	w, err := worker.New(cfg, cl, rings, learner)
+	var w *worker.Worker
+	if extras.onCommit != nil {
+		cfg.OnCommit = func(cm worker.Commit) { extras.onCommit(w.ID(), cm) }
+	}
+	w, err = worker.New(cfg, cl, rings, learner)
 	if err != nil {
 		return err
 	}
@@ -218,14 +222,14 @@ func workerJoin(c *cli.Context) error {
 // newLearner builds the model the job spec names: "linear" (pure Go, no
 // LibTorch; options dim), or an E2E-VLP preset trained on the data --data
 // names.
-func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), map[string]string, error) {
+func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), learnerExtras, error) {
 	switch spec.Model {
 	case "linear":
 		dim := 64
 		if v, ok := spec.Options["dim"]; ok {
 			d, err := strconv.Atoi(v)
 			if err != nil || d < 1 {
-				return nil, nil, nil, fmt.Errorf("worker: job option dim=%q: want a positive integer", v)
+				return nil, nil, learnerExtras{}, fmt.Errorf("worker: job option dim=%q: want a positive integer", v)
 			}
 			dim = d
 		}
@@ -233,7 +237,7 @@ func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (wor
 		if v, ok := spec.Options["compute"]; ok {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
-				return nil, nil, nil, fmt.Errorf("worker: job option compute=%q: want a duration", v)
+				return nil, nil, learnerExtras{}, fmt.Errorf("worker: job option compute=%q: want a duration", v)
 			}
 			compute = d
 		}
@@ -241,7 +245,7 @@ func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (wor
 		return worker.NewLinearLearner(dim, uint32(max(spec.Units.PerUnit, 1)), worker.LinearHyper{
 			LR: h.LR, Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, ClipNorm: h.ClipNorm,
 			Compute: compute,
-		}), func() {}, nil, nil
+		}), func() {}, learnerExtras{}, nil
 	default:
 		return newVLPLearner(c, spec, log)
 	}

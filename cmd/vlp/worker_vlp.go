@@ -44,37 +44,44 @@ func synthWorld(spec coordinator.JobSpec) (*data.SynthWorld, synthOptions, error
 	return w, o, err
 }
 
+// learnerExtras is what a learner gives the worker loop besides itself:
+// the checksums its checkpoints record, and a hook on committed steps.
+type learnerExtras struct {
+	checksums map[string]string
+	onCommit  func(self uint64, c worker.Commit)
+}
+
 // newVLPLearner builds the E2E-VLP learner of a job whose model is a
 // preset, on the job's shards (or --data DIR) or the synthetic world. It
-// returns the checksums of the files the run depends on.
-func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), map[string]string, error) {
+// returns what the worker loop needs besides (learnerExtras).
+func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), learnerExtras, error) {
 	cfg, err := model.Preset(spec.Model)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, learnerExtras{}, err
 	}
 	if err := torch.Load(c.String("torch-lib")); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, learnerExtras{}, err
 	}
 	dev, err := torch.ParseDevice(c.String("device"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, learnerExtras{}, err
 	}
 	o, err := jobSynthOptions(spec)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, learnerExtras{}, err
 	}
 	perUnit := uint32(max(spec.Units.PerUnit, 1))
 	vcfg := worker.VLPConfig{PerUnit: perUnit, Seed: spec.Seed, Device: dev, Threads: c.Int("threads")}
 	var (
-		pairs     int64
-		checksums map[string]string
-		closers   []func()
+		pairs   int64
+		extras  learnerExtras
+		closers []func()
 	)
 	switch d := c.String("data"); {
 	case d == "synth" || (d == "" && spec.Dataset.Manifest == ""):
 		world, _, err := synthWorld(spec)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, learnerExtras{}, err
 		}
 		vcfg.World, vcfg.Tokenizer = world, world.Tokenizer
 		pairs = int64(len(world.Examples))
@@ -83,24 +90,25 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	default:
 		js, err := openJobShards(spec, d, c.String("vocab"))
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, learnerExtras{}, err
 		}
 		src, err := worker.NewShardExamples(js.dir, js.manifest, spec.Seed, int(perUnit))
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, learnerExtras{}, err
 		}
 		closers = append(closers, func() { src.Close() })
-		vcfg.Source, vcfg.Tokenizer, checksums = src, js.tokenizer, js.checksums
+		vcfg.Source, vcfg.Tokenizer, extras.checksums = src, js.tokenizer, js.checksums
 		pairs = js.manifest.Pairs
 		cfg.NumClasses = max(cfg.NumClasses, len(js.manifest.Classes))
 		cfg.NumAttributes = max(cfg.NumAttributes, len(js.manifest.Attributes))
 		if p := c.String("pair-log"); p != "" {
 			pl, err := openPairLog(p)
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, learnerExtras{}, err
 			}
 			closers = append(closers, func() { pl.Close() })
-			vcfg.OnBatch = pl.batch
+			pl.src = src
+			extras.onCommit = pl.commit
 		}
 	}
 	closeAll := func() {
@@ -124,7 +132,7 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	if v, ok := spec.Options["backbone_lr"]; ok {
 		if tc.BackboneLR, err = strconv.ParseFloat(v, 64); err != nil {
 			closeAll()
-			return nil, nil, nil, fmt.Errorf("job option backbone_lr=%q: %v", v, err)
+			return nil, nil, learnerExtras{}, fmt.Errorf("job option backbone_lr=%q: %v", v, err)
 		}
 	}
 	if spec.Hyper.WeightDecay > 0 {
@@ -142,9 +150,9 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	l, err := worker.NewVLPLearner(vcfg)
 	if err != nil {
 		closeAll()
-		return nil, nil, nil, err
+		return nil, nil, learnerExtras{}, err
 	}
 	total2, trainable := l.Model().NumParams()
 	log.Info("model", "preset", spec.Model, "params", total2, "trainable", trainable, "pairs", pairs, "device", c.String("device"))
-	return l, func() { l.Close(); closeAll() }, checksums, nil
+	return l, func() { l.Close(); closeAll() }, extras, nil
 }
