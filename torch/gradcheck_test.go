@@ -92,6 +92,9 @@ func pseudo(n int, seed float64) []float64 {
 
 // weighted makes a scalar from y that depends on every element with a distinct weight.
 func weighted(y *Tensor) *Tensor {
+	if y.Err() != nil {
+		return y
+	}
 	n := y.Numel()
 	w := FromFloat64(nil, pseudo(int(n), 0.3), y.Shape(), dev)
 	s := NewScope()

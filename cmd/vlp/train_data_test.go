@@ -162,10 +162,14 @@ func checkPairLogs(t *testing.T, run string, workers int, want map[uint64]bool) 
 			t.Errorf("worker %d trained on no pairs", i)
 		}
 	}
+	var twice []uint64
 	for id, n := range seen {
 		if n != 1 {
-			t.Errorf("pair %d trained on %d times", id, n)
+			twice = append(twice, id)
 		}
+	}
+	if len(twice) > 0 {
+		t.Errorf("%d pairs consumed more than once, e.g. %v", len(twice), twice[:min(5, len(twice))])
 	}
 	if len(seen) != len(want) {
 		t.Errorf("%d of the %d pairs were trained on", len(seen), len(want))
@@ -204,6 +208,7 @@ func TestTrainOnShardsResumes(t *testing.T) {
 	if strings.Contains(r.stdout.String(), "job completed") {
 		t.Fatalf("the epoch completed before the stop; nothing to resume:\n%s", r.stdout.String())
 	}
+	first := r.stdout.String()
 	r = startTrain(t, bin, args...)
 	if err := r.wait(t, 3*time.Minute); err != nil {
 		t.Fatalf("resumed vlp train: %v\n%s\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
@@ -212,4 +217,7 @@ func TestTrainOnShardsResumes(t *testing.T) {
 		t.Fatalf("the resumed run did not complete the epoch:\n%s", out)
 	}
 	checkPairLogs(t, run, 2, want)
+	if t.Failed() {
+		t.Logf("first run:\n%s\nresumed run:\n%s", first, r.stdout.String())
+	}
 }

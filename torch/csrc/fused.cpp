@@ -79,10 +79,13 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (dropout_p == 0 || g == nullptr) {
     if (kpm == nullptr) return at::scaled_dot_product_attention(q, k, v, {}, dropout_p, causal);
     at::Tensor m = mask_for(q, k, kpm, causal);
-    // One kernel: 0 where attended, the compute dtype's lowest where masked. (A float32 mask
-    // holds bf16's lowest exactly, and autocast casts it with q.)
+    // 0 where attended, the compute dtype's lowest where masked. The mask is float64 for
+    // float64 inputs and float32 otherwise: a float32 mask holds bf16's lowest exactly, and
+    // autocast casts it with q. (A where() of two Scalars yields float32, and float64's lowest
+    // overflows it: LibTorch 2.x refuses that conversion at run time.)
     auto dt = compute_dtype(q);
-    at::Tensor add = at::where(m, at::Scalar(lowest(dt)), at::Scalar(0.0));
+    auto md = dt == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor add = at::zeros(m.sizes(), q.options().dtype(md)).masked_fill_(m, lowest(dt));
     if (dt != at::kBFloat16 && dt != at::kHalf && add.scalar_type() != dt) add = add.to(dt);
     return at::scaled_dot_product_attention(q, k, v, add, dropout_p, false);
   }
