@@ -96,9 +96,11 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, px rowPixels) (*Batch,
 			return nil, err
 		}
 		labels := make([]int64, len(ids))
+		// Every row is masked the same way, so "the text has a [MASK]" says
+		// nothing about the ITM label; a negative's labels are then dropped.
+		maskTokens(ids, labels, v, cfg.MLMProb, newStream(cfg.Seed, cfg.Epoch, pair, purposeMLM))
 		if choice.kind == NegNone {
 			b.ITMLabels[i] = 1
-			maskTokens(ids, labels, v, cfg.MLMProb, newStream(cfg.Seed, cfg.Epoch, pair, purposeMLM))
 		} else {
 			for j := range labels {
 				labels[j] = IgnoreIndex

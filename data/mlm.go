@@ -6,8 +6,10 @@ package data
 // replaced by [MASK] 80% of the time, by a uniformly random ordinary token
 // 10% of the time, and kept 10% of the time. Its label is the original id;
 // every other position is labelled IgnoreIndex. Rows whose text is an ITM
-// negative get no MLM labels at all: predicting words of a caption that does
-// not describe the image teaches nothing about the image.
+// negative are masked the same way (as in LXMERT), so the presence of [MASK]
+// tokens does not give the ITM label away, but get no MLM labels at all:
+// predicting words of a caption that does not describe the image teaches
+// nothing about the image.
 
 // maskTokens applies MLM masking in place to ids (a `[CLS] … [SEP]` row) and
 // writes labels (same length). rng is the row's own stream.

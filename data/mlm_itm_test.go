@@ -123,34 +123,62 @@ func TestITMAndMLMInBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same batches unmasked: ITM choices have their own streams, so
+	// they are the same rows with the same negatives.
+	plainCfg := cfg
+	plainCfg.MLMProb = 0
+	plain, err := w.Batches(plainCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	v := w.Tokenizer.Vocab()
 	var rows, neg, swap, other, labelled, tokens int
-	for _, b := range batches {
+	var maskPos, tokPos, maskNeg, tokNeg int
+	for bi, b := range batches {
 		L, T := b.SeqLen, b.CapLen
+		pb := plain[bi]
 		capRow := func(i int) []int64 { return trimPad(b.CaptionIDs[i*T:(i+1)*T], v) }
 		for i := 0; i < b.Size; i++ {
 			rows++
 			enc := trimPad(b.TokenIDs[i*L:(i+1)*L], v)
 			labels := b.MLMLabels[i*L : (i+1)*L]
+			masks := 0
+			for _, id := range enc {
+				if id == v.MaskID {
+					masks++
+				}
+			}
+			if b.ITMLabels[i] != pb.ITMLabels[i] || b.NegKinds[i] != pb.NegKinds[i] {
+				t.Fatalf("row %d: masking changed the ITM choice", i)
+			}
 			if b.ITMLabels[i] == 0 {
 				neg++
+				maskNeg += masks
+				tokNeg += len(enc) - 2
 				for _, l := range labels {
 					if l != IgnoreIndex {
 						t.Fatal("MLM label on an ITM negative")
 					}
 				}
+				// The negative is masked exactly as a positive with its text would be.
+				unmasked := trimPad(pb.TokenIDs[i*pb.SeqLen:(i+1)*pb.SeqLen], v)
+				want := append([]int64(nil), unmasked...)
+				maskTokens(want, make([]int64, len(want)), v, cfg.MLMProb, newStream(cfg.Seed, cfg.Epoch, b.SampleIDs[i], purposeMLM))
+				if !reflect.DeepEqual(enc, want) {
+					t.Fatalf("row %d: negative text %v is not its text %v masked like a positive (%v)", i, enc, unmasked, want)
+				}
 				own := capRow(i)
 				switch b.NegKinds[i] {
 				case NegColourSwap:
 					swap++
-					if len(enc) != len(own) || diffCount(enc, own) != 1 {
-						t.Fatalf("colour swap %v vs own caption %v", enc, own)
+					if len(unmasked) != len(own) || diffCount(unmasked, own) != 1 {
+						t.Fatalf("colour swap %v vs own caption %v", unmasked, own)
 					}
 				case NegOtherInBatch:
 					other++
 					found := false
 					for j := 0; j < b.Size; j++ {
-						if b.ImageIDs[j] != b.ImageIDs[i] && reflect.DeepEqual(capRow(j), enc) {
+						if b.ImageIDs[j] != b.ImageIDs[i] && reflect.DeepEqual(capRow(j), unmasked) {
 							found = true
 						}
 					}
@@ -165,6 +193,8 @@ func TestITMAndMLMInBatches(t *testing.T) {
 			if b.NegKinds[i] != NegNone {
 				t.Fatal("positive row with a negative kind")
 			}
+			maskPos += masks
+			tokPos += len(enc) - 2
 			// Positive: unmasking the labelled positions gives the caption.
 			restored := append([]int64(nil), enc...)
 			for j, l := range labels[:len(enc)] {
@@ -182,6 +212,10 @@ func TestITMAndMLMInBatches(t *testing.T) {
 	within(t, "ITM negative share", float64(neg)/float64(rows), 0.5, 0.06)
 	within(t, "hard share of negatives", float64(swap)/float64(neg), 0.5, 0.08)
 	within(t, "MLM share on positives", float64(labelled)/float64(tokens), 0.15, 0.03)
+	// [MASK] is as common in negatives as in positives (0.15 × 0.8), so it
+	// does not tell the ITM label.
+	within(t, "[MASK] share on positives", float64(maskPos)/float64(tokPos), 0.12, 0.03)
+	within(t, "[MASK] share on negatives", float64(maskNeg)/float64(tokNeg), 0.12, 0.03)
 	if other == 0 {
 		t.Fatal("no in-batch negatives")
 	}
