@@ -10,24 +10,10 @@ import (
 	"testing"
 )
 
-// benchAllreduceBinary returns $VLP_BIN or a vlp built into a temporary
-// directory.
-func benchAllreduceBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("VLP_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "vlp")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // A small run of the benchmark: two rank processes, every transport and wire
 // type, the table and the JSON.
 func TestBenchAllreduce(t *testing.T) {
-	bin := benchAllreduceBinary(t)
+	bin := testBinary(t)
 	out := filepath.Join(t.TempDir(), "rows.json")
 	cmd := exec.Command(bin, "bench", "allreduce", "--ranks", "2", "--sizes-mib", "1", "--iters", "2",
 		"--transports", "nats,tcp,auto", "--gloo-script", "", "--json", out)

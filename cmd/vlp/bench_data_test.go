@@ -10,7 +10,7 @@ import (
 // size × decoder × goroutine row is printed with a positive rate, and the
 // cores line is there.
 func TestBenchData(t *testing.T) {
-	bin := vocabTestBinary(t)
+	bin := testBinary(t)
 	out, ok := runVocabCLI(t, bin, "bench", "data", "--seconds", "0.1", "--images", "2", "--src-width", "160",
 		"--src-height", "120", "--goroutines", "1,2", "--sizes", "64,48", "--batch", "4")
 	if !ok {

@@ -14,34 +14,6 @@ import (
 	"github.com/e2evlp/vlp/checkpoint"
 )
 
-// checkpointTestBinary returns $VLP_BIN or a vlp built into a temporary
-// directory.
-func checkpointTestBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("VLP_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "vlp")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runVLP runs the binary and returns stdout, stderr and whether it exited 0.
-func runVLP(t *testing.T, bin string, args ...string) (string, string, bool) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), err == nil
-}
-
 // cliSnapshot is a small state whose parameter "w" holds 0, 1, 2, … scaled
 // by scale, so a loaded value identifies its checkpoint.
 func cliSnapshot(step int64, scale float32) *checkpoint.Snapshot {
@@ -70,7 +42,7 @@ func cliSnapshot(step int64, scale float32) *checkpoint.Snapshot {
 }
 
 func TestCheckpointCommand(t *testing.T) {
-	bin := checkpointTestBinary(t)
+	bin := testBinary(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "ckpt.db")
 	s, err := checkpoint.Open(store, checkpoint.Options{})

@@ -13,19 +13,6 @@ import (
 	"time"
 )
 
-// coordTestBinary returns $VLP_BIN or a vlp built into a temporary directory.
-func coordTestBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("VLP_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "vlp")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func coordFreePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,7 +57,7 @@ func startCoordinator(t *testing.T, bin, dataDir, raftPort, natsPort, httpPort s
 // coordinator, submit a job, read its status and the members, stop it, restart the coordinator on
 // the same data dir and find the job as it was.
 func TestCoordinatorAndJobCommands(t *testing.T) {
-	bin := coordTestBinary(t)
+	bin := testBinary(t)
 	dir := t.TempDir()
 	raftPort, natsPort, httpPort := coordFreePort(t), coordFreePort(t), coordFreePort(t)
 	spec := filepath.Join(dir, "job.yaml")

@@ -11,7 +11,7 @@ import (
 )
 
 func TestModelDescribeCommand(t *testing.T) {
-	bin := checkpointTestBinary(t)
+	bin := testBinary(t)
 	for _, preset := range []string{"tiny", "base", "large"} {
 		out, errOut, ok := runVLP(t, bin, "model", "describe", "--preset", preset)
 		if !ok {
@@ -53,7 +53,7 @@ func TestTrainLocalCommand(t *testing.T) {
 	if lib == "" {
 		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")
 	}
-	bin := checkpointTestBinary(t)
+	bin := testBinary(t)
 	out, errOut, ok := runVLP(t, bin, "--torch-lib", lib, "train", "--local", "--steps", "3", "--batch", "4", "--images", "8", "--seed", "3")
 	if !ok {
 		t.Fatalf("train --local failed: %s\n%s", errOut, out)

@@ -1,51 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// shardTestBinary returns $VLP_BIN or a vlp built into a temporary directory.
-func shardTestBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("VLP_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "vlp")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runShardCLI runs the binary; it returns stdout, stderr and whether it
-// exited 0.
-func runShardCLI(t *testing.T, bin string, args ...string) (string, string, bool) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), err == nil
-}
-
 // TestSynthBuildVerify runs data synth → shard build → shard verify →
 // shard inspect through the binary, then damages a shard and an input.
 func TestSynthBuildVerify(t *testing.T) {
-	bin := shardTestBinary(t)
+	bin := testBinary(t)
 	dir := t.TempDir()
 	src, shards := filepath.Join(dir, "src"), filepath.Join(dir, "shards")
 
-	out, errOut, ok := runShardCLI(t, bin, "data", "synth", "--out", src, "--images", "200", "--seed", "3", "--width", "64", "--height", "80", "--overlap", "0.3")
+	out, errOut, ok := runVLP(t, bin, "data", "synth", "--out", src, "--images", "200", "--seed", "3", "--width", "64", "--height", "80", "--overlap", "0.3")
 	if !ok {
 		t.Fatalf("data synth failed:\n%s%s", out, errOut)
 	}
@@ -57,7 +28,7 @@ func TestSynthBuildVerify(t *testing.T) {
 	}
 
 	build := []string{"shard", "build", "--coco", filepath.Join(src, "coco"), "--vg", filepath.Join(src, "vg"), "--out", shards, "--shard-size", "32", "--workers", "2"}
-	out, errOut, ok = runShardCLI(t, bin, build...)
+	out, errOut, ok = runVLP(t, bin, build...)
 	if !ok {
 		t.Fatalf("shard build failed:\n%s%s", out, errOut)
 	}
@@ -78,13 +49,13 @@ func TestSynthBuildVerify(t *testing.T) {
 		t.Fatalf("manifest: %v, %d images, %d shards", err, m.Images, len(m.Shards))
 	}
 
-	out, errOut, ok = runShardCLI(t, bin, "shard", "verify", shards)
+	out, errOut, ok = runVLP(t, bin, "shard", "verify", shards)
 	if !ok || !strings.Contains(out, "all 7 shards verified: 200 samples") {
 		t.Fatalf("verify:\n%s%s", out, errOut)
 	}
 
 	pngPath := filepath.Join(dir, "sample.png")
-	out, errOut, ok = runShardCLI(t, bin, "shard", "inspect", "--shard", "2", "--sample", "5", "--png", pngPath, shards)
+	out, errOut, ok = runVLP(t, bin, "shard", "inspect", "--shard", "2", "--sample", "5", "--png", pngPath, shards)
 	if !ok || !strings.Contains(out, "classes: 6") || !strings.Contains(out, "shard-000006.tar") || !strings.Contains(out, `"pair_id"`) {
 		t.Fatalf("inspect:\n%s%s", out, errOut)
 	}
@@ -99,7 +70,7 @@ func TestSynthBuildVerify(t *testing.T) {
 	}
 
 	// A rerun keeps every shard.
-	out, errOut, ok = runShardCLI(t, bin, build...)
+	out, errOut, ok = runVLP(t, bin, build...)
 	if !ok || !strings.Contains(out, "0 written, 7 kept") {
 		t.Fatalf("rerun:\n%s%s", out, errOut)
 	}
@@ -109,7 +80,7 @@ func TestSynthBuildVerify(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	b[len(b)/2] ^= 0x55
 	os.WriteFile(p, b, 0o644)
-	out, _, ok = runShardCLI(t, bin, "shard", "verify", shards)
+	out, _, ok = runVLP(t, bin, "shard", "verify", shards)
 	if ok || !strings.Contains(out, "FAIL "+m.Shards[4].Name) {
 		t.Fatalf("verify of a damaged shard exited 0 or did not name it:\n%s", out)
 	}
@@ -117,7 +88,7 @@ func TestSynthBuildVerify(t *testing.T) {
 	// Nothing usable: exit non-zero with the reasons listed.
 	os.RemoveAll(filepath.Join(src, "coco", "train2017"))
 	os.RemoveAll(filepath.Join(src, "vg", "VG_100K"))
-	out, errOut, ok = runShardCLI(t, bin, "shard", "build", "--quiet", "--coco", filepath.Join(src, "coco"), "--vg", filepath.Join(src, "vg"), "--out", filepath.Join(dir, "empty"))
+	out, errOut, ok = runVLP(t, bin, "shard", "build", "--quiet", "--coco", filepath.Join(src, "coco"), "--vg", filepath.Join(src, "vg"), "--out", filepath.Join(dir, "empty"))
 	if ok || !strings.Contains(out, "image_missing") || !strings.Contains(errOut, "nothing usable") {
 		t.Fatalf("build without images:\n%s%s", out, errOut)
 	}

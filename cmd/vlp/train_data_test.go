@@ -75,7 +75,7 @@ func manifestPairIDs(t *testing.T, dir string) map[uint64]bool {
 // once; the job ends completed, its checkpoints record the tokenizer's and
 // the manifest's checksums, and the run ends with its evaluation.
 func TestTrainOnShards(t *testing.T) {
-	bin := workerTestBinary(t)
+	bin := testBinary(t)
 	lib := os.Getenv("VLP_TORCH_LIB")
 	if lib == "" {
 		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")

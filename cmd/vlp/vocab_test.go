@@ -11,19 +11,6 @@ import (
 	"github.com/e2evlp/vlp/data"
 )
 
-// vocabTestBinary returns $VLP_BIN or a vlp built into a temporary directory.
-func vocabTestBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("VLP_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "vlp")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func runVocabCLI(t *testing.T, bin string, args ...string) (string, bool) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -37,7 +24,7 @@ func runVocabCLI(t *testing.T, bin string, args ...string) (string, bool) {
 }
 
 func TestVocabBuild(t *testing.T) {
-	bin := vocabTestBinary(t)
+	bin := testBinary(t)
 	dir := t.TempDir()
 	lines := "A man riding a horse on the beach.\nTwo dogs playing with a red frisbee\n\nA plate of food, with broccoli!\n"
 	coco := `{"info": {"year": 2017}, "images": [{"id": 1}], "annotations": [
@@ -108,7 +95,7 @@ func TestVocabBuild(t *testing.T) {
 }
 
 func TestVocabBuildFromShards(t *testing.T) {
-	bin := vocabTestBinary(t)
+	bin := testBinary(t)
 	dir := t.TempDir()
 	src, shards := filepath.Join(dir, "src"), filepath.Join(dir, "shards")
 	if msg, ok := runVocabCLI(t, bin, "data", "synth", "--out", src, "--images", "40", "--seed", "5", "--width", "48", "--height", "48"); !ok {
