@@ -25,7 +25,7 @@ import (
 // default timeouts, embedded NATS cluster), 1,000 simulated workers — goroutines, each with its own
 // NATS connection — heartbeating every second and leasing from 6,000 units. It reports Raft apply
 // latency, request round trips, the leader's CPU and the time to detect a dead worker; the numbers
-// go in docs/benchmarks/coordinator.md.
+// go in docs/BENCHMARKS.md (Coordinator).
 //
 //	VLP_SCALE=1 go test -run TestScaleSimulation -v -timeout 20m ./coordinator
 func TestScaleSimulation(t *testing.T) {

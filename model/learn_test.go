@@ -19,7 +19,7 @@ type learnSetup struct {
 }
 
 func defaultLearnSetup() learnSetup {
-	// The best of the recipes tried (docs/benchmarks/model.md): 1024 images,
+	// The best of the recipes tried (docs/BENCHMARKS.md (Model)): 1024 images,
 	// 4000 steps, BERT's 15% masking, 64 held-out images. VLP_LEARN_STEPS,
 	// VLP_LEARN_LR, VLP_LEARN_IMAGES and VLP_LEARN_MLM override it for trying
 	// other recipes.
@@ -57,7 +57,7 @@ type learnMetrics struct {
 func TestModelLearnsShapes(t *testing.T) {
 	needTorch(t)
 	// Opt-in until a recipe reaches all four thresholds reliably within the test budget
-	// (docs/benchmarks/model.md has every run so far): VLP_LEARN=1 runs it.
+	// (docs/BENCHMARKS.md (Model) has every run so far): VLP_LEARN=1 runs it.
 	if os.Getenv("VLP_LEARN") != "1" {
 		t.Skip("the learning test is opt-in (VLP_LEARN=1): it trains for minutes and does not yet reach every threshold")
 	}

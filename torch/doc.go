@@ -53,7 +53,7 @@
 // whole attention block per call (flash / memory-efficient kernels on LibTorch ≥ 2.1), AdamW
 // updates all parameters in one call (foreach kernels on CUDA), and the Flatten functions move a
 // whole parameter list in one device-side concatenation and one transfer. See
-// docs/benchmarks/torch.md.
+// docs/BENCHMARKS.md (LibTorch binding).
 //
 // # Caveats
 //
