@@ -36,6 +36,7 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 		}
 		return err
 	}
+	w.stopPublished, w.allStopping = false, false
 	log.Info("training in generation", "step", w.rec.Step, "sync", time.Since(start).Round(time.Millisecond))
 	for {
 		switch {
@@ -60,15 +61,18 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 }
 
 // finishReason says whether training ends at this step boundary. Every rank
-// reaches the same answer from the shared record, except for a stop order,
-// which only ends this rank (the others see a new generation).
+// reaches the same answer from the shared record. A stop order counts once it
+// was published in a committed step's metadata: when every rank published one
+// there, all finish together; otherwise it ends only the ranks that did (the
+// others see a new generation). Acting on an unpublished stop would let a rank
+// leave while rank 0 still records the final checkpoint of a joint stop.
 func (w *Worker) finishReason() string {
 	switch {
 	case w.done:
 		return "complete"
 	case w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps:
 		return "max-steps"
-	case w.stopReq.Load():
+	case w.stopPublished:
 		return "stopped"
 	}
 	return ""
@@ -78,7 +82,7 @@ func (w *Worker) finishReason() string {
 // writes a final checkpoint, and the ranks that all finish together wait for
 // it, so that the job's last departure rolls back to exactly this step.
 func (w *Worker) finish(ctx context.Context, ring Collective, gen coordinator.GenerationInfo, rank int) error {
-	all := w.done || (w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps)
+	all := w.done || (w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps) || w.allStopping
 	if rank == 0 || !all {
 		if rank == 0 && w.rec.Gen == gen.Number {
 			w.report(ctx, gen)
@@ -146,6 +150,7 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	if rank == 0 {
 		meta.Acked = w.rec.Acked
 	}
+	meta.Stopping = w.stopReq.Load()
 	raw, err := w.allReduce(sctx, ring, meta)
 	if err != nil {
 		return fmt.Errorf("%w: all-reduce of step %d: %v", ErrGeneration, next, err)
@@ -159,6 +164,10 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	// Commit: the queue, the shared record, then the parameters.
 	w.queue.consume(segs)
 	w.rec.commit(next, gen.Number, metas)
+	w.stopPublished, w.allStopping = meta.Stopping, true
+	for _, m := range metas {
+		w.allStopping = w.allStopping && m.Stopping
+	}
 	global := 0
 	sums := map[string]float64{}
 	for r, m := range metas {

@@ -45,6 +45,11 @@ type Worker struct {
 	// lastCkpt is the step of the last checkpoint handed to the writer.
 	lastCkpt uint64
 
+	// A stop is decided collectively: a rank acts on its stop request only once the request
+	// rode in the metadata of a committed step, so every rank knows who is leaving there.
+	stopPublished bool // this rank's stop was in the last committed step's metadata
+	allStopping   bool // every rank's was: they finish together, through the barrier
+
 	// Shared with the heartbeat and watch goroutines.
 	mu      sync.Mutex
 	newest  coordinator.GenerationInfo
