@@ -65,17 +65,12 @@ func (s *PlanSource) Next(ctx context.Context) (Example, error) {
 	if s.pos >= len(s.refs) {
 		return Example{}, io.EOF
 	}
-	ref := s.refs[s.pos]
-	smp, err := s.sample(ref.Shard, ref.Sample)
+	ex, err := s.Example(s.refs[s.pos])
 	if err != nil {
 		return Example{}, err
 	}
-	if int(ref.Text) >= len(smp.meta.Texts) {
-		return Example{}, fmt.Errorf("%w: shard %s sample %s: text %d of %d", ErrBadExample,
-			s.m.Shards[ref.Shard].Name, smp.meta.Key, ref.Text, len(smp.meta.Texts))
-	}
 	s.pos++
-	return Example{Shard: s.m.Shards[ref.Shard].Name, Meta: smp.meta, Text: int(ref.Text), JPEG: smp.jpeg}, nil
+	return ex, nil
 }
 
 // sample returns a sample's record, from the cache or the shard file.

@@ -15,24 +15,14 @@ func TestPlanSourceExample(t *testing.T) {
 	w := jpegWorld(t, 9)
 	dir := t.TempDir()
 	m := writeShards(t, dir, w, -1)
-	plan, err := sharding.NewPlan(m, 3, 0, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var refs []sharding.PairRef
-	for u := 0; u < plan.Units(); u++ {
-		unit, err := plan.Unit(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs = append(refs, unit...)
-	}
+	refs := planRefs(t, m, 3, 0, 4)
 	inOrder := NewPlanSource(dir, m, refs)
 	defer inOrder.Close()
 	random := NewPlanSource(dir, m, nil)
 	defer random.Close()
 	want := make([]Example, len(refs))
 	for i := range refs {
+		var err error
 		if want[i], err = inOrder.Next(context.Background()); err != nil {
 			t.Fatal(err)
 		}

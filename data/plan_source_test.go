@@ -12,11 +12,10 @@ import (
 	"github.com/e2evlp/vlp/sharding"
 )
 
-func TestPlanSourceServesThePlan(t *testing.T) {
-	w := jpegWorld(t, 14)
-	dir := t.TempDir()
-	m := writeShards(t, dir, w, -1)
-	plan, err := sharding.NewPlan(m, 7, 2, 10)
+// planRefs is every pair of the epoch plan (seed, epoch, unit size), unit after unit.
+func planRefs(t *testing.T, m *sharding.Manifest, seed uint64, epoch, unitPairs int) []sharding.PairRef {
+	t.Helper()
+	plan, err := sharding.NewPlan(m, seed, epoch, unitPairs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +27,14 @@ func TestPlanSourceServesThePlan(t *testing.T) {
 		}
 		refs = append(refs, unit...)
 	}
+	return refs
+}
+
+func TestPlanSourceServesThePlan(t *testing.T) {
+	w := jpegWorld(t, 14)
+	dir := t.TempDir()
+	m := writeShards(t, dir, w, -1)
+	refs := planRefs(t, m, 7, 2, 10)
 	byPair := map[uint64]string{}
 	for _, e := range w.Examples {
 		byPair[e.PairID()] = e.Meta.Texts[e.Text].Text
