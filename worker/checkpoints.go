@@ -105,6 +105,7 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 		return err
 	}
 	log := w.log // the record runs in the background; a rejoin replaces w.log
+	hook := w.beforeRecord
 	t0 := time.Now()
 	snap, err := w.learner.Snapshot() // the host copy: the part of the stall that grows with the model
 	if err != nil {
@@ -144,6 +145,9 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 		if !acked {
 			log.Warn("checkpoint not recorded: its step's progress was not acknowledged", "step", step)
 			return nil
+		}
+		if hook != nil {
+			hook()
 		}
 		req := coordinator.CheckpointRequest{
 			Step: step, Epoch: epoch, Location: Location(c.store.Path(), r.Info.ID), Checksum: checksumOf(r.Info),

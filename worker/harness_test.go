@@ -134,6 +134,9 @@ type nodeOpts struct {
 	compute  time.Duration // per pair
 	metrics  *Metrics
 	learner  func() Learner // default: a LinearLearner
+	// recordDelay holds every durable checkpoint this long before it is
+	// recorded with the coordinator.
+	recordDelay time.Duration
 }
 
 func (c *cluster) start(name string, o nodeOpts) *node {
@@ -170,6 +173,9 @@ func (c *cluster) start(name string, o nodeOpts) *node {
 	w, err := New(cfg, cl, NATSRings(cl.Conn(), rcfg, cfg.Logger), model)
 	if err != nil {
 		c.t.Fatalf("new worker: %v", err)
+	}
+	if d := o.recordDelay; d > 0 {
+		w.beforeRecord = func() { time.Sleep(d) }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{name: name, w: w, learner: l, model: model, nc: cl.Conn(), cancel: cancel, done: make(chan struct{})}

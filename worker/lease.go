@@ -146,7 +146,7 @@ func (w *Worker) leaseFor(ctx context.Context, gen coordinator.GenerationInfo, d
 		// Nothing pending. The coordinator learns that the job is complete
 		// from a progress report marking the last units done: send one.
 		if !reported && w.rec.Gen == gen.Number {
-			w.report(ctx, gen)
+			w.report(ctx, gen, false)
 			reported = true
 			continue
 		}

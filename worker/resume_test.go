@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -108,5 +109,57 @@ func testResume(t *testing.T, corrupt bool) {
 	}
 	if len(count) != steps*12 {
 		t.Errorf("%d pairs consumed in %d steps of 12", len(count), steps)
+	}
+}
+
+// Training that stops at MaxSteps on a checkpoint step (so the last
+// checkpoint is still being written in the background when the step ends)
+// leaves the job at exactly that step: every worker leaves only once it is
+// recorded, and a second run resumes at the next step, consuming every
+// pair exactly once over both runs.
+func TestStopAtMaxStepsThenResume(t *testing.T) {
+	const first, second = 20, 30
+	spec := testSpec(4096, 8, 12, 2) // checkpoints every 5 steps: step 20 is one
+	c := newCluster(t, spec)
+	var led ledger
+	o := nodeOpts{maxSteps: first, ckptDir: t.TempDir(), ledger: &led, recordDelay: 700 * time.Millisecond}
+	a, b := c.start("a", o), c.start("b", o)
+	waitAll(t, 60*time.Second, a, b)
+	if a.res.Step != first || b.res.Step != first {
+		t.Fatalf("the runs stopped at steps %d and %d (%q, %q), want %d", a.res.Step, b.res.Step, a.res.Reason, b.res.Reason, first)
+	}
+	st := status(t, c)
+	if st.Generation.Restore == nil || st.Generation.Restore.Step != first {
+		t.Fatalf("after both left the job resumes from %+v, want the checkpoint of step %d", st.Generation.Restore, first)
+	}
+	// Every checkpoint was recorded although each became durable only
+	// after later steps had been reported.
+	var verified []uint64
+	for _, r := range st.Checkpoints {
+		if r.Status == coordinator.CheckpointVerified {
+			verified = append(verified, r.Step)
+		}
+	}
+	if want := []uint64{5, 10, 15, 20}; fmt.Sprint(verified) != fmt.Sprint(want[len(want)-len(verified):]) || len(verified) < 2 {
+		t.Fatalf("verified checkpoints at steps %v, want the last of %v (retention allowing)", verified, want)
+	}
+
+	o.maxSteps = second
+	a2, b2 := c.start("a2", o), c.start("b2", o)
+	waitAll(t, 60*time.Second, a2, b2)
+	if got := led.firstStep("a2"); got != first+1 {
+		t.Fatalf("the second run began at step %d, want %d", got, first+1)
+	}
+	if a2.res.Step != second {
+		t.Fatalf("the second run ended at step %d (%q), want %d", a2.res.Step, a2.res.Reason, second)
+	}
+	count := led.consumed(t, []string{"a", "b", "a2", "b2"}, second, 8)
+	for id, n := range count {
+		if n != 1 {
+			t.Errorf("pair %d consumed %d times", id, n)
+		}
+	}
+	if len(count) != second*12 {
+		t.Errorf("%d pairs consumed in %d steps of 12", len(count), second)
 	}
 }

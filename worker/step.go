@@ -85,8 +85,9 @@ func (w *Worker) finish(ctx context.Context, ring Collective, gen coordinator.Ge
 	all := w.done || (w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps) || w.allStopping
 	if rank == 0 || !all {
 		if rank == 0 && w.rec.Gen == gen.Number {
-			w.report(ctx, gen)
-			if w.cfg.FinalCheckpoint && w.rec.Step > 0 && w.lastCkpt != w.rec.Step {
+			final := w.cfg.FinalCheckpoint && w.rec.Step > 0 && w.lastCkpt != w.rec.Step
+			w.report(ctx, gen, final)
+			if final {
 				if err := w.checkpointNow(ctx, gen, true); err != nil {
 					w.log.Error("final checkpoint failed", "err", err)
 				}
@@ -250,7 +251,7 @@ func (w *Worker) afterCommit(ctx context.Context, gen coordinator.GenerationInfo
 	ckEvery := uint64(max(1, w.job.CheckpointEvery))
 	ck := w.cfg.CheckpointDir != "" && s.Step%ckEvery == 0
 	if s.Step%every == 0 || ck {
-		w.report(ctx, gen)
+		w.report(ctx, gen, ck)
 		w.log.Info("step", "step", s.Step, "epoch", s.Epoch, "pairs", s.Pairs, "loss", roundLoss(s.Losses["total"]),
 			"step_ms", s.Timings.Total.Milliseconds(), "allreduce_ms", s.Timings.AllReduce.Milliseconds())
 	}
@@ -263,12 +264,16 @@ func (w *Worker) afterCommit(ctx context.Context, gen coordinator.GenerationInfo
 
 func roundLoss(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
-// report sends the record to the coordinator (rank 0).
-func (w *Worker) report(ctx context.Context, gen coordinator.GenerationInfo) {
+// report sends the record to the coordinator (rank 0). With checkpoint
+// set it also announces that a checkpoint of this step is about to be
+// written, so that the coordinator keeps the data state at this step and
+// accepts the checkpoint's record however many steps later it is durable.
+func (w *Worker) report(ctx context.Context, gen coordinator.GenerationInfo, checkpoint bool) {
 	rctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 	defer cancel()
 	req := w.rec.progress(false)
 	req.Generation = gen.Number
+	req.Checkpoint = checkpoint
 	if _, err := w.coord.ReportProgress(rctx, req); err != nil {
 		w.log.Warn("progress report failed; the next report or the handover covers it", "step", w.rec.Step, "err", err)
 		return

@@ -44,6 +44,10 @@ type Worker struct {
 	ckpt      *checkpointer
 	// lastCkpt is the step of the last checkpoint handed to the writer.
 	lastCkpt uint64
+	// beforeRecord, when set (tests), runs before a durable checkpoint is
+	// recorded with the coordinator: a slow record widens the window in
+	// which it is still in flight.
+	beforeRecord func()
 
 	// A stop is decided collectively: a rank acts on its stop request only once the request
 	// rode in the metadata of a committed step, so every rank knows who is leaving there.
