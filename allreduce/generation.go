@@ -97,8 +97,9 @@ func ringSubject(job string, gen uint64, rank int) string {
 // NATS server are adjacent in the ring: groups in order of first appearance,
 // members in their original order within a group. A ring relayed by a NATS
 // cluster then crosses between servers once per group instead of up to once
-// per hop. The coordinator applies it when it forms a generation; the Ring
-// itself uses the order it is given.
+// per hop. The coordinator keeps its member list in this order as workers
+// join (each enters after the last member on its server); the Ring itself
+// uses the order it is given.
 func TopologyOrder(members []Member) []Member {
 	var groups []string
 	byServer := make(map[string][]Member)

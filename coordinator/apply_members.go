@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -17,7 +18,7 @@ func (s *State) applyJoin(atMS int64, b *JoinRequest) (any, error) {
 	if b.Instance == "" {
 		return nil, fmt.Errorf("%w: join needs an instance nonce", ErrBadRequest)
 	}
-	if len(b.Name) > maxStringLen || len(b.Instance) > maxStringLen || len(b.Addr) > maxStringLen || len(b.Device) > maxStringLen {
+	if len(b.Name) > maxStringLen || len(b.Instance) > maxStringLen || len(b.Addr) > maxStringLen || len(b.Device) > maxStringLen || len(b.Server) > maxStringLen {
 		return nil, fmt.Errorf("%w: a join field is longer than %d bytes", ErrBadRequest, maxStringLen)
 	}
 	for _, w := range s.Workers {
@@ -32,9 +33,9 @@ func (s *State) applyJoin(atMS int64, b *JoinRequest) (any, error) {
 		return nil, fmt.Errorf("%w: %d members, max_workers %d", ErrJobFull, len(s.Members), s.Job.MaxWorkers)
 	}
 	s.NextWorkerID++
-	w := &Worker{ID: s.NextWorkerID, Name: b.Name, Instance: b.Instance, Addr: b.Addr, Device: b.Device, JoinedAtMS: atMS}
+	w := &Worker{ID: s.NextWorkerID, Name: b.Name, Instance: b.Instance, Addr: b.Addr, Device: b.Device, Server: b.Server, JoinedAtMS: atMS}
 	s.Workers = append(s.Workers, w) // ids only grow, so the slice stays sorted
-	s.Members = append(s.Members, w.ID)
+	s.Members = slices.Insert(s.Members, s.topologySlot(w.Server), w.ID)
 	s.bump(atMS)
 	w.JoinedGen = s.Generation
 	return s.joinReply(w), nil
@@ -79,4 +80,22 @@ func (s *State) applyDeparture(atMS int64, b *Departure) (any, error) {
 		s.rollbackTo(atMS, s.latestUsable())
 	}
 	return &LeaveReply{Generation: s.Generation}, nil
+}
+
+// topologySlot is where a member connected to NATS server `server` enters the
+// ring: right after the last member on the same server, so that members of
+// one server stay adjacent (allreduce.TopologyOrder) and a ring relayed by a
+// NATS cluster crosses between servers once per server rather than up to
+// once per hop; at the end when no member shares its server (or it names
+// none). Members after the slot move up one rank in the next generation.
+func (s *State) topologySlot(server string) int {
+	if server == "" {
+		return len(s.Members)
+	}
+	for r := len(s.Members) - 1; r >= 0; r-- {
+		if w := s.worker(s.Members[r]); w != nil && w.Server == server {
+			return r + 1
+		}
+	}
+	return len(s.Members)
 }

@@ -49,3 +49,39 @@ func TestFSMLastLeaveKeepsCompletedJob(t *testing.T) {
 		})
 	}
 }
+
+// TestFSMJoinKeepsServersAdjacent: a worker enters the ring right after the
+// last member on its NATS server; one naming no server, or a new one, goes to
+// the end. Departures keep the order of the rest.
+func TestFSMJoinKeepsServersAdjacent(t *testing.T) {
+	spec := JobSpec{Name: "topo", GlobalBatch: 32, Epochs: 1, MaxWorkers: 8, Units: UnitsSpec{Pairs: 64, PerUnit: 16}}.WithDefaults()
+	d := newDriver(t)
+	d.must(CmdSubmit, SubmitRequest{Spec: spec})
+	ids := map[string]uint64{}
+	var last *JoinReply
+	for _, j := range []struct{ name, server string }{{"a", "s1"}, {"b", "s2"}, {"c", "s1"}, {"d", ""}, {"e", "s2"}, {"f", "s3"}, {"g", "s1"}} {
+		last = d.must(CmdJoin, JoinRequest{Instance: j.name, Name: j.name, Server: j.server}).(*JoinReply)
+		ids[j.name] = last.WorkerID
+	}
+	order := func(g GenerationInfo) string {
+		var s string
+		for r, m := range g.Members {
+			if m.Rank != r {
+				t.Fatalf("member %s has rank %d at position %d", m.Name, m.Rank, r)
+			}
+			s += m.Name + "@" + m.Server + " "
+		}
+		return s
+	}
+	if got, want := order(last.Generation), "a@s1 c@s1 g@s1 b@s2 e@s2 d@ f@s3 "; got != want {
+		t.Fatalf("ring order %q, want %q", got, want)
+	}
+	d.must(CmdLeave, Departure{WorkerID: ids["c"]})
+	h := d.must(CmdJoin, JoinRequest{Instance: "h", Name: "h", Server: "s2"}).(*JoinReply)
+	if got, want := order(h.Generation), "a@s1 g@s1 b@s2 e@s2 h@s2 d@ f@s3 "; got != want {
+		t.Fatalf("after c left and h joined: ring order %q, want %q", got, want)
+	}
+	if h.Rank != 4 {
+		t.Fatalf("h was given rank %d, want 4", h.Rank)
+	}
+}

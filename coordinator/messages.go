@@ -31,6 +31,10 @@ type JoinRequest struct {
 	// Addr is where ring neighbours can reach this worker directly (TCP ring transport); optional.
 	Addr   string `json:"addr,omitempty"`
 	Device string `json:"device,omitempty"`
+	// Server names the NATS server the worker's connection reached
+	// (nats.Conn.ConnectedServerName); optional. Members on one server are
+	// kept next to each other in the ring (allreduce.TopologyOrder).
+	Server string `json:"server,omitempty"`
 }
 
 // JoinReply gives the new member its id, the generation it is in, and the job.
@@ -268,6 +272,7 @@ type Member struct {
 	Name     string `json:"name"`
 	Addr     string `json:"addr,omitempty"`
 	Device   string `json:"device,omitempty"`
+	Server   string `json:"server,omitempty"`
 }
 
 // Restore is where a ring that holds no parameters starts from: the checkpoint at Step (Location

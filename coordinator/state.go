@@ -53,6 +53,7 @@ type Worker struct {
 	Instance   string `json:"instance"`
 	Addr       string `json:"addr,omitempty"`
 	Device     string `json:"device,omitempty"`
+	Server     string `json:"server,omitempty"`
 	JoinedAtMS int64  `json:"joined_at_ms"`
 	JoinedGen  uint64 `json:"joined_gen"`
 	// LastLeaseID and LastLease make a retried lease request idempotent.
@@ -212,7 +213,7 @@ func (s *State) generationInfo() GenerationInfo {
 	g := GenerationInfo{Number: s.Generation, Members: make([]Member, 0, len(s.Members)), HandoverPending: s.Handover}
 	for r, id := range s.Members {
 		w := s.worker(id)
-		g.Members = append(g.Members, Member{WorkerID: id, Rank: r, Name: w.Name, Addr: w.Addr, Device: w.Device})
+		g.Members = append(g.Members, Member{WorkerID: id, Rank: r, Name: w.Name, Addr: w.Addr, Device: w.Device, Server: w.Server})
 	}
 	if s.Job != nil {
 		g.Ready = len(s.Members) >= s.Job.MinWorkers

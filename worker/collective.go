@@ -34,7 +34,7 @@ type RingMaker interface {
 func RingGeneration(job string, gen coordinator.GenerationInfo) allreduce.Generation {
 	g := allreduce.Generation{Job: job, Number: gen.Number}
 	for _, m := range gen.Members {
-		g.Members = append(g.Members, allreduce.Member{ID: strconv.FormatUint(m.WorkerID, 10), Addr: m.Addr})
+		g.Members = append(g.Members, allreduce.Member{ID: strconv.FormatUint(m.WorkerID, 10), Addr: m.Addr, Server: m.Server})
 	}
 	return g
 }

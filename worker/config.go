@@ -17,6 +17,10 @@ type Config struct {
 	Addr string
 	// Device is reported to the coordinator ("cpu", "cuda:0").
 	Device string
+	// Server names the NATS server this worker's connection reached
+	// (nats.Conn.ConnectedServerName), reported at join: the coordinator
+	// keeps the members of one server adjacent in the ring.
+	Server string
 
 	// JoinTimeout bounds the join, retries included (default 60 s).
 	JoinTimeout time.Duration

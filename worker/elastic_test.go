@@ -83,15 +83,36 @@ func TestKilledWorkerSurvivorsContinue(t *testing.T) {
 }
 
 // A worker joining mid-run receives the parameters by broadcast, joins the
-// ring, and the epoch is still consumed exactly once.
+// ring, and the epoch is still consumed exactly once. Without server names it
+// joins at the end of the ring; when it shares rank 0's NATS server it enters
+// right after rank 0, moving the other member up a rank: every step of the
+// three keeps the members of one server adjacent.
 func TestJoinMidRun(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		serverA, serverB, newer string
+	}{{"appended", "", "", ""}, {"next to its server", "s1", "s2", "s1"}} {
+		t.Run(tc.name, func(t *testing.T) { testJoinMidRun(t, tc.serverA, tc.serverB, tc.newer) })
+	}
+}
+
+func testJoinMidRun(t *testing.T, serverA, serverB, serverN string) {
 	const pairs = 480
 	c := newCluster(t, testSpec(pairs, 8, 12, 2))
 	var led ledger
-	o := nodeOpts{ledger: &led, compute: 2 * time.Millisecond}
-	a, b := c.start("a", o), c.start("b", o)
+	var book serverBook
+	o := nodeOpts{ledger: &led, compute: 2 * time.Millisecond, servers: &book}
+	oa, ob, on := o, o, o
+	oa.server, ob.server, on.server = serverA, serverB, serverN
+	a := c.start("a", oa)
+	for deadline := time.Now().Add(30 * time.Second); len(status(t, c).Generation.Members) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a did not join within 30s")
+		}
+	}
+	b := c.start("b", ob) // rank 1, after a
 	led.waitStep(t, 6, 30*time.Second)
-	n := c.start("n", o)
+	n := c.start("n", on)
 	waitAll(t, 90*time.Second, a, b, n)
 	if n.res.Generations < 1 || n.res.Reason != "complete" {
 		t.Fatalf("newcomer: %+v", n.res)
@@ -109,8 +130,41 @@ func TestJoinMidRun(t *testing.T) {
 		t.Fatalf("the newcomer committed its first step at %d; want a step after 6", joinedAt)
 	}
 	t.Logf("newcomer's first committed step: %d of %d", joinedAt, a.res.Step)
+	threes := 0
+	for s := joinedAt; s <= a.res.Step; s++ {
+		r := led.steps[s]["n"].Ranks
+		if len(r) != 3 {
+			continue
+		}
+		threes++
+		var order []string
+		for _, rc := range r {
+			order = append(order, book.of(rc.Worker))
+		}
+		if serverN != "" && !adjacentByServer(order) {
+			t.Fatalf("step %d: the ring's servers are %q: members of one server are not adjacent", s, order)
+		}
+	}
+	if threes == 0 {
+		t.Fatal("no step was committed by all three members")
+	}
 	checkExactlyOnce(t, led.consumed(t, []string{"a", "b", "n"}, a.res.Step, 8), pairs)
 	if !bitsEqual(a.learner.Params(), n.learner.Params()) || !bitsEqual(a.learner.Params(), b.learner.Params()) {
 		t.Fatalf("members hold different parameters: a %+v, b %+v, n %+v", a.res, b.res, n.res)
 	}
+}
+
+// adjacentByServer reports whether every server's members form one run.
+func adjacentByServer(order []string) bool {
+	seen := map[string]bool{}
+	for i, s := range order {
+		if i > 0 && order[i-1] == s {
+			continue
+		}
+		if seen[s] {
+			return false
+		}
+		seen[s] = true
+	}
+	return true
 }

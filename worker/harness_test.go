@@ -137,6 +137,40 @@ type nodeOpts struct {
 	// recordDelay holds every durable checkpoint this long before it is
 	// recorded with the coordinator.
 	recordDelay time.Duration
+	server      string // the NATS server name the worker reports at join
+	servers     *serverBook
+}
+
+// serverBook remembers the server every worker id joined with (a worker
+// that rejoins gets a new id).
+type serverBook struct {
+	mu   sync.Mutex
+	byID map[uint64]string
+}
+
+func (b *serverBook) of(id uint64) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.byID[id]
+}
+
+// joinRecorder is the real client, with every join's id written down.
+type joinRecorder struct {
+	*coordinator.Client
+	book *serverBook
+}
+
+func (j joinRecorder) Join(ctx context.Context, req coordinator.JoinRequest) (*coordinator.JoinReply, error) {
+	rep, err := j.Client.Join(ctx, req)
+	if err == nil {
+		j.book.mu.Lock()
+		if j.book.byID == nil {
+			j.book.byID = map[uint64]string{}
+		}
+		j.book.byID[rep.WorkerID] = req.Server
+		j.book.mu.Unlock()
+	}
+	return rep, err
 }
 
 func (c *cluster) start(name string, o nodeOpts) *node {
@@ -156,6 +190,7 @@ func (c *cluster) start(name string, o nodeOpts) *node {
 	cfg.RequestTimeout = 5 * time.Second
 	cfg.EpochWait = time.Second
 	cfg.MaxSteps = o.maxSteps
+	cfg.Server = o.server
 	cfg.CheckpointDir = o.ckptDir
 	if o.learner == nil {
 		cfg.BucketBytes = 48 // several buckets per step even for the linear model
@@ -170,7 +205,11 @@ func (c *cluster) start(name string, o nodeOpts) *node {
 	if o.learner != nil {
 		model = o.learner()
 	}
-	w, err := New(cfg, cl, NATSRings(cl.Conn(), rcfg, cfg.Logger), model)
+	var coord Coordinator = cl
+	if o.servers != nil {
+		coord = joinRecorder{cl, o.servers}
+	}
+	w, err := New(cfg, coord, NATSRings(cl.Conn(), rcfg, cfg.Logger), model)
 	if err != nil {
 		c.t.Fatalf("new worker: %v", err)
 	}

@@ -187,7 +187,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 func (w *Worker) join(ctx context.Context) (*coordinator.JoinReply, error) {
 	jctx, cancel := context.WithTimeout(ctx, w.cfg.JoinTimeout)
 	defer cancel()
-	jr, err := w.coord.Join(jctx, coordinator.JoinRequest{Name: w.cfg.Name, Instance: w.instance, Addr: w.cfg.Addr, Device: w.cfg.Device})
+	jr, err := w.coord.Join(jctx, coordinator.JoinRequest{Name: w.cfg.Name, Instance: w.instance, Addr: w.cfg.Addr, Device: w.cfg.Device, Server: w.cfg.Server})
 	if err != nil {
 		return nil, fmt.Errorf("worker: join: %w", err)
 	}

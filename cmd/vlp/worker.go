@@ -126,6 +126,7 @@ func workerJoin(c *cli.Context) error {
 		}
 	}
 	cfg.Name, cfg.Device, cfg.Logger = name, c.String("device"), log
+	cfg.Server = cl.Conn().ConnectedServerName()
 	cfg.CheckpointDir = c.String("checkpoint-dir")
 	cfg.Checksums = extras.checksums
 	cfg.MaxSteps = c.Uint64("max-steps")
