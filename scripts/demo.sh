@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VLP=${VLP:-build/bin/vlp}
 OUT=${DEMO_DIR:-out/demo}
-IMAGES=${DEMO_IMAGES:-2000}
-STEPS=${DEMO_STEPS:-1500}
+IMAGES=${DEMO_IMAGES:-4000}
+STEPS=${DEMO_STEPS:-3000}
 WORKERS=${DEMO_WORKERS:-2}
 THREADS=${DEMO_THREADS:-1}
 SIZE=64
@@ -24,8 +24,8 @@ step "LibTorch"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-step "synthetic COCO + Visual Genome: $IMAGES images of ${SIZE}px"
-"$VLP" data synth --out "$OUT/raw" --images "$IMAGES" --width "$SIZE" --height "$SIZE"
+step "synthetic COCO + Visual Genome: $IMAGES images of ${SIZE}px, 1-2 shapes each"
+"$VLP" data synth --out "$OUT/raw" --images "$IMAGES" --width "$SIZE" --height "$SIZE" --max-objects 2
 
 step "shards"
 "$VLP" shard build --coco "$OUT/raw/coco" --vg "$OUT/raw/vg" --out "$OUT/shards" --shard-size 500 --quiet
@@ -33,7 +33,7 @@ step "shards"
 
 step "training: $WORKERS worker processes, tiny preset, $STEPS steps (a coordinator with embedded NATS in this process)"
 "$VLP" --log-level warn train --workers "$WORKERS" --threads "$THREADS" --preset tiny \
-	--data "$OUT/shards" --image-size "$SIZE" --batch 32 --lr 1e-3 --steps "$STEPS" \
+	--data "$OUT/shards" --image-size "$SIZE" --batch 32 --lr 1e-3 --clip-norm 1 --steps "$STEPS" \
 	--checkpoint-every 200 --progress-every 20 --eval 128 --dir "$OUT/run"
 
 step "checkpoints"

@@ -35,6 +35,7 @@ var dataCommand = &cli.Command{
 			&cli.Uint64Flag{Name: "seed", Usage: "world seed", Value: 1, EnvVars: []string{"VLP_SYNTH_SEED"}},
 			&cli.IntFlag{Name: "width", Usage: "image width in pixels", Value: 96, EnvVars: []string{"VLP_SYNTH_WIDTH"}},
 			&cli.IntFlag{Name: "height", Usage: "image height in pixels", Value: 96, EnvVars: []string{"VLP_SYNTH_HEIGHT"}},
+			&cli.IntFlag{Name: "max-objects", Usage: "most shapes per image, 1–4 (the learning test and vlp train's held-out set use 2)", Value: 4, EnvVars: []string{"VLP_SYNTH_MAX_OBJECTS"}},
 			&cli.Float64Flag{Name: "overlap", Usage: "fraction of images in both COCO and VG", Value: 0.3, EnvVars: []string{"VLP_SYNTH_OVERLAP"}},
 			&cli.IntFlag{Name: "regions", Usage: "pad VG images to this many regions (0: one per object and pair)", EnvVars: []string{"VLP_SYNTH_REGIONS"}},
 			&cli.IntFlag{Name: "instances", Usage: "pad COCO images to this many instance annotations (copies)", EnvVars: []string{"VLP_SYNTH_INSTANCES"}},
@@ -55,6 +56,8 @@ func dataSynth(c *cli.Context) error {
 			Images: c.Int("images"),
 			Width:  c.Int("width"),
 			Height: c.Int("height"),
+			// MaxObjects is checked by ExportConfig.Validate (1..4).
+			MaxObjects: c.Int("max-objects"),
 		},
 		Overlap:       c.Float64("overlap"),
 		Regions:       c.Int("regions"),

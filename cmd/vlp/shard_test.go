@@ -93,3 +93,49 @@ func TestSynthBuildVerify(t *testing.T) {
 		t.Fatalf("build without images:\n%s%s", out, errOut)
 	}
 }
+
+// TestDataSynthMaxObjects: --max-objects bounds the shapes of every image,
+// as the COCO instance annotations show; out of range it is refused.
+func TestDataSynthMaxObjects(t *testing.T) {
+	bin := testBinary(t)
+	count := func(max string) map[int]int {
+		src := filepath.Join(t.TempDir(), "src")
+		out, errOut, ok := runVLP(t, bin, "data", "synth", "--out", src, "--images", "60", "--width", "64", "--height", "64", "--overlap", "1", "--max-objects", max)
+		if !ok {
+			t.Fatalf("data synth --max-objects %s failed:\n%s%s", max, out, errOut)
+		}
+		b, err := os.ReadFile(filepath.Join(src, "coco/annotations/instances_train2017.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inst struct {
+			Annotations []struct {
+				ImageID int `json:"image_id"`
+			} `json:"annotations"`
+		}
+		if err := json.Unmarshal(b, &inst); err != nil {
+			t.Fatal(err)
+		}
+		per := map[int]int{}
+		for _, a := range inst.Annotations {
+			per[a.ImageID]++
+		}
+		return per
+	}
+	most := func(per map[int]int) int {
+		m := 0
+		for _, n := range per {
+			m = max(m, n)
+		}
+		return m
+	}
+	if got := most(count("1")); got != 1 {
+		t.Fatalf("--max-objects 1: an image has %d shapes", got)
+	}
+	if got := most(count("4")); got < 3 || got > 4 {
+		t.Fatalf("--max-objects 4: the most shapes in 60 images is %d, want 3 or 4", got)
+	}
+	if out, errOut, ok := runVLP(t, bin, "data", "synth", "--out", t.TempDir(), "--images", "4", "--max-objects", "5"); ok || !strings.Contains(errOut, "MaxObjects 5") {
+		t.Fatalf("--max-objects 5 was not refused clearly:\n%s%s", out, errOut)
+	}
+}
