@@ -174,3 +174,40 @@ func checkPairLogs(t *testing.T, run string, workers int, want map[uint64]bool) 
 		t.Errorf("%d of the %d pairs were trained on", len(seen), len(want))
 	}
 }
+
+// A run stopped by --steps on a checkpoint step, then resumed to the end of
+// the epoch: over both runs every pair of the shards is trained on exactly
+// once, so the resumed run starts exactly where the first one stopped.
+func TestTrainOnShardsStopAndResume(t *testing.T) {
+	bin := testBinary(t)
+	lib := os.Getenv("VLP_TORCH_LIB")
+	if lib == "" {
+		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")
+	}
+	t.Setenv("VLP_TORCH_LIB", lib) // the workers inherit it
+	root := t.TempDir()
+	shards, run := buildTestShards(t, bin, root, 24), filepath.Join(root, "run")
+	want := manifestPairIDs(t, shards)
+	args := []string{"--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
+		"--epochs", "1", "--batch", "16", "--per-unit", "5", "--threads", "1",
+		"--checkpoint-every", "4", "--dir", run, "--log-pairs", "--eval", "0"}
+
+	r := startTrain(t, bin, append([]string{"--steps", "8"}, args...)...)
+	if err := r.wait(t, 3*time.Minute); err != nil {
+		t.Fatalf("first run: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
+	}
+	if out := r.stdout.String(); !strings.Contains(out, "checkpoint step 8: verified") {
+		t.Fatalf("the first run did not end with the checkpoint of step 8:\n%s", out)
+	}
+	r = startTrain(t, bin, append([]string{"--steps", "1000"}, args...)...)
+	if err := r.wait(t, 3*time.Minute); err != nil {
+		t.Fatalf("resumed run: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout.String(), tail(r.stderr.String(), 3000))
+	}
+	out := r.stdout.String()
+	for _, w := range []string{"at step 8", "job completed"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("resumed output lacks %q:\n%s", w, out)
+		}
+	}
+	checkPairLogs(t, run, 2, want)
+}
