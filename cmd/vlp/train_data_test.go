@@ -177,7 +177,8 @@ func checkPairLogs(t *testing.T, run string, workers int, want map[uint64]bool) 
 
 // A run stopped by --steps on a checkpoint step, then resumed to the end of
 // the epoch: over both runs every pair of the shards is trained on exactly
-// once, so the resumed run starts exactly where the first one stopped.
+// once, so the resumed run starts exactly where the first one stopped. The
+// job (and so every checkpoint) carries the run's --clip-norm.
 func TestTrainOnShardsStopAndResume(t *testing.T) {
 	bin := testBinary(t)
 	lib := os.Getenv("VLP_TORCH_LIB")
@@ -190,7 +191,7 @@ func TestTrainOnShardsStopAndResume(t *testing.T) {
 	want := manifestPairIDs(t, shards)
 	args := []string{"--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
 		"--epochs", "1", "--batch", "16", "--per-unit", "5", "--threads", "1",
-		"--checkpoint-every", "4", "--dir", run, "--log-pairs", "--eval", "0"}
+		"--checkpoint-every", "4", "--clip-norm", "0.5", "--dir", run, "--log-pairs", "--eval", "0"}
 
 	r := startTrain(t, bin, append([]string{"--steps", "8"}, args...)...)
 	if err := r.wait(t, 3*time.Minute); err != nil {
@@ -210,4 +211,8 @@ func TestTrainOnShardsStopAndResume(t *testing.T) {
 		}
 	}
 	checkPairLogs(t, run, 2, want)
+	insp := runStep(t, bin, "checkpoint", "inspect", "--store", filepath.Join(run, "checkpoints", "checkpoints.db"))
+	if !strings.Contains(insp, `"clip_norm":0.5`) {
+		t.Errorf("the checkpoint's job spec lacks clip_norm 0.5:\n%s", tail(insp, 1500))
+	}
 }
