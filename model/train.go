@@ -81,6 +81,18 @@ type TrainConfig struct {
 	BF16 bool
 }
 
+// PresetClipNorm is the global gradient-norm bound that suits a preset's
+// usual recipe: DETR's 0.1 for base and large (a pretrained backbone at lr
+// 1e-4), 1 for tiny (from scratch at lr 1e-3, the learning test's: at 0.1
+// the tiny model's gradients, of norm ~5–50, are cut so hard that ITM was
+// still at chance after 3000 demo steps; docs/BENCHMARKS.md, "Demo").
+func PresetClipNorm(preset string) float64 {
+	if preset == "tiny" {
+		return 1
+	}
+	return 0.1
+}
+
 // DefaultTrainConfig is DETR's recipe with a 1000-step warm-up over
 // total steps.
 func DefaultTrainConfig(total int) TrainConfig {

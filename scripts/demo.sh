@@ -33,7 +33,7 @@ step "shards"
 
 step "training: $WORKERS worker processes, tiny preset, $STEPS steps (a coordinator with embedded NATS in this process)"
 "$VLP" --log-level warn train --workers "$WORKERS" --threads "$THREADS" --preset tiny \
-	--data "$OUT/shards" --image-size "$SIZE" --batch 32 --lr 1e-3 --clip-norm 1 --steps "$STEPS" \
+	--data "$OUT/shards" --image-size "$SIZE" --batch 32 --lr 1e-3 --steps "$STEPS" \
 	--checkpoint-every 200 --progress-every 20 --eval 128 --dir "$OUT/run"
 
 step "checkpoints"

@@ -29,7 +29,7 @@ var trainCommand = &cli.Command{
 		&cli.IntFlag{Name: "batch", Usage: "rows per batch", Value: 16, EnvVars: []string{"VLP_BATCH"}, Category: catTrain},
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate of the transformer", Value: 5e-4, EnvVars: []string{"VLP_LR"}, Category: catTrain},
 		&cli.Float64Flag{Name: "backbone-lr", Usage: "peak learning rate of the backbone (default: lr)", EnvVars: []string{"VLP_BACKBONE_LR"}, Category: catTrain},
-		&cli.Float64Flag{Name: "clip-norm", Usage: "global gradient-norm clipping bound (0.1: DETR's, for pretrained backbones at lr 1e-4; 1 suits the tiny preset from scratch at lr 1e-3)", Value: 0.1, EnvVars: []string{"VLP_CLIP_NORM"}, Category: catTrain},
+		&cli.Float64Flag{Name: "clip-norm", Usage: "global gradient-norm clipping bound (0: the preset's, 1 for tiny trained from scratch, DETR's 0.1 for base and large)", EnvVars: []string{"VLP_CLIP_NORM"}, Category: catTrain},
 		&cli.Uint64Flag{Name: "seed", Usage: "seed of the model, the data and dropout", Value: 1, EnvVars: []string{"VLP_SEED"}, Category: catTrain},
 		&cli.IntFlag{Name: "images", Usage: "images in the synthetic world", Value: 512, EnvVars: []string{"VLP_IMAGES"}, Category: catTrain},
 		&cli.IntFlag{Name: "image-size", Usage: "side of the synthetic images in pixels", Value: 64, EnvVars: []string{"VLP_IMAGE_SIZE"}, Category: catTrain},
@@ -88,7 +88,7 @@ func runTrainLocal(c *cli.Context) error {
 		tc.BackboneLR = c.Float64("backbone-lr")
 	}
 	tc.Schedule.Warmup = min(steps/10, 100)
-	tc.ClipNorm = c.Float64("clip-norm")
+	tc.ClipNorm = clipNorm(c, c.String("preset"))
 	tc.BF16 = c.Bool("bf16")
 	tr, err := model.NewTrainer(m, tc)
 	if err != nil {
@@ -144,4 +144,12 @@ func formatMetrics(mt model.Metrics, rows int) string {
 	fmt.Fprintf(&sb, " gnorm %.3f step_ms %.1f match_ms %.2f samples/s %.1f", mt.GradNorm,
 		float64(mt.Total.Microseconds())/1e3, float64(mt.Matcher.Microseconds())/1e3, float64(rows)/mt.Total.Seconds())
 	return sb.String()
+}
+
+// clipNorm is --clip-norm, or the preset's bound when it is 0.
+func clipNorm(c *cli.Context, preset string) float64 {
+	if v := c.Float64("clip-norm"); v > 0 {
+		return v
+	}
+	return model.PresetClipNorm(preset)
 }

@@ -324,7 +324,7 @@ func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, er
 		MaxWorkers:      max(workers, 64),
 		CheckpointEvery: c.Int("checkpoint-every"), ProgressEvery: c.Int("progress-every"),
 		Seed:  c.Uint64("seed"),
-		Hyper: coordinator.HyperParams{LR: c.Float64("lr"), ClipNorm: c.Float64("clip-norm"), MaxSteps: steps},
+		Hyper: coordinator.HyperParams{LR: c.Float64("lr"), ClipNorm: clipNorm(c, model), MaxSteps: steps},
 		Options: map[string]string{
 			"images": strconv.Itoa(c.Int("images")), "image_size": strconv.Itoa(c.Int("image-size")),
 		},
@@ -339,7 +339,7 @@ func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, er
 		if d := c.Duration("linear-compute"); d > 0 {
 			s.Options["compute"] = d.String()
 		}
-		if !c.IsSet("clip-norm") {
+		if c.Float64("clip-norm") <= 0 {
 			s.Hyper.ClipNorm = 1
 		}
 	} else if d := c.String("data"); d != "" && d != "synth" {

@@ -127,6 +127,10 @@ func TestTrainOnShards(t *testing.T) {
 			t.Errorf("the checkpoint does not record %q:\n%s", k, tail(insp, 1500))
 		}
 	}
+	// No --clip-norm was given: the job carries the tiny preset's bound.
+	if !regexp.MustCompile(`"clip_norm":1[,}]`).MatchString(insp) {
+		t.Errorf("the job spec lacks the tiny preset's clip_norm 1:\n%s", tail(insp, 1500))
+	}
 }
 
 // checkPairLogs reads the workers' pair logs: every pair consumed is a pair

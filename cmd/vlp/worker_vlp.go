@@ -138,6 +138,7 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	if spec.Hyper.WeightDecay > 0 {
 		tc.WeightDecay = spec.Hyper.WeightDecay
 	}
+	tc.ClipNorm = model.PresetClipNorm(spec.Model)
 	if spec.Hyper.ClipNorm > 0 {
 		tc.ClipNorm = spec.Hyper.ClipNorm
 	}
