@@ -15,6 +15,7 @@
 //   - model.go, inputs.go: the assembled model and BatchToTensors.
 //   - matcher.go, criterion.go: bipartite matching (no gradient) and the losses by name.
 //   - postprocess.go, eval_ap.go: detections in pixels, greedy captions, ITM scores, AP50.
+//   - beam.go: captions by beam search.
 //   - schedule.go, train.go: TrainStep (what a worker calls), and a Trainer
 //     (AdamW with a lower backbone lr, warm-up + cosine decay, clipping).
 //   - statedict.go, weights.go: torchvision ResNet weights from a .pth file, read in pure Go.
