@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,20 +101,13 @@ func TestPlanSourceDamagedShard(t *testing.T) {
 	w := jpegWorld(t, 6)
 	dir := t.TempDir()
 	m := writeShards(t, dir, w, -1)
-	path := filepath.Join(dir, m.Shards[1].Name)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, raw[:len(raw)/2], 0o644); err != nil {
-		t.Fatal(err)
-	}
+	truncateFile(t, filepath.Join(dir, m.Shards[1].Name), 1, 2)
 	src := NewPlanSource(dir, m, []sharding.PairRef{{Shard: 0, Sample: 0, Text: 0}, {Shard: 1, Sample: 0, Text: 0}})
 	defer src.Close()
 	if _, err := src.Next(context.Background()); err != nil {
 		t.Fatalf("intact shard: %v", err)
 	}
-	_, err = src.Next(context.Background())
+	_, err := src.Next(context.Background())
 	if !errors.Is(err, ErrShardIndex) || !strings.Contains(err.Error(), m.Shards[1].Name) {
 		t.Fatalf("err = %v, want ErrShardIndex naming %s", err, m.Shards[1].Name)
 	}

@@ -72,14 +72,7 @@ func TestShardSourceTruncatedShard(t *testing.T) {
 	w := jpegWorld(t, 6)
 	dir := t.TempDir()
 	m := writeShards(t, dir, w, -1)
-	path := filepath.Join(dir, m.Shards[1].Name)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, raw[:len(raw)*2/3], 0o644); err != nil {
-		t.Fatal(err)
-	}
+	truncateFile(t, filepath.Join(dir, m.Shards[1].Name), 2, 3)
 	p, err := NewPipeline(t.Context(), testConfig(), w.Tokenizer, NewShardSource(dir, m))
 	if err != nil {
 		t.Fatal(err)
@@ -95,5 +88,17 @@ func TestShardSourceTruncatedShard(t *testing.T) {
 	}
 	if !strings.Contains(last.Error(), m.Shards[1].Name) || !strings.Contains(last.Error(), "corrupt shard") {
 		t.Fatalf("err = %v, want a corrupt-shard error naming %s", last, m.Shards[1].Name)
+	}
+}
+
+// truncateFile keeps the first num/den of the file at path.
+func truncateFile(t *testing.T, path string, num, den int) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw[:len(raw)*num/den], 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -47,15 +47,9 @@ func defaultLearnSetup() learnSetup {
 	envFloat("VLP_LEARN_ATTRW", &s.attrWeight)
 	envFloat("VLP_LEARN_CLASSW", &s.classWeight)
 	envFloat("VLP_LEARN_MLMW", &s.mlmWeight)
-	if v, err := strconv.Atoi(os.Getenv("VLP_LEARN_STEPS")); err == nil && v > 0 {
-		s.steps = v
-	}
-	if v, err := strconv.ParseFloat(os.Getenv("VLP_LEARN_LR"), 64); err == nil && v > 0 {
-		s.lr = v
-	}
-	if v, err := strconv.Atoi(os.Getenv("VLP_LEARN_IMAGES")); err == nil && v > 0 {
-		s.images = v
-	}
+	envInt("VLP_LEARN_STEPS", &s.steps)
+	envInt("VLP_LEARN_IMAGES", &s.images)
+	envFloat("VLP_LEARN_LR", &s.lr)
 	if v, err := strconv.ParseFloat(os.Getenv("VLP_LEARN_MLM"), 64); err == nil && v > 0 && v < 1 {
 		s.mlmProb = v
 	}

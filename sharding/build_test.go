@@ -141,15 +141,7 @@ func TestBuildImportsTheWorld(t *testing.T) {
 			}
 		}
 	}
-	checks, err := Verify(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range checks {
-		if c.Err != nil {
-			t.Fatal(c.Err)
-		}
-	}
+	mustVerify(t, out)
 }
 
 func TestBuildResumesAndIsDeterministic(t *testing.T) {
@@ -501,6 +493,12 @@ func TestBuildSmallVocabulary(t *testing.T) {
 	if dropped == 0 || m.Objects+dropped != int64(st.Objects) || rep.Skipped[SkipAttributeOutOfVocab] == 0 {
 		t.Fatalf("%d objects kept, skipped %v, export had %d", m.Objects, rep.Skipped, st.Objects)
 	}
+	mustVerify(t, out)
+}
+
+// mustVerify fails the test unless every shard under out verifies.
+func mustVerify(t *testing.T, out string) {
+	t.Helper()
 	checks, err := Verify(out)
 	if err != nil {
 		t.Fatal(err)

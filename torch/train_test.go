@@ -157,7 +157,7 @@ func rssBytes(t *testing.T) int64 {
 // must return exactly to its baseline and RSS must stay flat.
 func TestLeak(t *testing.T) {
 	if testing.Short() {
-		t.Skip("short")
+		t.Skip("-short: 1,000 training iterations")
 	}
 	g := must(NewGenerator(0, CPU))
 	defer g.Close()

@@ -101,15 +101,7 @@ func testResume(t *testing.T, corrupt bool) {
 	if got := a2.learner.Params(); !bitsEqual(got, want) {
 		t.Fatalf("resumed run differs from the uninterrupted one:\n%v\n%v", got, want)
 	}
-	count := led.consumed(t, []string{"a2", "b2", "a", "b"}, steps, 8)
-	for id, n := range count {
-		if n != 1 {
-			t.Errorf("pair %d consumed %d times", id, n)
-		}
-	}
-	if len(count) != steps*12 {
-		t.Errorf("%d pairs consumed in %d steps of 12", len(count), steps)
-	}
+	checkStepsOnce(t, led.consumed(t, []string{"a2", "b2", "a", "b"}, steps, 8), steps, 12)
 }
 
 // Training that stops at MaxSteps on a checkpoint step (so the last
@@ -153,13 +145,19 @@ func TestStopAtMaxStepsThenResume(t *testing.T) {
 	if a2.res.Step != second {
 		t.Fatalf("the second run ended at step %d (%q), want %d", a2.res.Step, a2.res.Reason, second)
 	}
-	count := led.consumed(t, []string{"a", "b", "a2", "b2"}, second, 8)
+	checkStepsOnce(t, led.consumed(t, []string{"a", "b", "a2", "b2"}, second, 8), second, 12)
+}
+
+// checkStepsOnce asserts that steps steps of batch pairs each consumed
+// steps·batch distinct pairs, each exactly once.
+func checkStepsOnce(t *testing.T, count map[uint64]int, steps uint64, batch int) {
+	t.Helper()
 	for id, n := range count {
 		if n != 1 {
 			t.Errorf("pair %d consumed %d times", id, n)
 		}
 	}
-	if len(count) != second*12 {
-		t.Errorf("%d pairs consumed in %d steps of 12", len(count), second)
+	if uint64(len(count)) != steps*uint64(batch) {
+		t.Errorf("%d pairs consumed in %d steps of %d", len(count), steps, batch)
 	}
 }

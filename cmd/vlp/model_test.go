@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,10 +47,7 @@ func TestModelDescribeCommand(t *testing.T) {
 }
 
 func TestTrainLocalCommand(t *testing.T) {
-	lib := os.Getenv("VLP_TORCH_LIB")
-	if lib == "" {
-		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")
-	}
+	lib := shimPath(t)
 	bin := testBinary(t)
 	out, errOut, ok := runVLP(t, bin, "--torch-lib", lib, "train", "--local", "--steps", "3", "--batch", "4", "--images", "8", "--seed", "3")
 	if !ok {

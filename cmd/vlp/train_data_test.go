@@ -69,6 +69,17 @@ func manifestPairIDs(t *testing.T, dir string) map[uint64]bool {
 	return ids
 }
 
+// shardTrainSetup builds 24 synthetic images into shards for a `vlp train
+// --data` test and returns them, the run directory and the shards' pair
+// ids. The worker processes find the shim through VLP_TORCH_LIB.
+func shardTrainSetup(t *testing.T, bin string) (shards, run string, want map[uint64]bool) {
+	t.Helper()
+	t.Setenv("VLP_TORCH_LIB", shimPath(t))
+	root := t.TempDir()
+	shards = buildTestShards(t, bin, root, 24)
+	return shards, filepath.Join(root, "run"), manifestPairIDs(t, shards)
+}
+
 // The importer's output trains: synthetic COCO/VG → shards → `vlp train
 // --data` with two worker processes for a whole epoch. Every pair the
 // workers trained on is a pair of the shards, none twice, all of them
@@ -76,14 +87,7 @@ func manifestPairIDs(t *testing.T, dir string) map[uint64]bool {
 // the manifest's checksums, and the run ends with its evaluation.
 func TestTrainOnShards(t *testing.T) {
 	bin := testBinary(t)
-	lib := os.Getenv("VLP_TORCH_LIB")
-	if lib == "" {
-		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")
-	}
-	t.Setenv("VLP_TORCH_LIB", lib) // the workers inherit it
-	root := t.TempDir()
-	shards, run := buildTestShards(t, bin, root, 24), filepath.Join(root, "run")
-	want := manifestPairIDs(t, shards)
+	shards, run, want := shardTrainSetup(t, bin)
 
 	r := startTrain(t, bin, "--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
 		"--epochs", "1", "--steps", "1000", "--batch", "16", "--per-unit", "5", "--threads", "1",
@@ -185,14 +189,7 @@ func checkPairLogs(t *testing.T, run string, workers int, want map[uint64]bool) 
 // job (and so every checkpoint) carries the run's --clip-norm.
 func TestTrainOnShardsStopAndResume(t *testing.T) {
 	bin := testBinary(t)
-	lib := os.Getenv("VLP_TORCH_LIB")
-	if lib == "" {
-		lib, _ = filepath.Abs("../../build/lib/libvlptorch.so")
-	}
-	t.Setenv("VLP_TORCH_LIB", lib) // the workers inherit it
-	root := t.TempDir()
-	shards, run := buildTestShards(t, bin, root, 24), filepath.Join(root, "run")
-	want := manifestPairIDs(t, shards)
+	shards, run, want := shardTrainSetup(t, bin)
 	args := []string{"--workers", "2", "--preset", "tiny", "--data", shards, "--image-size", "48",
 		"--epochs", "1", "--batch", "16", "--per-unit", "5", "--threads", "1",
 		"--checkpoint-every", "4", "--clip-norm", "0.5", "--dir", run, "--log-pairs", "--eval", "0"}

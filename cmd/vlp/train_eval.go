@@ -168,6 +168,17 @@ func evalConfig(m *model.Model, ev *evalData, rows int) data.Config {
 	return dc
 }
 
+// evalForward uploads b and runs the model on it in evaluation mode; the
+// caller holds torch.NoGrad.
+func evalForward(s *torch.Scope, m *model.Model, b *data.Batch) (*model.Inputs, *model.Outputs, error) {
+	in, err := model.BatchToTensors(s, b, m.Device)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := m.Forward(s, in, false, nil)
+	return in, out, err
+}
+
 // evalChunk measures one batch of held-out images: every colour word
 // masked (all rows matched), detections and captions from the image
 // alone, then ITM with half the rows mismatched.
@@ -188,12 +199,7 @@ func evalChunk(m *model.Model, ev *evalData, rows []data.Example, first int, rep
 	defer s.Close()
 	var fwdErr error
 	torch.NoGrad(func() {
-		in, err := model.BatchToTensors(s, b, m.Device)
-		if err != nil {
-			fwdErr = err
-			return
-		}
-		out, err := m.Forward(s, in, false, nil)
+		in, out, err := evalForward(s, m, b)
 		if err != nil {
 			fwdErr = err
 			return
@@ -259,12 +265,7 @@ func evalChunk(m *model.Model, ev *evalData, rows []data.Example, first int, rep
 		return err
 	}
 	torch.NoGrad(func() {
-		in, err := model.BatchToTensors(s, b, m.Device)
-		if err != nil {
-			fwdErr = err
-			return
-		}
-		out, err := m.Forward(s, in, false, nil)
+		_, out, err := evalForward(s, m, b)
 		if err != nil {
 			fwdErr = err
 			return
