@@ -36,7 +36,7 @@ DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision 
 # Packages whose tests run under the race detector (they are concurrent).
 RACE_PKGS := ./coordinator/... ./allreduce/... ./worker/...
 
-.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle
+.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle fuzz
 
 all: build
 
@@ -87,6 +87,10 @@ test-go:
 	fi
 
 test: deps build fmt-check vet test-go
+
+# fuzz runs each fuzz target of the importer for FUZZTIME (default 30s): make fuzz FUZZTIME=2m
+fuzz:
+	GO=$(GO) FUZZTIME=$(or $(FUZZTIME),30s) ./scripts/fuzz.sh
 
 demo: deps build
 	./scripts/demo.sh

@@ -1,9 +1,8 @@
 package sharding
 
 import (
-	"bytes"
 	"fmt"
-	"image/jpeg"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,34 +19,95 @@ type candidate struct {
 	cocoFile, vgURL string
 }
 
+// images is how many input images the candidate stands for (a COCO image
+// with its VG twin is two).
+func (c candidate) images() int64 {
+	if c.inCOCO && c.inVG {
+		return 2
+	}
+	return 1
+}
+
 // assembler turns candidates into samples; safe for concurrent use.
 type assembler struct {
 	cfg     BuildConfig
 	ix      *index
 	classes map[string]int
-	attrs   map[string]int
-	catMap  map[int]int // COCO category id → class
+	attrs   map[string]int // set once the attribute vocabulary is known
+	catMap  map[int]int    // COCO category id → class
+	budget  *decodeBudget
+}
+
+// annotations are the spooled records of one candidate.
+type annotations struct {
+	caps  []capRec
+	insts []instRec
+	regs  []regRec
+	objs  []objRec
+	attrs []attrRec
+}
+
+func (a *assembler) load(c candidate) (*annotations, error) {
+	an := &annotations{}
+	if c.inCOCO {
+		if err := get(a.ix.caps, c.cocoID, func(r *capRec) { an.caps = append(an.caps, *r) }); err != nil {
+			return nil, err
+		}
+		if err := get(a.ix.insts, c.cocoID, func(r *instRec) { an.insts = append(an.insts, *r) }); err != nil {
+			return nil, err
+		}
+	}
+	if c.inVG {
+		if err := get(a.ix.regions, c.vgID, func(r *[]regRec) { an.regs = append(an.regs, *r...) }); err != nil {
+			return nil, err
+		}
+		if err := get(a.ix.objects, c.vgID, func(r *[]objRec) { an.objs = append(an.objs, *r...) }); err != nil {
+			return nil, err
+		}
+		if err := get(a.ix.attrs, c.vgID, func(r *[]attrRec) { an.attrs = append(an.attrs, *r...) }); err != nil {
+			return nil, err
+		}
+	}
+	return an, nil
+}
+
+// counts returns the items of each unit.
+func (an *annotations) counts() map[string]int64 {
+	attrs := 0
+	for _, e := range an.attrs {
+		attrs += e.items()
+	}
+	return map[string]int64{UnitCaption: int64(len(an.caps)), UnitInstance: int64(len(an.insts)),
+		UnitRegion: int64(len(an.regs)), UnitObject: int64(len(an.objs)), UnitAttribute: int64(attrs)}
 }
 
 // assemble returns the sample of c and its JPEG, or nil when the image is
-// skipped; every left-out part is counted in rep.
+// skipped. Every item of the candidate is counted in rep: kept, or skipped
+// for one reason (an image left out takes all its annotations with it,
+// under its own reason).
 func (a *assembler) assemble(c candidate, rep *Report) (*SampleMeta, []byte, error) {
 	key := SampleKey(c.imageID)
-	drop := func(reason string) {
-		rep.skip(reason, 1, key)
-	}
-	jpg, err := a.readImage(c)
+	an, err := a.load(c)
 	if err != nil {
-		drop(SkipImageMissing)
+		return nil, nil, err
+	}
+	dropAll := func(reason string, n map[string]int64, example string) {
+		rep.skip(UnitImage, reason, c.images(), example)
+		for _, u := range units {
+			rep.skip(u, reason, n[u], key)
+		}
+	}
+	jpg, reason, err := a.readImageFile(c)
+	if err != nil {
+		dropAll(reason, an.counts(), key+": "+err.Error())
 		return nil, nil, nil
 	}
-	img, err := jpeg.Decode(bytes.NewReader(jpg))
+	bounds, reason, err := decodeJPEG(jpg, a.cfg.MaxImageSide, a.cfg.MaxImagePixels, a.budget)
 	if err != nil {
-		rep.skip(SkipImageCorrupt, 1, key+": "+err.Error())
+		dropAll(reason, an.counts(), key+": "+err.Error())
 		return nil, nil, nil
 	}
-	b := img.Bounds()
-	meta := &SampleMeta{Key: key, ImageID: c.imageID, Width: b.Dx(), Height: b.Dy(), Texts: []Text{}, Objects: []Object{}}
+	meta := &SampleMeta{Key: key, ImageID: c.imageID, Width: bounds.Dx(), Height: bounds.Dy(), Texts: []Text{}, Objects: []Object{}}
 	switch {
 	case c.inCOCO && c.inVG:
 		meta.Source, meta.CocoID, meta.VGID = "coco+vg", c.cocoID, c.vgID
@@ -58,145 +118,135 @@ func (a *assembler) assemble(c candidate, rep *Report) (*SampleMeta, []byte, err
 	}
 	W, H := c.annW, c.annH
 	if W <= 0 || H <= 0 {
-		W, H = b.Dx(), b.Dy()
+		W, H = bounds.Dx(), bounds.Dy()
 	}
-	if W != b.Dx() || H != b.Dy() {
-		rep.mu.Lock()
-		rep.SizeMismatch++
-		rep.mu.Unlock()
+	if W != bounds.Dx() || H != bounds.Dy() {
+		rep.addRepair(&rep.SizeMismatch)
 	}
-	box := func(xywh [4]float64) ([4]float32, bool) {
+	kept := map[string]int64{}
+	box := func(u string, id uint64, xywh [4]float64) ([4]float32, bool) {
 		nb, clipped, ok := normBox(xywh, W, H)
 		if !ok {
-			rep.skip(SkipBoxOutside, 1, key)
+			rep.skip(u, SkipBoxOutside, 1, fmt.Sprintf("%s %s %d: box %v outside %d×%d", key, u, id, xywh, W, H))
 		} else if clipped {
-			rep.mu.Lock()
-			rep.Clipped++
-			rep.mu.Unlock()
+			rep.addRepair(&rep.Clipped)
 		}
 		return nb, ok
-	}
-	seen := map[uint64]bool{}
-	addText := func(space int, id uint64, kind, text string, b *[4]float32) {
-		text = strings.Join(strings.Fields(text), " ")
-		if text == "" {
-			rep.skip(SkipTextEmpty, 1, fmt.Sprintf("%s %s %d", key, kind, id))
-			return
-		}
-		pid, err := MakeID(space, id)
-		if err != nil {
-			rep.skip(SkipRecordMalformed, 1, fmt.Sprintf("%s %s id %d: %v", key, kind, id, err))
-			return
-		}
-		if seen[pid] {
-			rep.skip(SkipTextDuplicate, 1, fmt.Sprintf("%s %s %d", key, kind, id))
-			return
-		}
-		seen[pid] = true
-		meta.Texts = append(meta.Texts, Text{PairID: pid, Kind: kind, Text: text, Box: b})
 	}
 
 	var cocoObjs int
 	if c.inCOCO {
-		var caps []capRec
-		if err := get(a.ix.caps, c.cocoID, func(r *capRec) { caps = append(caps, *r) }); err != nil {
-			return nil, nil, err
+		sort.SliceStable(an.caps, func(i, j int) bool { return an.caps[i].ID < an.caps[j].ID })
+		dups := dupCheck{s: a.ix.caps}
+		for _, r := range an.caps {
+			if d := dups.reason(r.ID); d != "" {
+				rep.skip(UnitCaption, d, 1, fmt.Sprintf("%s caption %d", key, r.ID))
+				continue
+			}
+			if r.Def != nil {
+				rep.skip(UnitCaption, r.Def.Reason, 1, r.Def.Detail)
+				continue
+			}
+			pid, _ := MakeID(IDSpaceCOCO, r.ID) // ids were checked when read
+			meta.Texts = append(meta.Texts, Text{PairID: pid, Kind: "caption", Text: r.Text})
+			kept[UnitCaption]++
 		}
-		sort.SliceStable(caps, func(i, j int) bool { return caps[i].ID < caps[j].ID })
-		for _, r := range caps {
-			addText(IDSpaceCOCO, r.ID, "caption", r.Text, nil)
-		}
-		var insts []instRec
-		if err := get(a.ix.insts, c.cocoID, func(r *instRec) { insts = append(insts, *r) }); err != nil {
-			return nil, nil, err
-		}
-		sort.SliceStable(insts, func(i, j int) bool { return insts[i].ID < insts[j].ID })
-		for _, r := range insts {
+		sort.SliceStable(an.insts, func(i, j int) bool { return an.insts[i].ID < an.insts[j].ID })
+		idups := dupCheck{s: a.ix.insts}
+		for _, r := range an.insts {
 			cls, ok := a.catMap[r.Cat]
-			switch {
+			switch d := idups.reason(r.ID); {
+			case d != "":
+				rep.skip(UnitInstance, d, 1, fmt.Sprintf("%s instance %d", key, r.ID))
 			case r.Crowd:
-				rep.skip(SkipObjectCrowd, 1, key)
+				rep.skip(UnitInstance, SkipObjectCrowd, 1, fmt.Sprintf("%s instance %d", key, r.ID))
 			case !ok:
-				rep.skip(SkipObjectCategory, 1, fmt.Sprintf("%s category %d", key, r.Cat))
+				why := "is not among the categories"
+				if a.ix.catConflict[r.Cat] {
+					why = "is listed with different names"
+				}
+				rep.skip(UnitInstance, SkipObjectCategory, 1, fmt.Sprintf("%s instance %d: category %d %s", key, r.ID, r.Cat, why))
 			default:
-				if nb, ok := box(r.Box); ok {
+				if nb, ok := box(UnitInstance, r.ID, r.Box); ok {
 					meta.Objects = append(meta.Objects, Object{Box: nb, Class: cls})
+					kept[UnitInstance]++
 				}
 			}
 		}
 		cocoObjs = len(meta.Objects)
 	}
 	if c.inVG {
-		var regs []regRec
-		if err := get(a.ix.regions, c.vgID, func(r *[]regRec) { regs = append(regs, *r...) }); err != nil {
-			return nil, nil, err
-		}
-		sort.SliceStable(regs, func(i, j int) bool { return regs[i].ID < regs[j].ID })
-		for _, r := range regs {
-			if nb, ok := box(r.Box); ok {
-				addText(IDSpaceVG, r.ID, "region", r.Text, &nb)
-			}
-		}
-		attrsOf := map[uint64][]string{}
-		if err := get(a.ix.attrs, c.vgID, func(rs *[]attrRec) {
-			for _, r := range *rs {
-				attrsOf[r.ID] = append(attrsOf[r.ID], r.Attrs...)
-			}
-		}); err != nil {
-			return nil, nil, err
-		}
-		var objs []objRec
-		if err := get(a.ix.objects, c.vgID, func(r *[]objRec) { objs = append(objs, *r...) }); err != nil {
-			return nil, nil, err
-		}
-		sort.SliceStable(objs, func(i, j int) bool { return objs[i].ID < objs[j].ID })
-		for _, o := range objs {
-			cls := -1
-			for _, n := range o.Names {
-				if k, ok := a.classes[n]; ok {
-					cls = k
-					break
-				}
-			}
-			if cls < 0 {
-				rep.skip(SkipObjectOutOfVocab, 1, fmt.Sprintf("%s %q", key, strings.Join(o.Names, "/")))
+		sort.SliceStable(an.regs, func(i, j int) bool { return an.regs[i].ID < an.regs[j].ID })
+		dups := dupCheck{s: a.ix.regions}
+		for _, r := range an.regs {
+			if d := dups.reason(r.ID); d != "" {
+				rep.skip(UnitRegion, d, 1, fmt.Sprintf("%s region %d", key, r.ID))
 				continue
 			}
-			nb, ok := box(o.Box)
-			if !ok {
+			if r.Def != nil {
+				rep.skip(UnitRegion, r.Def.Reason, 1, r.Def.Detail)
 				continue
 			}
+			if nb, ok := box(UnitRegion, r.ID, r.Box); ok {
+				pid, _ := MakeID(IDSpaceVG, r.ID)
+				meta.Texts = append(meta.Texts, Text{PairID: pid, Kind: "region", Text: r.Text, Box: &nb})
+				kept[UnitRegion]++
+			}
+		}
+		for _, o := range a.resolveVG(key, an.objs, an.attrs, W, H, rep) {
+			if o.skip != "" {
+				continue
+			}
+			kept[UnitObject]++
 			var attrs []int
-			for _, s := range attrsOf[o.ID] {
-				if k, ok := a.attrs[s]; ok {
-					attrs = appendUnique(attrs, k)
+			for _, n := range o.attrs {
+				if k, ok := a.attrs[n]; ok {
+					attrs = append(attrs, k)
+					kept[UnitAttribute]++
 				} else {
-					rep.skip(SkipAttributeOutOfVocab, 1, "")
+					rep.skip(UnitAttribute, SkipAttributeOutOfVocab, 1, fmt.Sprintf("%s object %d: attribute %q", key, o.rec.ID, n))
 				}
 			}
-			obj := Object{Box: nb, Class: cls, Attributes: attrs}
+			obj := Object{Box: o.box, Class: o.class, Attributes: attrs}
 			if m := matchObject(meta.Objects[:cocoObjs], obj); m >= 0 {
 				for _, k := range attrs {
-					meta.Objects[m].Attributes = appendUnique(meta.Objects[m].Attributes, k)
+					if containsInt(meta.Objects[m].Attributes, k) {
+						kept[UnitAttribute]--
+						rep.skip(UnitAttribute, SkipDuplicate, 1, fmt.Sprintf("%s object %d: attribute %q already on the COCO object it merges into", key, o.rec.ID, a.attrName(k)))
+						continue
+					}
+					meta.Objects[m].Attributes = append(meta.Objects[m].Attributes, k)
 				}
-				rep.mu.Lock()
-				rep.Merged++
-				rep.mu.Unlock()
+				rep.addRepair(&rep.Merged)
 				continue
 			}
 			meta.Objects = append(meta.Objects, obj)
 		}
 	}
 	if len(meta.Texts) == 0 {
-		drop(SkipImageNoText)
+		dropAll(SkipImageNoText, kept, key)
 		return nil, nil, nil
+	}
+	rep.kept(UnitImage, c.images())
+	for u, n := range kept {
+		rep.kept(u, n)
 	}
 	return meta, jpg, nil
 }
 
-// readImage finds and reads the image file: the COCO copy first, then VG's
-// VG_100K/<id>.jpg, VG_100K_2/<id>.jpg, or the folder and name of its url.
-func (a *assembler) readImage(c candidate) ([]byte, error) {
+func (a *assembler) attrName(k int) string {
+	for n, i := range a.attrs {
+		if i == k {
+			return n
+		}
+	}
+	return fmt.Sprint(k)
+}
+
+// imagePaths lists where the image file of c may be: the COCO copy first,
+// then VG's VG_100K/<id>.jpg, VG_100K_2/<id>.jpg, or the folder and name
+// of its url.
+func (a *assembler) imagePaths(c candidate) []string {
 	var paths []string
 	if c.inCOCO {
 		paths = append(paths, filepath.Join(a.cfg.COCODir, a.cfg.COCOImages, filepath.Base(c.cocoFile)))
@@ -211,14 +261,30 @@ func (a *assembler) readImage(c candidate) ([]byte, error) {
 			}
 		}
 	}
-	var err error
-	for _, p := range paths {
-		var data []byte
-		if data, err = os.ReadFile(p); err == nil {
-			return data, nil
+	return paths
+}
+
+// readImageFile reads the first image file of c that exists, at most
+// MaxImageBytes of it. reason is SkipImageMissing or SkipImageTooLarge
+// when it fails.
+func (a *assembler) readImageFile(c candidate) ([]byte, string, error) {
+	err := fmt.Errorf("no image file")
+	for _, p := range a.imagePaths(c) {
+		var f *os.File
+		if f, err = os.Open(p); err != nil {
+			continue
 		}
+		data, err := io.ReadAll(io.LimitReader(f, a.cfg.MaxImageBytes+1))
+		f.Close()
+		if err != nil {
+			return nil, SkipImageMissing, err
+		}
+		if int64(len(data)) > a.cfg.MaxImageBytes {
+			return nil, SkipImageTooLarge, fmt.Errorf("%s: file larger than the %d-byte limit", p, a.cfg.MaxImageBytes)
+		}
+		return data, "", nil
 	}
-	return nil, err
+	return nil, SkipImageMissing, err
 }
 
 // normBox clips an (x, y, w, h) pixel box to the W x H image and returns it
@@ -264,11 +330,11 @@ func iou(a, b [4]float32) float64 {
 	return inter / union
 }
 
-func appendUnique(s []int, k int) []int {
+func containsInt(s []int, k int) bool {
 	for _, v := range s {
 		if v == k {
-			return s
+			return true
 		}
 	}
-	return append(s, k)
+	return false
 }

@@ -28,13 +28,68 @@ func world(t *testing.T) (string, string, synth.ExportStats) {
 	return filepath.Join(dir, "coco"), filepath.Join(dir, "vg"), st
 }
 
+// build imports with small shards and checks that the report adds up.
 func build(t *testing.T, coco, vg, out string, mod func(*BuildConfig)) (*Manifest, *Report, error) {
 	t.Helper()
 	cfg := BuildConfig{COCODir: coco, VGDir: vg, Out: out, ShardSize: 7, Workers: 2}
 	if mod != nil {
 		mod(&cfg)
 	}
-	return Build(context.Background(), cfg)
+	m, rep, err := Build(context.Background(), cfg)
+	if rep != nil && m != nil {
+		checkAccounts(t, out, m, rep)
+	}
+	return m, rep, err
+}
+
+// checkAccounts checks that every unit of the report adds up (read = kept
+// + skipped, by reason) and that what it says was kept is what the shards
+// hold.
+func checkAccounts(t *testing.T, out string, m *Manifest, rep *Report) {
+	t.Helper()
+	if err := rep.Balanced(); err != nil {
+		t.Fatalf("report does not add up: %v", err)
+	}
+	kept := func(u string) int64 {
+		if tl := rep.Units[u]; tl != nil {
+			return tl.Kept
+		}
+		return 0
+	}
+	if kept(UnitCaption) != m.Captions || kept(UnitRegion) != m.Regions {
+		t.Fatalf("kept %d captions, %d regions; shards hold %d, %d", kept(UnitCaption), kept(UnitRegion), m.Captions, m.Regions)
+	}
+	if kept(UnitImage) != m.Images+m.Sources["coco+vg"] {
+		t.Fatalf("kept %d images; shards hold %d samples, %d of them twins", kept(UnitImage), m.Images, m.Sources["coco+vg"])
+	}
+	if kept(UnitInstance)+kept(UnitObject)-rep.Merged != m.Objects {
+		t.Fatalf("kept %d instances + %d VG objects - %d merged; shards hold %d objects", kept(UnitInstance), kept(UnitObject), rep.Merged, m.Objects)
+	}
+	var attrs int64
+	for _, s := range readSamples(t, out) {
+		for _, o := range s.Meta.Objects {
+			attrs += int64(len(o.Attributes))
+		}
+	}
+	if kept(UnitAttribute) != attrs {
+		t.Fatalf("kept %d attributes; shards hold %d", kept(UnitAttribute), attrs)
+	}
+	if !reflect.DeepEqual(m.Skipped, rep.Skipped) {
+		t.Fatalf("manifest skipped %v, report %v", m.Skipped, rep.Skipped)
+	}
+	for u, tl := range rep.Units {
+		if mt := m.Units[u]; mt.Read != tl.Read || mt.Kept != tl.Kept || !reflect.DeepEqual(mt.Skipped, tl.Skipped) {
+			t.Fatalf("manifest units[%s] = %+v, report %+v", u, mt, *tl)
+		}
+	}
+}
+
+// skipped returns how many items of unit u the report skipped for reason.
+func skipped(rep *Report, u, reason string) int64 {
+	if tl := rep.Units[u]; tl != nil {
+		return tl.Skipped[reason]
+	}
+	return 0
 }
 
 // readSamples reads every sample of a shard directory, verifying checksums.
@@ -237,13 +292,14 @@ func synthMember(i int) synth.Membership {
 	return synth.ExportConfig{World: synth.Config{Seed: 11, Images: testImages}, Overlap: 0.4}.Member(i)
 }
 
-func annotations(v any) []any { return v.(map[string]any)["annotations"].([]any) }
+func annotationList(v any) []any { return v.(map[string]any)["annotations"].([]any) }
 
 func TestBuildBadInput(t *testing.T) {
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, coco, vg string)
-		reason string // Skipped key that must count it
+		unit   string
+		reason string // Skipped key of unit that must count it
 		count  int64
 		check  func(t *testing.T, m *Manifest, rep *Report)
 	}{
@@ -251,63 +307,71 @@ func TestBuildBadInput(t *testing.T) {
 			p := filepath.Join(vg, "region_descriptions.json")
 			data, _ := os.ReadFile(p)
 			os.WriteFile(p, append(data[:len(data)/2], []byte("}}garbage")...), 0o644)
-		}, SkipFileMalformed, 1, func(t *testing.T, m *Manifest, rep *Report) {
+		}, UnitFile, SkipFileMalformed, 1, func(t *testing.T, m *Manifest, rep *Report) {
 			if len(rep.FileErrors) != 1 || !strings.Contains(rep.FileErrors[0], "region_descriptions.json: byte ") {
 				t.Fatalf("file errors %q do not name file and byte", rep.FileErrors)
 			}
 			if m.Regions != 0 || m.Captions == 0 {
 				t.Fatalf("%d regions, %d captions after dropping the regions file", m.Regions, m.Captions)
 			}
+			// The regions read before the damage are counted, as left out.
+			if r := rep.Units[UnitRegion]; r == nil || r.Read == 0 || r.Skipped[SkipFileMalformed] != r.Read {
+				t.Fatalf("regions of the malformed file: %+v", r)
+			}
 		}},
 		{"missing image", func(t *testing.T, coco, vg string) {
 			name, _ := cocoOnly(t, vg)
 			os.Remove(filepath.Join(coco, "train2017", name))
-		}, SkipImageMissing, 1, nil},
+		}, UnitImage, SkipImageMissing, 1, nil},
 		{"truncated jpeg", func(t *testing.T, coco, vg string) {
 			name, _ := cocoOnly(t, vg)
 			p := filepath.Join(coco, "train2017", name)
 			data, _ := os.ReadFile(p)
 			os.WriteFile(p, data[:len(data)/2], 0o644)
-		}, SkipImageCorrupt, 1, nil},
+		}, UnitImage, SkipImageCorrupt, 1, nil},
 		{"garbage jpeg", func(t *testing.T, coco, vg string) {
 			name, _ := cocoOnly(t, vg)
 			os.WriteFile(filepath.Join(coco, "train2017", name), []byte("this is not a jpeg"), 0o644)
-		}, SkipImageCorrupt, 1, nil},
+		}, UnitImage, SkipImageCorrupt, 1, nil},
 		{"box outside", func(t *testing.T, coco, vg string) {
 			editJSON(t, filepath.Join(coco, "annotations", "instances_train2017.json"), func(v any) any {
-				a := annotations(v)
+				a := annotationList(v)
 				a[0].(map[string]any)["bbox"] = []float64{500, 500, 10, 10} // entirely outside
 				a[1].(map[string]any)["bbox"] = []float64{-5, -5, 30, 30}   // partly outside: clipped
 				return v
 			})
-		}, SkipBoxOutside, 1, func(t *testing.T, m *Manifest, rep *Report) {
+		}, UnitInstance, SkipBoxOutside, 1, func(t *testing.T, m *Manifest, rep *Report) {
 			if rep.Clipped != 1 {
 				t.Fatalf("clipped %d boxes, want 1", rep.Clipped)
 			}
 		}},
 		{"empty caption", func(t *testing.T, coco, vg string) {
 			editJSON(t, filepath.Join(coco, "annotations", "captions_train2017.json"), func(v any) any {
-				annotations(v)[3].(map[string]any)["caption"] = "  \t "
+				annotationList(v)[3].(map[string]any)["caption"] = "  \t "
 				return v
 			})
-		}, SkipTextEmpty, 1, nil},
+		}, UnitCaption, SkipTextEmpty, 1, nil},
 		{"caption for unknown image", func(t *testing.T, coco, vg string) {
 			editJSON(t, filepath.Join(coco, "annotations", "captions_train2017.json"), func(v any) any {
-				annotations(v)[0].(map[string]any)["image_id"] = 999999
+				annotationList(v)[0].(map[string]any)["image_id"] = 999999
 				return v
 			})
-		}, SkipAnnotationNoImage, 1, nil},
+		}, UnitCaption, SkipAnnotationNoImage, 1, nil},
 		{"record of the wrong shape", func(t *testing.T, coco, vg string) {
 			editJSON(t, filepath.Join(coco, "annotations", "captions_train2017.json"), func(v any) any {
-				annotations(v)[0].(map[string]any)["image_id"] = "nine"
+				annotationList(v)[0].(map[string]any)["image_id"] = "nine"
 				return v
 			})
-		}, SkipRecordMalformed, 1, nil},
+		}, UnitCaption, SkipRecordMalformed, 1, nil},
 		{"missing file", func(t *testing.T, coco, vg string) {
 			os.Remove(filepath.Join(vg, "image_data.json"))
-		}, SkipFileMissing, 1, func(t *testing.T, m *Manifest, rep *Report) {
+		}, UnitFile, SkipFileMissing, 1, func(t *testing.T, m *Manifest, rep *Report) {
 			if m.Sources["vg"] != 0 || m.Sources["coco+vg"] != 0 || m.Images == 0 {
 				t.Fatalf("sources %v without VG's image list", m.Sources)
+			}
+			// The VG files that are there are named as not read.
+			if n := skipped(rep, UnitFile, SkipFileNotRead); n != 3 || len(rep.FileErrors) != 4 {
+				t.Fatalf("%d files not read, file errors %q", n, rep.FileErrors)
 			}
 		}},
 	}
@@ -320,11 +384,8 @@ func TestBuildBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Skipped[tt.reason] != tt.count {
-				t.Fatalf("skipped %v, want %s=%d", rep.Skipped, tt.reason, tt.count)
-			}
-			if m.Skipped[tt.reason] != tt.count {
-				t.Fatalf("manifest skipped %v", m.Skipped)
+			if got := skipped(rep, tt.unit, tt.reason); got != tt.count {
+				t.Fatalf("%s skipped %v, want %s=%d", tt.unit, rep.Units[tt.unit], tt.reason, tt.count)
 			}
 			if tt.check != nil {
 				tt.check(t, m, rep)
@@ -355,12 +416,17 @@ func TestBuildStrictAndNothingUsable(t *testing.T) {
 	for _, d := range []string{filepath.Join(coco, "train2017"), filepath.Join(vg, "VG_100K")} {
 		os.RemoveAll(d)
 	}
+	_, _, st := world(t) // the same world: its counts
 	m, rep, err := build(t, coco, vg, t.TempDir(), nil)
 	if !errors.Is(err, ErrNothingUsable) {
 		t.Fatalf("no images: %v", err)
 	}
-	if m.Pairs != 0 || rep.Skipped[SkipImageMissing] != testImages {
-		t.Fatalf("pairs %d, skipped %v", m.Pairs, rep.Skipped)
+	images := int64(st.COCOImages + st.VGImages) // a shared image is one COCO and one VG image
+	if m.Pairs != 0 || skipped(rep, UnitImage, SkipImageMissing) != images || rep.Units[UnitImage].Read != images {
+		t.Fatalf("pairs %d, images %+v, want all %d missing", m.Pairs, rep.Units[UnitImage], images)
+	}
+	if rep.ShardsBuilt != 0 || rep.ShardsEmpty == 0 || len(m.Shards) != 0 {
+		t.Fatalf("nothing usable: %d shards written, %d empty, manifest lists %d", rep.ShardsBuilt, rep.ShardsEmpty, len(m.Shards))
 	}
 }
 
@@ -383,7 +449,7 @@ func TestNormalizeName(t *testing.T) {
 
 func TestMapCategories(t *testing.T) {
 	classes := []string{"man", "table", "ball", "dog"}
-	cats := []cocoCategory{{ID: 18, Name: "dog"}, {ID: 67, Name: "dining table"}, {ID: 37, Name: "sports ball"}, {ID: 1, Name: "person"}}
+	cats := []category{{ID: 18, Name: "dog"}, {ID: 67, Name: "dining table"}, {ID: 37, Name: "sports ball"}, {ID: 1, Name: "person"}}
 	got := mapCategories(cats, &classes)
 	want := []CategoryMapping{
 		{CocoID: 1, Name: "person", Class: 4, Via: "added"},
@@ -433,6 +499,14 @@ func TestBuildConfigValidate(t *testing.T) {
 		{"negative shard size", BuildConfig{COCODir: "c", Out: "o", ShardSize: -1}, false},
 		{"too many workers", BuildConfig{COCODir: "c", Out: "o", Workers: 1000}, false},
 		{"negative classes", BuildConfig{COCODir: "c", Out: "o", Classes: -5}, false},
+		{"limits", BuildConfig{COCODir: "c", Out: "o", MaxImageSide: 4096, MaxImagePixels: 1 << 22, MaxImageBytes: 1 << 20, DecodeMemory: 1 << 28, MaxTextBytes: 100, MaxRecordBytes: 1 << 20}, true},
+		{"image side beyond JPEG", BuildConfig{COCODir: "c", Out: "o", MaxImageSide: 70000}, false},
+		{"negative pixels", BuildConfig{COCODir: "c", Out: "o", MaxImagePixels: -1}, false},
+		{"tiny image files", BuildConfig{COCODir: "c", Out: "o", MaxImageBytes: 100}, false},
+		{"decode memory below one image", BuildConfig{COCODir: "c", Out: "o", DecodeMemory: 1 << 20}, false},
+		{"decode memory for small limits", BuildConfig{COCODir: "c", Out: "o", MaxImageSide: 64, MaxImagePixels: 4096, DecodeMemory: 1 << 20}, true},
+		{"negative text", BuildConfig{COCODir: "c", Out: "o", MaxTextBytes: -1}, false},
+		{"tiny records", BuildConfig{COCODir: "c", Out: "o", MaxRecordBytes: 10}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -489,8 +563,8 @@ func TestBuildSmallVocabulary(t *testing.T) {
 	if len(m.Classes) != 3 || len(m.Attributes) != 2 {
 		t.Fatalf("vocabularies %v %v", m.Classes, m.Attributes)
 	}
-	dropped := rep.Skipped[SkipObjectOutOfVocab]
-	if dropped == 0 || m.Objects+dropped != int64(st.Objects) || rep.Skipped[SkipAttributeOutOfVocab] == 0 {
+	dropped := skipped(rep, UnitObject, SkipObjectOutOfVocab)
+	if dropped == 0 || m.Objects+dropped != int64(st.Objects) || skipped(rep, UnitAttribute, SkipAttributeOutOfVocab) == 0 {
 		t.Fatalf("%d objects kept, skipped %v, export had %d", m.Objects, rep.Skipped, st.Objects)
 	}
 	mustVerify(t, out)

@@ -24,19 +24,33 @@
 //
 // # Import
 //
-// Build streams the annotation files, several at once, with encoding/json's
-// Decoder, spools per-image records to scratch files and keeps only offsets
-// in memory, so the full 6M-pair COCO + VG import stays within a few hundred
-// MB. Shards
-// are written in parallel and are resumable: a shard whose record matches
-// the inputs and settings and whose file verifies is kept. Bad input is
-// skipped and counted by reason (Report); only an import with no usable
-// pair fails (ErrNothingUsable). docs/data.md states every rule.
+// Build streams the annotation files, several at once, through a scanner
+// that checks the JSON grammar and hands over one array element at a time
+// (jsonscan.go, jsonstream.go); record decoders (records.go) turn elements
+// into per-image records spooled to scratch files, and memory keeps only
+// offsets and ids, so the full 6M-pair COCO + VG import stays within a few
+// hundred MB. Shards are written in parallel and are resumable: a shard
+// whose record matches the inputs and settings and whose file verifies is
+// kept.
+//
+// # Bad and hostile input
+//
+// Every item read is accounted for by unit (image, caption, region, …):
+// kept, or skipped for exactly one reason (Report, Tally; read = kept +
+// skipped). Ids given twice are kept once when the copies are identical
+// and not at all when they differ (dups.go). Texts are never repaired or
+// cut: invalid UTF-8 and over-long texts are skipped (jsontext.go). A JPEG's
+// size is read from its header and checked against limits before it is
+// decoded, and decodes share a memory budget (imagecheck.go), so no input
+// makes the importer's memory grow. Only an import with no usable pair
+// fails (ErrNothingUsable). docs/data.md states every rule.
 //
 // # Reading
 //
 // OpenShard returns a Reader over one shard's samples in order; it checks
-// structure as it goes and, at the end, the manifest's size and sha256.
+// structure as it goes and, at the end, the manifest's size and sha256. A
+// member's size is taken from what the shard holds, never from what its
+// header claims.
 // ReadSampleAt reads one sample at ShardInfo.SampleOffsets for random
 // access. Verify checks a whole directory.
 //

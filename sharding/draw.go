@@ -19,6 +19,10 @@ var boxColours = []color.RGBA{
 // side is at least 384 pixels, every object box with its class and
 // attributes, and the texts listed beneath.
 func DrawSample(meta *SampleMeta, jpg []byte, classes, attributes []string) (*image.RGBA, error) {
+	// A shard may come from anywhere: check the header before decoding.
+	if _, _, err := checkImage(jpg, DefaultMaxImageSide, DefaultMaxImagePixels); err != nil {
+		return nil, fmt.Errorf("sharding: %s.jpg: %w", meta.Key, err)
+	}
 	src, err := jpeg.Decode(bytes.NewReader(jpg))
 	if err != nil {
 		return nil, fmt.Errorf("sharding: decoding %s.jpg: %w", meta.Key, err)

@@ -10,113 +10,28 @@ import (
 	"time"
 )
 
-// Input records, as the real files spell them (older VG releases spell a
-// few keys differently; both are accepted).
-type (
-	cocoImage struct {
-		ID       uint64 `json:"id"`
-		FileName string `json:"file_name"`
-		Width    int    `json:"width"`
-		Height   int    `json:"height"`
-	}
-	cocoCaption struct {
-		ID      uint64 `json:"id"`
-		ImageID uint64 `json:"image_id"`
-		Caption string `json:"caption"`
-	}
-	cocoInstance struct {
-		ID         uint64    `json:"id"`
-		ImageID    uint64    `json:"image_id"`
-		CategoryID int       `json:"category_id"`
-		BBox       []float64 `json:"bbox"`
-		IsCrowd    int       `json:"iscrowd"`
-	}
-	cocoCategory struct {
-		ID   int    `json:"id"`
-		Name string `json:"name"`
-	}
-	vgImage struct {
-		ImageID uint64  `json:"image_id"`
-		ID      uint64  `json:"id"` // VG 1.0
-		Width   int     `json:"width"`
-		Height  int     `json:"height"`
-		URL     string  `json:"url"`
-		CocoID  *uint64 `json:"coco_id"`
-	}
-	vgRegionImage struct {
-		ID      uint64     `json:"id"`
-		ImageID uint64     `json:"image_id"`
-		Regions []vgRegion `json:"regions"`
-	}
-	vgRegion struct {
-		RegionID uint64  `json:"region_id"`
-		X        float64 `json:"x"`
-		Y        float64 `json:"y"`
-		Width    float64 `json:"width"`
-		Height   float64 `json:"height"`
-		Phrase   string  `json:"phrase"`
-	}
-	vgObjectImage struct {
-		ImageID    uint64     `json:"image_id"`
-		ID         uint64     `json:"id"`
-		Objects    []vgObject `json:"objects"`
-		Attributes []vgObject `json:"attributes"` // attributes.json
-	}
-	vgObject struct {
-		ObjectID   uint64   `json:"object_id"`
-		ID         uint64   `json:"id"` // VG 1.0
-		X          float64  `json:"x"`
-		Y          float64  `json:"y"`
-		W          float64  `json:"w"`
-		H          float64  `json:"h"`
-		Names      []string `json:"names"`
-		Name       string   `json:"name"` // VG 1.0
-		Attributes []string `json:"attributes"`
-	}
-)
-
-// Spooled records: what the shard writers need, names already normalised.
-type (
-	capRec struct {
-		ID   uint64
-		Text string
-	}
-	instRec struct {
-		ID    uint64
-		Cat   int
-		Box   [4]float64 // x, y, w, h in pixels
-		Crowd bool
-	}
-	regRec struct {
-		ID   uint64
-		Box  [4]float64
-		Text string
-	}
-	objRec struct {
-		ID    uint64
-		Box   [4]float64
-		Names []string
-	}
-	attrRec struct {
-		ID    uint64
-		Attrs []string
-	}
-)
-
 // index is what the streaming pass learns: the image lists (in memory,
-// small), the annotations (spooled to disk), and the name counts.
+// small), the annotations (spooled to disk), the categories and the name
+// counts.
 type index struct {
-	coco       map[uint64]cocoImage
-	vg         map[uint64]vgImage
-	categories []cocoCategory
-	caps       *spool
-	insts      *spool
-	regions    *spool
-	objects    *spool
-	attrs      *spool
-	names      counter
-	attrNames  counter
-	inputs     []string // "path size mtime" of every file read, for resume fingerprints
+	coco         map[uint64]cocoImage
+	vg           map[uint64]vgImage
+	cocoConflict map[uint64]bool // COCO image ids listed with different content: no image
+	vgConflict   map[uint64]bool
+	categories   []category
+	catConflict  map[int]bool // category ids listed with different names
+	caps         *spool
+	insts        *spool
+	regions      *spool
+	objects      *spool
+	attrs        *spool
+	names        counter
+	inputs       []string // "path size mtime" of every file read, for resume fingerprints
+}
+
+func newIndex() *index {
+	return &index{coco: map[uint64]cocoImage{}, vg: map[uint64]vgImage{}, cocoConflict: map[uint64]bool{},
+		vgConflict: map[uint64]bool{}, catConflict: map[int]bool{}, names: counter{}}
 }
 
 func (ix *index) close() {
@@ -136,9 +51,11 @@ type indexer struct {
 	tmp      string
 	progress io.Writer
 	strict   bool
+	maxText  int
+	maxRec   int
 
 	mu         sync.Mutex
-	cocoImages [2]map[uint64]cocoImage // from the captions file, the instances file
+	cocoImages [2]*imageList[cocoImage] // from the captions file, the instances file
 }
 
 // run runs the tasks, at most limit at a time, and returns the error of
@@ -165,6 +82,12 @@ func run(limit int, tasks ...func() error) error {
 	return nil
 }
 
+// VG files that need image_data.json, and whether each is optional.
+var vgAnnotationFiles = []struct {
+	name     string
+	optional bool
+}{{"region_descriptions.json", false}, {"objects.json", true}, {"attributes.json", true}}
+
 // index streams the COCO files and the VG files, up to limit at once.
 func (d *indexer) index(cocoDir, vgDir string, limit int) error {
 	var tasks []func() error
@@ -185,27 +108,32 @@ func (d *indexer) index(cocoDir, vgDir string, limit int) error {
 				func() error { return d.vgRegions(vgDir) },
 				func() error { return d.vgObjects(vgDir) },
 				func() error { return d.vgAttributes(vgDir) })
+		} else {
+			// Say so for each file that is there: nothing in it can be placed.
+			for _, f := range vgAnnotationFiles {
+				path := filepath.Join(vgDir, f.name)
+				if _, err := os.Stat(path); err == nil {
+					d.rep.fileError(SkipFileNotRead, path+": not read: image_data.json is unusable, so no VG annotation can be placed")
+				} else if !f.optional {
+					d.rep.fileError(SkipFileMissing, fmt.Sprintf("%s: %v", path, err))
+				}
+			}
 		}
 	}
 	if err := run(limit, tasks...); err != nil {
 		return err
 	}
-	// Merge the COCO image lists in a fixed order: the captions file wins.
-	for _, images := range d.cocoImages {
-		for id, im := range images {
-			if _, dup := d.ix.coco[id]; !dup {
-				d.ix.coco[id] = im
-			}
-		}
-	}
+	d.mergeCOCOImages()
 	sort.Strings(d.ix.inputs)
 	return nil
 }
 
-// file streams one annotation file. walk reads it; a malformed file is
-// left out entirely (its spool and images discarded by the caller through
-// the returned error), and is fatal when strict.
-func (d *indexer) file(path string, optional bool, walk func(j *jsonFile) error) (bool, error) {
+// file streams one annotation file. walk reads it, counting into fr (the
+// file's own report, merged when the file is usable); a malformed file is
+// left out entirely (its spool discarded by the caller when ok is false),
+// every item read from it counted as file_malformed; it is fatal when
+// strict.
+func (d *indexer) file(path string, optional bool, walk func(j *jsonFile, fr *Report) error) (bool, error) {
 	start := time.Now()
 	st, err := os.Stat(path)
 	if err != nil {
@@ -221,80 +149,126 @@ func (d *indexer) file(path string, optional bool, walk func(j *jsonFile) error)
 	d.mu.Lock()
 	d.ix.inputs = append(d.ix.inputs, fmt.Sprintf("%s %d %d", path, st.Size(), st.ModTime().UnixNano()))
 	d.mu.Unlock()
-	j, err := openJSON(path)
+	j, err := openJSON(path, d.maxRec)
 	if err != nil {
 		return false, err
 	}
 	defer j.Close()
-	j.badRecord = func(off int64, err error) {
-		d.rep.skip(SkipRecordMalformed, 1, fmt.Sprintf("%s: byte %d: %v", filepath.Base(path), off, err))
-	}
-	if err := walk(j); err != nil {
+	fr := newReport()
+	if err := walk(j, fr); err != nil {
 		if d.strict {
 			return false, err
 		}
 		d.rep.fileError(SkipFileMalformed, err.Error()+" (file left out)")
+		for u, t := range fr.Units {
+			d.rep.readSkip(u, SkipFileMalformed, t.Read, filepath.Base(path)+" left out")
+		}
 		if d.progress != nil {
 			fmt.Fprintf(d.progress, "index %s: MALFORMED, left out: %v\n", path, err)
 		}
 		return false, nil
 	}
+	d.rep.read(UnitFile, 1)
+	d.rep.kept(UnitFile, 1)
+	d.rep.merge(fr)
 	if d.progress != nil {
 		fmt.Fprintf(d.progress, "index %s: %.1f MB in %.1fs\n", path, float64(st.Size())/1e6, time.Since(start).Seconds())
 	}
 	return true, nil
 }
 
+// where names an element for the report: file and byte offset.
+func where(path string, e element) place { return place{filepath.Base(path), e.off} }
+
+// tooLarge counts an element over the record limit as one item of u.
+func (d *indexer) tooLarge(fr *Report, u, path string, e element) {
+	fr.readSkip(u, SkipRecordTooLarge, 1, fmt.Sprintf("%s%d bytes, more than the %d-byte record limit", where(path, e), e.size, d.maxRec))
+}
+
 // newTmpSpool creates a spool in the indexer's scratch directory.
-func (d *indexer) newTmpSpool(name string) (*spool, error) {
-	return newSpool(filepath.Join(d.tmp, name))
+func (d *indexer) newTmpSpool(name, unit string) (*spool, error) {
+	return newSpool(filepath.Join(d.tmp, name), unit)
 }
 
 // cocoFile indexes a COCO annotation file: its images, its annotations into
 // a spool (captions or instances), and its categories.
 func (d *indexer) cocoFile(path string, captions bool) error {
-	name := "instances.spool"
+	name, unit := "instances.spool", UnitInstance
 	if captions {
-		name = "captions.spool"
+		name, unit = "captions.spool", UnitCaption
 	}
-	sp, err := d.newTmpSpool(name)
+	sp, err := d.newTmpSpool(name, unit)
 	if err != nil {
 		return err
 	}
-	images := map[uint64]cocoImage{}
-	var cats []cocoCategory
-	ok, err := d.file(path, false, func(j *jsonFile) error {
+	images := newImageList[cocoImage]()
+	cats := newCategoryList()
+	decodedCats := int64(0) // counted by cats.resolve, or here if the file is left out
+	ok, err := d.file(path, false, func(j *jsonFile, fr *Report) error {
 		return j.object(map[string]func() error{
 			"images": func() error {
-				return array(j, func(im *cocoImage, off int64) error {
-					images[im.ID] = *im
+				return j.array(func(e element) error {
+					if e.tooLarge {
+						d.tooLarge(fr, UnitImage, path, e)
+						return nil
+					}
+					im, err := decodeCOCOImage(e.raw)
+					if err != nil {
+						fr.readSkip(UnitImage, SkipRecordMalformed, 1, where(path, e).String()+err.Error())
+						return nil
+					}
+					images.add(im.ID, im)
 					return nil
 				})
 			},
 			"categories": func() error {
-				return array(j, func(c *cocoCategory, off int64) error {
-					cats = append(cats, *c)
+				return j.array(func(e element) error {
+					if e.tooLarge {
+						d.tooLarge(fr, UnitCategory, path, e)
+						return nil
+					}
+					id, name, def, err := decodeCOCOCategory(e.raw, d.maxText, where(path, e))
+					if err != nil {
+						fr.readSkip(UnitCategory, SkipRecordMalformed, 1, where(path, e).String()+err.Error())
+						return nil
+					}
+					decodedCats++
+					cats.add(id, name, def)
 					return nil
 				})
 			},
 			"annotations": func() error {
-				if captions {
-					return array(j, func(a *cocoCaption, off int64) error {
-						return sp.put(a.ImageID, 1, capRec{ID: a.ID, Text: a.Caption})
-					})
-				}
-				return array(j, func(a *cocoInstance, off int64) error {
-					if len(a.BBox) != 4 {
-						d.rep.skip(SkipRecordMalformed, 1, fmt.Sprintf("%s: byte %d: bbox has %d numbers", filepath.Base(path), off, len(a.BBox)))
+				return j.array(func(e element) error {
+					if e.tooLarge {
+						d.tooLarge(fr, unit, path, e)
 						return nil
 					}
-					return sp.put(a.ImageID, 1, instRec{ID: a.ID, Cat: a.CategoryID, Box: [4]float64(a.BBox), Crowd: a.IsCrowd != 0})
+					var imageID, id uint64
+					var rec any
+					var err error
+					if captions {
+						var r capRec
+						imageID, r, err = decodeCOCOCaption(e.raw, d.maxText, where(path, e))
+						id, rec = r.ID, r
+					} else {
+						var r instRec
+						imageID, r, err = decodeCOCOInstance(e.raw)
+						id, rec = r.ID, r
+					}
+					if err != nil {
+						fr.readSkip(unit, SkipRecordMalformed, 1, where(path, e).String()+err.Error())
+						return nil
+					}
+					fr.read(unit, 1)
+					sp.noteID(id)
+					return sp.put(imageID, 1, rec)
 				})
 			},
 		})
 	})
 	if err != nil || !ok {
 		sp.close()
+		d.rep.readSkip(UnitCategory, SkipFileMalformed, decodedCats, filepath.Base(path)+" left out")
 		return err
 	}
 	if err := sp.seal(); err != nil {
@@ -306,158 +280,124 @@ func (d *indexer) cocoFile(path string, captions bool) error {
 	} else {
 		d.cocoImages[1] = images
 		d.ix.insts = sp
-		d.ix.categories = cats
+		d.ix.categories = cats.resolve(d.rep, d.ix.catConflict)
 	}
 	return nil
 }
 
 // vgImages indexes image_data.json; ok is false when it is unusable.
 func (d *indexer) vgImages(dir string) (bool, error) {
-	images := map[uint64]vgImage{}
-	ok, err := d.file(filepath.Join(dir, "image_data.json"), false, func(j *jsonFile) error {
-		return array(j, func(im *vgImage, off int64) error {
-			if im.ImageID == 0 {
-				im.ImageID = im.ID
-			}
-			if _, dup := images[im.ImageID]; dup {
-				d.rep.skip(SkipImageDuplicate, 1, fmt.Sprintf("image_data.json: byte %d: VG image %d", off, im.ImageID))
+	path := filepath.Join(dir, "image_data.json")
+	images := newImageList[vgImageKey]()
+	first := map[uint64]vgImage{}
+	decoded := int64(0)
+	ok, err := d.file(path, false, func(j *jsonFile, fr *Report) error {
+		return j.topArray(func(e element) error {
+			if e.tooLarge {
+				d.tooLarge(fr, UnitImage, path, e)
 				return nil
 			}
-			images[im.ImageID] = *im
+			im, err := decodeVGImage(e.raw)
+			if err != nil {
+				fr.readSkip(UnitImage, SkipRecordMalformed, 1, where(path, e).String()+err.Error())
+				return nil
+			}
+			decoded++
+			images.add(im.ImageID, im.key())
+			if _, seen := first[im.ImageID]; !seen {
+				first[im.ImageID] = im
+			}
 			return nil
 		})
 	})
-	if err != nil || !ok {
+	if err != nil {
 		return false, err
 	}
-	d.ix.vg = images
+	if !ok {
+		d.rep.readSkip(UnitImage, SkipFileMalformed, decoded, "image_data.json left out")
+		return false, nil
+	}
+	kept := resolveImages(d.rep, images, d.ix.vgConflict, "VG")
+	d.ix.vg = make(map[uint64]vgImage, len(kept))
+	for id := range kept {
+		d.ix.vg[id] = first[id]
+	}
+	return true, nil
+}
+
+// vgFile streams one per-image VG file: decode turns an element into the
+// records put in the spool (n items) and the items of the wrong shape.
+func vgFile[R any](d *indexer, dir, name, unit string, optional bool, dst **spool,
+	decode func(raw []byte, maxText int, at place) (uint64, []R, []badItem, error),
+	note func(sp *spool, r *R) (items int)) (bool, error) {
+	sp, err := d.newTmpSpool(name+".spool", unit)
+	if err != nil {
+		return false, err
+	}
+	path := filepath.Join(dir, name)
+	ok, err := d.file(path, optional, func(j *jsonFile, fr *Report) error {
+		return j.topArray(func(e element) error {
+			if e.tooLarge {
+				d.tooLarge(fr, unit, path, e)
+				return nil
+			}
+			imageID, recs, bad, err := decode(e.raw, d.maxText, where(path, e))
+			if err != nil {
+				fr.readSkip(unit, SkipRecordMalformed, 1, where(path, e).String()+err.Error())
+				return nil
+			}
+			for _, b := range bad {
+				fr.readSkip(unit, SkipRecordMalformed, int64(b.n), where(path, e).String()+b.msg)
+			}
+			items := 0
+			for i := range recs {
+				items += note(sp, &recs[i])
+			}
+			if len(recs) == 0 {
+				return nil
+			}
+			fr.read(unit, int64(items))
+			return sp.put(imageID, items, recs)
+		})
+	})
+	if err != nil || !ok {
+		sp.close()
+		return ok, err
+	}
+	if err := sp.seal(); err != nil {
+		return false, err
+	}
+	*dst = sp
 	return true, nil
 }
 
 // vgRegions indexes region_descriptions.json.
 func (d *indexer) vgRegions(dir string) error {
-	regions, err := d.newTmpSpool("regions.spool")
-	if err != nil {
-		return err
-	}
-	ok, err := d.file(filepath.Join(dir, "region_descriptions.json"), false, func(j *jsonFile) error {
-		return array(j, func(ri *vgRegionImage, off int64) error {
-			id := ri.ID
-			if id == 0 {
-				id = ri.ImageID
-			}
-			recs := make([]regRec, len(ri.Regions))
-			for k, r := range ri.Regions {
-				recs[k] = regRec{ID: r.RegionID, Box: [4]float64{r.X, r.Y, r.Width, r.Height}, Text: r.Phrase}
-			}
-			return regions.put(id, len(recs), recs)
-		})
-	})
-	return d.keep(&d.ix.regions, regions, ok, err)
+	_, err := vgFile(d, dir, "region_descriptions.json", UnitRegion, false, &d.ix.regions, decodeVGRegions,
+		func(sp *spool, r *regRec) int { sp.noteID(r.ID); return 1 })
+	return err
 }
 
 // vgObjects indexes objects.json and counts the object names.
 func (d *indexer) vgObjects(dir string) error {
-	objects, err := d.newTmpSpool("objects.spool")
-	if err != nil {
-		return err
-	}
 	names := counter{}
-	ok, err := d.file(filepath.Join(dir, "objects.json"), true, func(j *jsonFile) error {
-		return array(j, func(oi *vgObjectImage, off int64) error {
-			id := oi.ImageID
-			if id == 0 {
-				id = oi.ID
+	ok, err := vgFile(d, dir, "objects.json", UnitObject, true, &d.ix.objects, decodeVGObjects,
+		func(sp *spool, r *objRec) int {
+			sp.noteID(r.ID)
+			for _, n := range r.Names {
+				names[n]++
 			}
-			recs := make([]objRec, len(oi.Objects))
-			for k, o := range oi.Objects {
-				recs[k] = objRec{ID: objectID(o), Box: [4]float64{o.X, o.Y, o.W, o.H}, Names: normNames(o)}
-				for _, n := range recs[k].Names {
-					names[n]++
-				}
-			}
-			return objects.put(id, len(recs), recs)
+			return 1
 		})
-	})
-	if err := d.keep(&d.ix.objects, objects, ok, err); err != nil {
-		return err
-	}
 	if ok {
 		d.ix.names = names
 	}
-	return nil
+	return err
 }
 
-// vgAttributes indexes attributes.json and counts the attributes.
+// vgAttributes indexes attributes.json.
 func (d *indexer) vgAttributes(dir string) error {
-	attrs, err := d.newTmpSpool("attributes.spool")
-	if err != nil {
-		return err
-	}
-	attrNames := counter{}
-	ok, err := d.file(filepath.Join(dir, "attributes.json"), true, func(j *jsonFile) error {
-		return array(j, func(ai *vgObjectImage, off int64) error {
-			id := ai.ImageID
-			if id == 0 {
-				id = ai.ID
-			}
-			var recs []attrRec
-			for _, o := range ai.Attributes {
-				r := attrRec{ID: objectID(o)}
-				seen := map[string]bool{}
-				for _, a := range o.Attributes {
-					if n := NormalizeAttribute(a); n != "" && !seen[n] {
-						seen[n] = true
-						r.Attrs = append(r.Attrs, n)
-						attrNames[n]++
-					}
-				}
-				if len(r.Attrs) > 0 {
-					recs = append(recs, r)
-				}
-			}
-			return attrs.put(id, 0, recs)
-		})
-	})
-	if err := d.keep(&d.ix.attrs, attrs, ok, err); err != nil {
-		return err
-	}
-	if ok {
-		d.ix.attrNames = attrNames
-	}
-	return nil
-}
-
-// keep installs a finished spool, or discards it if its file was left out.
-func (d *indexer) keep(dst **spool, sp *spool, ok bool, err error) error {
-	if err != nil || !ok {
-		sp.close()
-		return err
-	}
-	if err := sp.seal(); err != nil {
-		return err
-	}
-	*dst = sp
-	return nil
-}
-
-func objectID(o vgObject) uint64 {
-	if o.ObjectID != 0 {
-		return o.ObjectID
-	}
-	return o.ID
-}
-
-func normNames(o vgObject) []string {
-	names := o.Names
-	if len(names) == 0 && o.Name != "" {
-		names = []string{o.Name}
-	}
-	var out []string
-	for _, n := range names {
-		if v := NormalizeName(n); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
+	_, err := vgFile(d, dir, "attributes.json", UnitAttribute, true, &d.ix.attrs, decodeVGAttributes,
+		func(sp *spool, r *attrRec) int { sp.noteID(r.ID); return r.items() })
+	return err
 }

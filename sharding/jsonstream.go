@@ -1,7 +1,6 @@
 package sharding
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,171 +8,174 @@ import (
 	"os"
 )
 
-// jsonFile streams one annotation file with encoding/json's Decoder
-// (Token/More), so a multi-gigabyte array never sits in memory at once.
-// Every error names the file and the byte offset.
+// jsonFile streams one annotation file: a top-level object whose arrays
+// are handled key by key (COCO), or a top-level array (VG). Array elements
+// are handed over one at a time as raw bytes, so a multi-gigabyte file is
+// never in memory, and an element larger than the record limit is read to
+// its end, checked and skipped (element.tooLarge) rather than held. Every
+// error wraps ErrMalformedJSON and names the file and the byte offset.
 type jsonFile struct {
-	path string
-	f    *os.File
-	dec  *json.Decoder
-	size int64
-	// badRecord is called for an element that is valid JSON of the wrong
-	// shape: the caller counts it and the stream goes on.
-	badRecord func(offset int64, err error)
+	path      string
+	sc        *jsonScanner
+	closer    io.Closer
+	maxRecord int
 }
 
-func openJSON(path string) (*jsonFile, error) {
+// element is one array element.
+type element struct {
+	raw      []byte // its bytes; valid until the next element; nil when tooLarge
+	off      int64  // byte offset of its first byte in the file
+	size     int64  // its length in bytes
+	tooLarge bool   // longer than the record limit: not kept
+}
+
+func openJSON(path string, maxRecord int) (*jsonFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
-	dec.UseNumber()
-	return &jsonFile{path: path, f: f, dec: dec, size: st.Size()}, nil
+	j := newJSONFile(f, path, maxRecord)
+	j.closer = f
+	return j, nil
 }
 
-func (j *jsonFile) Close() error { return j.f.Close() }
+// newJSONFile reads from r; name is used in errors.
+func newJSONFile(r io.Reader, name string, maxRecord int) *jsonFile {
+	return &jsonFile{path: name, sc: newJSONScanner(r, 1<<20), maxRecord: maxRecord}
+}
 
-// malformed wraps a decoding error with the file name and byte offset.
+func (j *jsonFile) Close() error {
+	if j.closer == nil {
+		return nil
+	}
+	return j.closer.Close()
+}
+
+// malformed wraps a scanner or decoding error with the file name and the
+// byte offset.
 func (j *jsonFile) malformed(err error) error {
-	return j.malformedAt(j.dec.InputOffset(), err)
+	var se *scanError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: %s: byte %d: %s", ErrMalformedJSON, j.path, se.off, se.msg)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrMalformedJSON, j.path, err)
 }
 
-// malformedAt wraps an error met while decoding the value that starts at
-// (or after a comma at) start. A Decoder's SyntaxError.Offset does not count
-// the bytes its Token calls consumed, so the exact offset is found by
-// re-scanning that one value from start with a fresh decoder.
-func (j *jsonFile) malformedAt(start int64, err error) error {
-	off := start
-	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-		off, err = j.size, errors.New("unexpected end of file (truncated?)")
-	} else if errors.As(err, new(*json.SyntaxError)) {
-		off = j.syntaxOffset(start)
+// object walks a top-level object: handlers[key] consumes the value of key
+// (usually through array); other values are read, checked and dropped.
+// The object must be all the file holds.
+func (j *jsonFile) object(handlers map[string]func() error) error {
+	if err := j.sc.expect('{', "'{' (a JSON object)"); err != nil {
+		return j.malformed(err)
 	}
-	return fmt.Errorf("%w: %s: byte %d: %v", ErrMalformedJSON, j.path, off, err)
-}
-
-func (j *jsonFile) syntaxOffset(start int64) int64 {
-	r := bufio.NewReader(io.NewSectionReader(j.f, start, j.size-start))
-	pos := start
-	for {
-		c, err := r.ReadByte()
-		if err != nil {
-			return start
-		}
-		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ':' {
-			pos++
-			continue
-		}
-		r.UnreadByte()
-		break
-	}
-	var raw json.RawMessage
-	var syn *json.SyntaxError
-	if err := json.NewDecoder(r).Decode(&raw); errors.As(err, &syn) {
-		return pos + syn.Offset - 1 // Offset counts the offending byte
-	}
-	return start
-}
-
-// expectDelim reads one token that must be the delimiter d.
-func (j *jsonFile) expectDelim(d json.Delim) error {
-	tok, err := j.dec.Token()
+	c, err := j.sc.peekNonSpace()
 	if err != nil {
 		return j.malformed(err)
 	}
-	if got, ok := tok.(json.Delim); !ok || got != d {
-		return j.malformed(fmt.Errorf("expected %q, found %v", d, tok))
+	if c == '}' {
+		j.sc.pos++
+		return j.end()
 	}
-	return nil
-}
-
-// object walks a top-level JSON object: handlers[key] consumes the value
-// of key (usually through array); other values are skipped.
-func (j *jsonFile) object(handlers map[string]func() error) error {
-	if err := j.expectDelim('{'); err != nil {
-		return err
-	}
-	for j.dec.More() {
-		tok, err := j.dec.Token()
+	for {
+		c, err := j.sc.peekNonSpace()
 		if err != nil {
 			return j.malformed(err)
 		}
-		key, _ := tok.(string)
-		if h, ok := handlers[key]; ok {
+		if c != '"' {
+			return j.malformed(j.sc.errorf("invalid character %s looking for beginning of object key string", quoteChar(c)))
+		}
+		off := j.sc.offset()
+		raw, over, err := j.sc.captureValue(1 << 10)
+		if err != nil {
+			return j.malformed(err)
+		}
+		var key string
+		if !over {
+			if err := json.Unmarshal(raw, &key); err != nil {
+				return j.malformed(&scanError{off: off, msg: "object key is not a string"})
+			}
+		}
+		if err := j.sc.expect(':', "':' after object key"); err != nil {
+			return j.malformed(err)
+		}
+		if h, ok := handlers[key]; ok && !over {
 			if err := h(); err != nil {
 				return err
 			}
-			continue
+		} else if err := j.sc.value(); err != nil {
+			return j.malformed(err)
 		}
-		if err := j.skip(); err != nil {
-			return err
+		c, err = j.sc.peekNonSpace()
+		if err != nil {
+			return j.malformed(err)
+		}
+		switch c {
+		case ',':
+			j.sc.pos++
+		case '}':
+			j.sc.pos++
+			return j.end()
+		default:
+			return j.malformed(j.sc.errorf("invalid character %s after object key:value pair", quoteChar(c)))
 		}
 	}
-	if err := j.expectDelim('}'); err != nil {
+}
+
+// array walks an array and calls fn with each element in order. Elements
+// are checked JSON; whether they have the right shape is fn's business.
+func (j *jsonFile) array(fn func(e element) error) error {
+	if err := j.sc.expect('[', "'[' (a JSON array)"); err != nil {
+		return j.malformed(err)
+	}
+	c, err := j.sc.peekNonSpace()
+	if err != nil {
+		return j.malformed(err)
+	}
+	if c == ']' {
+		j.sc.pos++
+		return nil
+	}
+	for {
+		off := j.sc.offset()
+		raw, over, err := j.sc.captureValue(j.maxRecord)
+		if err != nil {
+			return j.malformed(err)
+		}
+		if err := fn(element{raw: raw, off: off, size: j.sc.offset() - off, tooLarge: over}); err != nil {
+			return err
+		}
+		c, err := j.sc.peekNonSpace()
+		if err != nil {
+			return j.malformed(err)
+		}
+		switch c {
+		case ',':
+			j.sc.pos++
+		case ']':
+			j.sc.pos++
+			return nil
+		default:
+			return j.malformed(j.sc.errorf("invalid character %s after array element", quoteChar(c)))
+		}
+	}
+}
+
+// topArray walks a file that is one array.
+func (j *jsonFile) topArray(fn func(e element) error) error {
+	if err := j.array(fn); err != nil {
 		return err
 	}
 	return j.end()
 }
 
-// skip consumes one value token by token (never holding it whole).
-func (j *jsonFile) skip() error {
-	depth := 0
-	for {
-		tok, err := j.dec.Token()
-		if err != nil {
-			return j.malformed(err)
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if d == '{' || d == '[' {
-				depth++
-			} else {
-				depth--
-			}
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
-}
-
-// array decodes each element of a JSON array into a fresh T and passes it
-// to fn. Elements of the wrong shape go to badRecord; syntax errors end the
-// file.
-func array[T any](j *jsonFile, fn func(v *T, offset int64) error) error {
-	if err := j.expectDelim('['); err != nil {
-		return err
-	}
-	for j.dec.More() {
-		off := j.dec.InputOffset()
-		var v T
-		if err := j.dec.Decode(&v); err != nil {
-			var typ *json.UnmarshalTypeError
-			if errors.As(err, &typ) && j.badRecord != nil {
-				j.badRecord(off, err)
-				continue
-			}
-			return j.malformedAt(off, err)
-		}
-		if err := fn(&v, off); err != nil {
-			return err
-		}
-	}
-	return j.expectDelim(']')
-}
-
 // end checks that nothing but white space follows the top-level value.
 func (j *jsonFile) end() error {
-	if _, err := j.dec.Token(); err != io.EOF {
-		if err == nil {
-			err = errors.New("data after the top-level value")
-		}
+	done, err := j.sc.atEnd()
+	if err != nil {
 		return j.malformed(err)
+	}
+	if !done {
+		return j.malformed(j.sc.errorf("data after the top-level value"))
 	}
 	return nil
 }

@@ -42,13 +42,13 @@ func TestMalformedJSONOffset(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "regions.json")
 			os.WriteFile(path, []byte(tt.text), 0o644)
-			j, err := openJSON(path)
+			j, err := openJSON(path, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer j.Close()
 			n := 0
-			err = array(j, func(v *vgRegionImage, off int64) error { n++; return nil })
+			err = j.topArray(func(e element) error { n++; return nil })
 			if !errors.Is(err, ErrMalformedJSON) || !strings.Contains(err.Error(), "regions.json: byte ") {
 				t.Fatalf("error %v", err)
 			}

@@ -38,6 +38,8 @@ type Manifest struct {
 
 	// Skipped counts what the import left out, by reason (see docs/data.md).
 	Skipped map[string]int64 `json:"skipped,omitempty"`
+	// Units accounts for every item read, by unit: read = kept + skipped.
+	Units map[string]Tally `json:"units,omitempty"`
 }
 
 // ShardInfo is one shard file.

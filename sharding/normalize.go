@@ -1,6 +1,7 @@
 package sharding
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 )
@@ -126,31 +127,43 @@ var cocoSynonyms = map[string][]string{
 	"laptop":         {"laptop", "computer"},
 }
 
+// category is a usable COCO category: its id and name.
+type category struct {
+	ID   int
+	Name string
+}
+
 // mapCategories maps COCO categories into the class vocabulary: by exact
 // normalised name, then by the synonym table; a category with neither is
-// appended to the vocabulary. classes is extended in place.
-func mapCategories(cats []cocoCategory, classes *[]string) []CategoryMapping {
+// appended to the vocabulary. classes is extended in place. A synonym only
+// ever names a class of the VG vocabulary, never one that another COCO
+// category added: COCO's "teddy bear" is not COCO's "bear".
+func mapCategories(cats []category, classes *[]string) []CategoryMapping {
 	index := make(map[string]int, len(*classes))
 	for i, c := range *classes {
 		index[c] = i
 	}
-	sorted := append([]cocoCategory(nil), cats...)
+	vg := len(*classes) // classes below vg come from VG's object names
+	sorted := append([]category(nil), cats...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 	var out []CategoryMapping
 	for _, c := range sorted {
 		name := NormalizeName(c.Name)
 		m := CategoryMapping{CocoID: c.ID, Name: c.Name}
-		if i, ok := index[name]; ok {
+		if i, ok := index[name]; ok && name != "" {
 			m.Class, m.Via = i, "name"
 		} else {
 			m.Via = "added"
 			for _, syn := range cocoSynonyms[NormalizeAttribute(c.Name)] {
-				if i, ok := index[syn]; ok {
+				if i, ok := index[syn]; ok && i < vg {
 					m.Class, m.Via = i, "synonym"
 					break
 				}
 			}
 			if m.Via == "added" {
+				if name == "" {
+					name = fmt.Sprintf("coco category %d", c.ID)
+				}
 				*classes = append(*classes, name)
 				m.Class = len(*classes) - 1
 				index[name] = m.Class

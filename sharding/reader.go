@@ -3,9 +3,11 @@ package sharding
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -139,11 +141,25 @@ func (r *Reader) readMember() (*member, error) {
 	if hdr.Size < 0 || hdr.Size > 1<<30 {
 		return nil, r.corrupt(start, "member %q has size %d", hdr.Name, hdr.Size)
 	}
-	data := make([]byte, hdr.Size)
-	if _, err := io.ReadFull(r.tr, data); err != nil {
+	// A sparse member expands holes into zeros: a few bytes of shard could
+	// claim a gigabyte. Shards never hold one.
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return nil, r.corrupt(start, "member %q is a sparse file", hdr.Name)
+		}
+	}
+	// Grow with what is actually there: a header may claim any size, and a
+	// truncated or hostile shard must not make the reader allocate it.
+	var buf bytes.Buffer
+	buf.Grow(int(min(hdr.Size, 1<<20)))
+	data := &expandGuard{r: io.LimitReader(r.tr, hdr.Size), src: r.src, start: r.src.n}
+	if n, err := buf.ReadFrom(data); err != nil || n != hdr.Size {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, r.corrupt(start, "member %q truncated: %v", hdr.Name, err)
 	}
-	return &member{key: stem, ext: "." + ext, data: data, offset: start}, nil
+	return &member{key: stem, ext: "." + ext, data: buf.Bytes(), offset: start}, nil
 }
 
 func (r *Reader) next() (Sample, error) {
@@ -206,6 +222,24 @@ func (r *Reader) finish() error {
 	return io.EOF
 }
 
+// expandGuard fails a member that yields more bytes than the shard gave:
+// a plain member's data is read from the shard byte for byte.
+type expandGuard struct {
+	r     io.Reader
+	src   *hashReader
+	start int64 // src.n when the member's data began
+	n     int64
+}
+
+func (g *expandGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	if g.n > g.src.n-g.start {
+		return n, errors.New("member yields more bytes than the shard holds")
+	}
+	return n, err
+}
+
 // hashReader hashes and counts what passes through and remembers the last
 // 1024 bytes, to see the two zero blocks that end a tar archive.
 type hashReader struct {
@@ -253,4 +287,47 @@ func ReadSampleAt(r io.ReaderAt, name string, index int, offset int64) (Sample, 
 	rd.index = index
 	rd.single = true
 	return rd.next()
+}
+
+// ReadVerifiedSample reads the whole shard through OpenShard and returns
+// its sample index only if the shard's structure, size and sha256 match
+// info: what a person is shown has been checked.
+func ReadVerifiedSample(dir string, info ShardInfo, index int) (Sample, error) {
+	r, err := OpenShard(dir, info)
+	if err != nil {
+		return Sample{}, err
+	}
+	defer r.Close()
+	var found *Sample
+	for {
+		s, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Sample{}, err
+		}
+		if s.Index == index {
+			found = &s
+		}
+	}
+	if found == nil {
+		return Sample{}, fmt.Errorf("%w: %s has no sample %d", ErrCorruptShard, info.Name, index)
+	}
+	return *found, nil
+}
+
+// ReadSampleFile reads only sample index of dir/info.Name, at its
+// sample_offsets entry (ReadSampleAt): the sample's structure is checked,
+// the shard's checksum is not.
+func ReadSampleFile(dir string, info ShardInfo, index int) (Sample, error) {
+	if index < 0 || index >= len(info.SampleOffsets) {
+		return Sample{}, fmt.Errorf("%w: %s: no sample_offsets entry %d", ErrBadManifest, info.Name, index)
+	}
+	f, err := os.Open(filepath.Join(dir, info.Name))
+	if err != nil {
+		return Sample{}, fmt.Errorf("%w: %s: %v", ErrCorruptShard, info.Name, err)
+	}
+	defer f.Close()
+	return ReadSampleAt(f, info.Name, index, info.SampleOffsets[index])
 }

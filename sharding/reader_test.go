@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -175,4 +176,71 @@ func TestReadSampleAt(t *testing.T) {
 	if _, err := ReadSampleAt(f, info.Name, 6, info.Bytes-1024); !errors.Is(err, ErrCorruptShard) {
 		t.Fatalf("offset at the end: %v", err)
 	}
+}
+
+// TestReaderRejectsSparseMember: a 10 KiB tar whose PAX headers make a
+// member a sparse file of 1 GiB (found by FuzzShardReader: the reader
+// used to allocate and fill the whole expansion) is refused as corrupt.
+func TestReaderRejectsSparseMember(t *testing.T) {
+	data := fuzzSeed(t, "FuzzShardReader", "sparse-member")
+	if len(data) > 16<<10 {
+		t.Fatalf("seed of %d bytes", len(data))
+	}
+	_, err := NewReader(bytes.NewReader(data), "sparse.tar").Next()
+	if !errors.Is(err, ErrCorruptShard) || !strings.Contains(err.Error(), `member "a.jpg" is a sparse file`) {
+		t.Fatalf("sparse member: %v", err)
+	}
+}
+
+// fuzzSeed reads a []byte seed of testdata/fuzz/<target>/<name>.
+func fuzzSeed(t *testing.T, target, name string) []byte {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("testdata", "fuzz", target, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(text), "\n", 3)
+	lit, ok := strings.CutPrefix(strings.TrimSpace(lines[1]), "[]byte(")
+	if !ok {
+		t.Fatalf("%s: not a []byte seed", name)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(s)
+}
+
+// TestReadVerifiedSample: a sample comes back only from a shard that
+// verifies; ReadSampleFile reads it without the whole-file check.
+func TestReadVerifiedSample(t *testing.T) {
+	dir := t.TempDir()
+	info := writeTestShard(t, dir, "shard-000000.tar", 4)
+	s, err := ReadVerifiedSample(dir, info, 2)
+	if err != nil || s.Index != 2 || s.Meta.Key != SampleKey(mustID(t, 102)) {
+		t.Fatalf("sample 2: %+v, %v", s.Meta, err)
+	}
+	if _, err := ReadVerifiedSample(dir, info, 9); !errors.Is(err, ErrCorruptShard) {
+		t.Fatalf("sample 9 of 4: %v", err)
+	}
+	// Damage the JPEG bytes of sample 0: sample 2 is intact but not shown.
+	p := filepath.Join(dir, info.Name)
+	data, _ := os.ReadFile(p)
+	data[info.SampleOffsets[0]+512+5] ^= 0xff
+	os.WriteFile(p, data, 0o644)
+	if _, err := ReadVerifiedSample(dir, info, 2); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("sample of a damaged shard: %v", err)
+	}
+	if s, err := ReadSampleFile(dir, info, 2); err != nil || s.Index != 2 {
+		t.Fatalf("ReadSampleFile: %+v, %v", s.Meta, err)
+	}
+}
+
+func mustID(t *testing.T, n uint64) uint64 {
+	t.Helper()
+	id, err := MakeID(IDSpaceCOCO, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
-	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/e2evlp/vlp/sharding"
@@ -32,6 +32,12 @@ var shardCommand = &cli.Command{
 				&cli.IntFlag{Name: "workers", Usage: "shards written in parallel (0: one per CPU)", EnvVars: []string{"VLP_SHARD_WORKERS"}},
 				&cli.IntFlag{Name: "classes", Usage: "VG object names kept as classes", Value: sharding.DefaultClasses, EnvVars: []string{"VLP_CLASSES"}},
 				&cli.IntFlag{Name: "attributes", Usage: "VG attributes kept", Value: sharding.DefaultAttributes, EnvVars: []string{"VLP_ATTRIBUTES"}},
+				&cli.IntFlag{Name: "max-image-side", Usage: "widest or tallest image decoded, pixels (larger: skipped as image_too_large)", Value: sharding.DefaultMaxImageSide, EnvVars: []string{"VLP_MAX_IMAGE_SIDE"}},
+				&cli.Int64Flag{Name: "max-image-pixels", Usage: "most pixels (width x height) decoded", Value: sharding.DefaultMaxImagePixels, EnvVars: []string{"VLP_MAX_IMAGE_PIXELS"}},
+				&cli.Int64Flag{Name: "max-image-mib", Usage: "largest image file read, MiB", Value: sharding.DefaultMaxImageBytes >> 20, EnvVars: []string{"VLP_MAX_IMAGE_MIB"}},
+				&cli.Int64Flag{Name: "decode-memory-mib", Usage: "memory all image decodes may hold at once, MiB", Value: sharding.DefaultDecodeMemory >> 20, EnvVars: []string{"VLP_DECODE_MEMORY_MIB"}},
+				&cli.IntFlag{Name: "max-text-bytes", Usage: "longest caption, region phrase, name or attribute kept, bytes (longer: skipped as text_too_long)", Value: sharding.DefaultMaxTextBytes, EnvVars: []string{"VLP_MAX_TEXT_BYTES"}},
+				&cli.IntFlag{Name: "max-record-mib", Usage: "longest annotation array element read, MiB (longer: skipped as record_too_large)", Value: sharding.DefaultMaxRecordBytes >> 20, EnvVars: []string{"VLP_MAX_RECORD_MIB"}},
 				&cli.BoolFlag{Name: "strict", Usage: "fail on any unusable annotation file", EnvVars: []string{"VLP_STRICT"}},
 				&cli.BoolFlag{Name: "quiet", Usage: "no progress output", EnvVars: []string{"VLP_QUIET"}},
 			},
@@ -45,6 +51,7 @@ var shardCommand = &cli.Command{
 				&cli.IntFlag{Name: "shard", Usage: "shard index of the sample to show", EnvVars: []string{"VLP_INSPECT_SHARD"}},
 				&cli.IntFlag{Name: "sample", Usage: "sample index inside that shard", EnvVars: []string{"VLP_INSPECT_SAMPLE"}},
 				&cli.StringFlag{Name: "png", Usage: "where to write the drawn sample (default DIR/inspect-<key>.png)", EnvVars: []string{"VLP_INSPECT_PNG"}},
+				&cli.BoolFlag{Name: "no-verify", Usage: "read only the sample (at its sample_offsets entry), not the whole shard: its checksum is not verified", EnvVars: []string{"VLP_INSPECT_NO_VERIFY"}},
 			},
 			Action: shardInspect,
 		},
@@ -67,6 +74,13 @@ func shardBuild(c *cli.Context) error {
 		Classes:    c.Int("classes"),
 		Attributes: c.Int("attributes"),
 		Strict:     c.Bool("strict"),
+
+		MaxImageSide:   c.Int("max-image-side"),
+		MaxImagePixels: c.Int64("max-image-pixels"),
+		MaxImageBytes:  mib(c.Int64("max-image-mib")),
+		DecodeMemory:   mib(c.Int64("decode-memory-mib")),
+		MaxTextBytes:   c.Int("max-text-bytes"),
+		MaxRecordBytes: int(mib(int64(c.Int("max-record-mib")))),
 	}
 	if !c.Bool("quiet") {
 		cfg.Progress = c.App.ErrWriter
@@ -87,6 +101,10 @@ func shardBuild(c *cli.Context) error {
 	}
 	return nil
 }
+
+// mib converts a flag in MiB to bytes; out-of-range values stay out of
+// range (Validate names them) without overflowing.
+func mib(n int64) int64 { return max(-1<<40, min(n, 1<<40)) << 20 }
 
 func dirArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
@@ -115,6 +133,10 @@ func shardInspect(c *cli.Context) error {
 	if len(m.Skipped) > 0 {
 		fmt.Fprintf(w, "skipped at import: %v\n", m.Skipped)
 	}
+	for _, u := range sortedKeys(m.Units) {
+		t := m.Units[u]
+		fmt.Fprintf(w, "  %-10s read %d = kept %d + skipped %d %v\n", u, t.Read, t.Kept, t.SkippedTotal(), t.Skipped)
+	}
 	fmt.Fprintf(w, "%-20s %8s %8s %12s  %s\n", "shard", "images", "pairs", "bytes", "sha256")
 	for _, s := range m.Shards {
 		fmt.Fprintf(w, "%-20s %8d %8d %12d  %s\n", s.Name, s.Images, s.Pairs, s.Bytes, s.SHA256)
@@ -123,46 +145,57 @@ func shardInspect(c *cli.Context) error {
 	if si < 0 || si >= len(m.Shards) {
 		return fmt.Errorf("shard inspect: --shard %d: there are %d shards", si, len(m.Shards))
 	}
-	r, err := sharding.OpenShard(dir, m.Shards[si])
+	info := m.Shards[si]
+	if ni < 0 || ni >= info.Images {
+		return fmt.Errorf("shard inspect: --sample %d: %s has %d samples", ni, info.Name, info.Images)
+	}
+	verified := !c.Bool("no-verify")
+	var s sharding.Sample
+	if verified {
+		s, err = sharding.ReadVerifiedSample(dir, info, ni)
+	} else {
+		s, err = sharding.ReadSampleFile(dir, info, ni)
+	}
+	if err != nil {
+		return fmt.Errorf("shard inspect: %w (sample not drawn)", err)
+	}
+	js, _ := json.MarshalIndent(s.Meta, "", "  ")
+	fmt.Fprintf(w, "sample %d of %s (%d JPEG bytes):\n%s\n", ni, info.Name, len(s.JPEG), js)
+	if verified {
+		fmt.Fprintf(w, "%s: structure, size and sha256 verified\n", info.Name)
+	} else {
+		fmt.Fprintf(w, "%s: NOT verified (--no-verify read only this sample; `vlp shard verify` checks the shards)\n", info.Name)
+	}
+	img, err := sharding.DrawSample(&s.Meta, s.JPEG, m.Classes, m.Attributes)
 	if err != nil {
 		return fmt.Errorf("shard inspect: %w", err)
 	}
-	defer r.Close()
-	for {
-		s, err := r.Next()
-		if err == io.EOF {
-			return fmt.Errorf("shard inspect: %s has no sample %d", m.Shards[si].Name, ni)
-		}
-		if err != nil {
-			return fmt.Errorf("shard inspect: %w", err)
-		}
-		if s.Index != ni {
-			continue
-		}
-		js, _ := json.MarshalIndent(s.Meta, "", "  ")
-		fmt.Fprintf(w, "sample %d of %s (%d JPEG bytes):\n%s\n", ni, m.Shards[si].Name, len(s.JPEG), js)
-		img, err := sharding.DrawSample(&s.Meta, s.JPEG, m.Classes, m.Attributes)
-		if err != nil {
-			return fmt.Errorf("shard inspect: %w", err)
-		}
-		path := c.String("png")
-		if path == "" {
-			path = filepath.Join(dir, "inspect-"+s.Meta.Key+".png")
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("shard inspect: %w", err)
-		}
-		if err := png.Encode(f, img); err != nil {
-			f.Close()
-			return fmt.Errorf("shard inspect: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("shard inspect: %w", err)
-		}
-		fmt.Fprintf(w, "drawn to %s\n", path)
-		return nil
+	path := c.String("png")
+	if path == "" {
+		path = filepath.Join(dir, "inspect-"+s.Meta.Key+".png")
 	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("shard inspect: %w", err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return fmt.Errorf("shard inspect: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("shard inspect: %w", err)
+	}
+	fmt.Fprintf(w, "drawn to %s\n", path)
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func head(s []string, n int) string {
