@@ -76,17 +76,13 @@ vet:
 	$(GO) vet ./...
 
 # The torch-backed tests find the shim through VLP_TORCH_LIB; PYTHON is the
-# interpreter with Debian's torch/scipy, used as a test oracle.
+# interpreter with Debian's torch/scipy, used as a test oracle. Every stage
+# (gofmt, vet, the plain tests, the race-tested packages) runs even when an
+# earlier one fails; scripts/test.sh then lists every failure.
 test-go:
-	VLP_TORCH_LIB=$(CURDIR)/$(LIB) VLP_PYTHON=$(PYTHON) VLP_BIN=$(CURDIR)/$(BIN) \
-		$(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v -E '/(coordinator|allreduce|worker)(/|$$)')
-	@race_pkgs="$$($(GO) list $(RACE_PKGS) 2>/dev/null || true)"; \
-	if [ -n "$$race_pkgs" ]; then \
-		VLP_TORCH_LIB=$(CURDIR)/$(LIB) VLP_PYTHON=$(PYTHON) VLP_BIN=$(CURDIR)/$(BIN) \
-		$(GO) test -race -count=1 -timeout 25m $$race_pkgs; \
-	fi
+	GO=$(GO) LIB=$(CURDIR)/$(LIB) BIN=$(CURDIR)/$(BIN) PYTHON=$(PYTHON) RACE_PKGS="$(RACE_PKGS)" ./scripts/test.sh
 
-test: deps build fmt-check vet test-go
+test: deps build test-go
 
 # fuzz runs each fuzz target of the importer for FUZZTIME (default 30s): make fuzz FUZZTIME=2m
 fuzz:

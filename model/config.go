@@ -33,6 +33,11 @@ type Config struct {
 	// stride 16 instead of 32, four times the image tokens. Off at base
 	// (memory), on for tiny images that would otherwise give 2×2 tokens.
 	DilateC5 bool
+	// StemPool keeps the 3×3 max-pool after the 7×7 stem (every torchvision
+	// ResNet: stride 4 before the first stage). Tiny images drop it: a
+	// 10-pixel shape would reach the first stage as 2–3 cells, too few to
+	// tell a square from a diamond or a star.
+	StemPool bool
 
 	// Transformer.
 
@@ -110,7 +115,7 @@ func DefaultLossWeights() LossWeights {
 // Base is the paper's model: ResNet-50, encoder 12 / decoder 6, d 256.
 func Base() Config {
 	return Config{
-		ResNetDepth: 50, ResNetWidth: 64, FrozenBN: true, TrainableStages: 3,
+		ResNetDepth: 50, ResNetWidth: 64, FrozenBN: true, TrainableStages: 3, StemPool: true,
 		DModel: 256, Heads: 8, FFN: 1024, EncoderLayers: 12, DecoderLayers: 6, Dropout: 0.1,
 		VocabSize: 30522, MaxTextLen: 64, MaxCaptionLen: 32, TieMLM: true,
 		NumQueries: 100, NumClasses: 1600, NumAttributes: 400,
@@ -134,7 +139,7 @@ func Large() Config {
 // fitting quickly, not regularising).
 func Tiny() Config {
 	return Config{
-		ResNetDepth: 18, ResNetWidth: 16, FrozenBN: false, TrainableStages: 4, DilateC5: true,
+		ResNetDepth: 18, ResNetWidth: 16, FrozenBN: false, TrainableStages: 4, DilateC5: true, StemPool: true,
 		DModel: 64, Heads: 4, FFN: 256, EncoderLayers: 3, DecoderLayers: 2, Dropout: 0,
 		VocabSize: 256, MaxTextLen: 32, MaxCaptionLen: 32, TieMLM: true,
 		NumQueries: 10, NumClasses: 6, NumAttributes: 8,
@@ -142,21 +147,29 @@ func Tiny() Config {
 	}
 }
 
-// tinyLoss re-weights three losses for a short from-scratch run (the
-// measurements are in docs/BENCHMARKS.md, "The learning test"):
-//   - Class 2 (and matcher class cost): box regression and attributes
-//     converge long before shape classes, which decide AP.
+// tinyLoss re-weights four losses for a short from-scratch run, so that
+// every skill gets a share of the shared gradient early (the measurements
+// are in docs/BENCHMARKS.md, "The learning test", and docs/model.md):
 //   - Attribute 4: shape classification pulls a from-scratch backbone towards
 //     colour-blind features; at weight 1 the attribute loss sat at the
 //     size-only plateau (~1.59) for 1500+ steps and colours were never
 //     learnt on 4096+ images, at 4 it leaves it within 500 steps.
+//   - Class 6 (and matcher class cost): shapes are the last visual skill a
+//     from-scratch backbone picks up. At 2, held-out shape words in captions
+//     and the class of the best-placed query stayed at chance (1/6) for
+//     1250+ steps while colours, sizes and boxes were long learnt, and the
+//     step at which shapes appeared (1500–2500) decided AP50 and every
+//     skill that needs a shape; at 6 they leave chance by step 500.
+//   - ITM 4: one binary decision per row is the weakest signal in the sum.
+//     At 1 held-out ITM stayed at chance, even on one-shape images whose
+//     colour the model already read, until step 1500–2000; at 4 it is
+//     learnt by step 1000–1500.
 //   - MLM 3: a masked colour word is a few of the ~6 masked tokens of a
 //     batch, so its signal is weak next to the five detection losses on
-//     two decoder layers; at 3 held-out colour-word accuracy passes 0.9
-//     about 1000 steps earlier and ends at ~0.94 instead of ~0.88.
+//     two decoder layers.
 func tinyLoss() LossWeights {
 	w := DefaultLossWeights()
-	w.Class, w.Attribute, w.MLM = 2, 4, 3
+	w.Class, w.Attribute, w.MLM, w.ITM = 6, 4, 3, 4
 	return w
 }
 

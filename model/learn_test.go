@@ -18,6 +18,10 @@ type learnSetup struct {
 	lr, mlmProb                            float64
 	maxObjects, threads, evalEvery         int
 	attrWeight, classWeight, mlmWeight     float64
+	itmWeight                              float64
+	seed, warmup                           int
+	stemPool, dilate                       bool
+	clip                                   float64
 }
 
 func defaultLearnSetup() learnSetup {
@@ -28,7 +32,8 @@ func defaultLearnSetup() learnSetup {
 	// trying other recipes; VLP_LEARN_EVAL_EVERY=N also evaluates every N
 	// steps.
 	s := learnSetup{side: 64, images: 4096, evalImages: 256, batch: 32, steps: 4000, lr: 1e-3, mlmProb: 0.15,
-		maxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: Tiny().Loss.Attribute, classWeight: Tiny().Loss.Class, mlmWeight: Tiny().Loss.MLM}
+		maxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: Tiny().Loss.Attribute, classWeight: Tiny().Loss.Class, mlmWeight: Tiny().Loss.MLM, itmWeight: Tiny().Loss.ITM,
+		seed: 1, warmup: 100, clip: 1, stemPool: Tiny().StemPool, dilate: Tiny().DilateC5}
 	envInt := func(k string, p *int) {
 		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
 			*p = v
@@ -39,6 +44,16 @@ func defaultLearnSetup() learnSetup {
 			*p = v
 		}
 	}
+	envBool := func(k string, p *bool) {
+		if v, err := strconv.ParseBool(os.Getenv(k)); err == nil {
+			*p = v
+		}
+	}
+	envBool("VLP_LEARN_STEMPOOL", &s.stemPool)
+	envBool("VLP_LEARN_DILATE", &s.dilate)
+	envInt("VLP_LEARN_SEED", &s.seed)
+	envInt("VLP_LEARN_WARMUP", &s.warmup)
+	envFloat("VLP_LEARN_CLIP", &s.clip)
 	envInt("VLP_LEARN_MAXOBJ", &s.maxObjects)
 	envInt("VLP_LEARN_THREADS", &s.threads)
 	envInt("VLP_LEARN_EVAL_EVERY", &s.evalEvery)
@@ -47,6 +62,7 @@ func defaultLearnSetup() learnSetup {
 	envFloat("VLP_LEARN_ATTRW", &s.attrWeight)
 	envFloat("VLP_LEARN_CLASSW", &s.classWeight)
 	envFloat("VLP_LEARN_MLMW", &s.mlmWeight)
+	envFloat("VLP_LEARN_ITMW", &s.itmWeight)
 	envInt("VLP_LEARN_STEPS", &s.steps)
 	envInt("VLP_LEARN_IMAGES", &s.images)
 	envFloat("VLP_LEARN_LR", &s.lr)
@@ -55,6 +71,10 @@ func defaultLearnSetup() learnSetup {
 	}
 	return s
 }
+
+// worldSeed shifts a world's seed by the run's seed: seed 1 keeps base, so
+// the committed configuration draws the worlds it always drew.
+func (ls learnSetup) worldSeed(base uint64) uint64 { return base + 1000*uint64(ls.seed-1) }
 
 // learnThreads is the learning test's LibTorch intra-op thread count. A
 // reduction split over another number of threads gives other bits, so the
@@ -65,6 +85,7 @@ const learnThreads = 1
 // learnMetrics are the four things the model must have learnt.
 type learnMetrics struct {
 	MLMColour, ITM, AP50, CaptionTok float64
+	Diag                             *learnDiag // the same split by skill
 }
 
 // TestModelLearnsShapes trains the tiny preset on the synthetic shapes
@@ -88,27 +109,29 @@ func TestModelLearnsShapes(t *testing.T) {
 	start := time.Now()
 	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, %d LibTorch threads",
 		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.threads)
-	t.Logf("max objects %d, attribute weight %g, class weight %g, MLM weight %g", ls.maxObjects, ls.attrWeight, ls.classWeight, ls.mlmWeight)
-	scfg := synth.Config{Seed: 101, Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: 2}
+	t.Logf("seed %d, stem pool %v, dilated C5 %v, warm-up %d, clip %g", ls.seed, ls.stemPool, ls.dilate, ls.warmup, ls.clip)
+	t.Logf("max objects %d, attribute weight %g, class weight %g, MLM weight %g, ITM weight %g", ls.maxObjects, ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight)
+	scfg := synth.Config{Seed: ls.worldSeed(101), Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: 2}
 	world, err := data.NewSynthWorld(scfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	heldOut, err := data.NewSynthWorld(synth.Config{Seed: 202, Images: ls.evalImages, Width: ls.side, Height: ls.side, MaxObjects: ls.maxObjects}, false)
+	heldOut, err := data.NewSynthWorld(synth.Config{Seed: ls.worldSeed(202), Images: ls.evalImages, Width: ls.side, Height: ls.side, MaxObjects: ls.maxObjects}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := Tiny()
 	cfg.VocabSize = max(cfg.VocabSize, world.Tokenizer.Vocab().Size())
-	cfg.Loss.Attribute, cfg.Loss.Class, cfg.Loss.MLM = ls.attrWeight, ls.classWeight, ls.mlmWeight
-	m, err := New(cfg, 1, torch.CPU)
+	cfg.Loss.Attribute, cfg.Loss.Class, cfg.Loss.MLM, cfg.Loss.ITM = ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight
+	cfg.StemPool, cfg.DilateC5 = ls.stemPool, ls.dilate
+	m, err := New(cfg, uint64(ls.seed), torch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	tc := DefaultTrainConfig(ls.steps)
-	tc.LR, tc.BackboneLR, tc.ClipNorm = ls.lr, ls.lr, 1.0
-	tc.Schedule = Schedule{Warmup: min(100, ls.steps/10), Total: ls.steps, MinRatio: 0.05}
+	tc.LR, tc.BackboneLR, tc.ClipNorm = ls.lr, ls.lr, ls.clip
+	tc.Schedule = Schedule{Warmup: min(ls.warmup, ls.steps/10), Total: ls.steps, MinRatio: 0.05}
 	tr, err := NewTrainer(m, tc)
 	if err != nil {
 		t.Fatal(err)
@@ -136,18 +159,21 @@ func TestModelLearnsShapes(t *testing.T) {
 			t.Fatalf("step %d: %v", step, err)
 		}
 		if step%250 == 0 || step == ls.steps-1 {
-			t.Logf("step %d loss %.6f mlm %.3f itm %.3f det_ce %.3f l1 %.3f giou %.3f attr %.3f cap %.3f (%.0f ms/step)",
-				step, mt.Losses["total"], mt.Losses["mlm"], mt.Losses["itm"], mt.Losses["det_ce"], mt.Losses["det_l1"],
-				mt.Losses["det_giou"], mt.Losses["det_attr"], mt.Losses["caption"], float64(mt.Total.Microseconds())/1e3)
+			t.Logf("step %d lr %.2g gnorm %.2f loss %.6f mlm %.3f itm %.3f det_ce %.3f l1 %.3f giou %.3f attr %.3f cap %.3f (%.0f ms/step: fwd %.0f bwd %.0f opt %.0f)",
+				step, mt.LR, mt.GradNorm, mt.Losses["total"], mt.Losses["mlm"], mt.Losses["itm"], mt.Losses["det_ce"], mt.Losses["det_l1"],
+				mt.Losses["det_giou"], mt.Losses["det_attr"], mt.Losses["caption"], float64(mt.Total.Microseconds())/1e3,
+				float64(mt.Forward.Microseconds())/1e3, float64(mt.Backward.Microseconds())/1e3, float64(mt.Optimizer.Microseconds())/1e3)
 		}
 		if ls.evalEvery > 0 && step > 0 && step%ls.evalEvery == 0 {
 			got := evaluateShapes(t, m, world.Tokenizer, heldOut, ls)
 			t.Logf("step %d held-out: MLM colour %.3f ITM %.3f AP50 %.3f caption %.3f (%s)", step, got.MLMColour, got.ITM, got.AP50, got.CaptionTok, time.Since(start).Round(time.Second))
+			t.Logf("step %d held-out by skill: %v", step, got.Diag)
 		}
 	}
 	train := time.Since(start)
 	got := evaluateShapes(t, m, world.Tokenizer, heldOut, ls)
 	t.Logf("held-out: MLM colour acc %.4f, ITM acc %.4f, AP50 %.6f, caption token acc %.4f", got.MLMColour, got.ITM, got.AP50, got.CaptionTok)
+	t.Logf("held-out by skill: %v", got.Diag)
 	t.Logf("wall time: %s training (%d steps of %d rows), %s in all", train.Round(time.Second), ls.steps, ls.batch, time.Since(start).Round(time.Second))
 	for _, c := range []struct {
 		name      string
@@ -161,7 +187,7 @@ func TestModelLearnsShapes(t *testing.T) {
 
 func learnDataConfig(ls learnSetup) data.Config {
 	dc := data.DefaultConfig()
-	dc.BatchSize, dc.Seed, dc.MLMProb = ls.batch, 5, ls.mlmProb
+	dc.BatchSize, dc.Seed, dc.MLMProb = ls.batch, uint64(4+ls.seed), ls.mlmProb
 	dc.Image = data.SquareImageConfig(ls.side)
 	dc.MaxTextLen, dc.MaxCaptionLen = Tiny().MaxTextLen, Tiny().MaxCaptionLen
 	dc.Workers = 1
@@ -230,10 +256,13 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 		}
 		pred := out.MLMLogits.Argmax(-1, false)
 		r.MLMColour = accuracy(int64s(t, pred), in.MLMLabels)
-		r.ITM = (itmAccuracy(t, m, s, pos) + itmAccuracy(t, m, s, neg)) / 2
+		r.Diag = &learnDiag{}
+		r.Diag.addMLM(in, masked.MLMLabels, int64s(t, pred), L)
+		r.ITM = (itmAccuracy(t, m, s, pos, r.Diag) + itmAccuracy(t, m, s, neg, r.Diag)) / 2
 		// Caption: teacher-forced next-token accuracy over non-padding targets.
 		cp := out.CapLogits.Argmax(-1, false)
 		r.CaptionTok = accuracy(int64s(t, cp), int64s(t, in.CapTarget))
+		r.Diag.addCaption(wordKinds(v), int64s(t, in.CapTarget), int64s(t, cp))
 		// Detection: AP50 over every query's best real class.
 		dets, err := m.PostProcess(s, in, out.Det)
 		if err != nil {
@@ -245,18 +274,21 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 			for _, d := range row {
 				ds = append(ds, Detection{Image: i, Class: d.Class, Score: d.Score, Box: d.Box})
 			}
+			var rowGT []GroundTruth
 			for k, b := range in.Targets[i].Boxes {
 				xy := CxcywhToXyxy(Box{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])})
 				side := float64(ls.side)
-				gs = append(gs, GroundTruth{Image: i, Class: int(in.Targets[i].Classes[k]), Box: Box{xy[0] * side, xy[1] * side, xy[2] * side, xy[3] * side}})
+				rowGT = append(rowGT, GroundTruth{Image: i, Class: int(in.Targets[i].Classes[k]), Box: Box{xy[0] * side, xy[1] * side, xy[2] * side, xy[3] * side}})
 			}
+			r.Diag.addDetections(row, rowGT)
+			gs = append(gs, rowGT...)
 		}
 		r.AP50, _ = AveragePrecision(ds, gs, 0.5)
 	})
 	return r
 }
 
-func itmAccuracy(t *testing.T, m *Model, s *torch.Scope, b *data.Batch) float64 {
+func itmAccuracy(t *testing.T, m *Model, s *torch.Scope, b *data.Batch, d *learnDiag) float64 {
 	t.Helper()
 	in, err := BatchToTensors(s, b, m.Device)
 	if err != nil {
@@ -266,8 +298,9 @@ func itmAccuracy(t *testing.T, m *Model, s *torch.Scope, b *data.Batch) float64 
 	if err != nil {
 		t.Fatal(err)
 	}
-	pred := out.ITMLogits.Argmax(-1, false)
-	return accuracy(int64s(t, pred), b.ITMLabels)
+	pred := int64s(t, out.ITMLogits.Argmax(-1, false))
+	d.addITM(in, b.ITMLabels, pred)
+	return accuracy(pred, b.ITMLabels)
 }
 
 // accuracy counts pred[i] == label[i] over labels that are not ignored.
