@@ -25,6 +25,11 @@ type JobSpec struct {
 	Dataset DatasetSpec `json:"dataset" yaml:"dataset"`
 	// Model is the model preset (tiny, base, …); the worker resolves it.
 	Model string `json:"model" yaml:"model"`
+	// Dropout overrides the preset's dropout rate, in [0, 1); absent: the preset's.
+	Dropout *float64 `json:"dropout,omitempty" yaml:"dropout,omitempty"`
+	// Precision of forward and backward: PrecisionFP32 (the default when empty) or PrecisionBF16
+	// (autocast: matmuls, convolutions and attention in bf16, reductions and losses in fp32).
+	Precision string `json:"precision,omitempty" yaml:"precision,omitempty"`
 	// Hyper are the optimiser's hyper-parameters.
 	Hyper HyperParams `json:"hyper" yaml:"hyper"`
 	// GlobalBatch is the number of pairs one committed step consumes over all ranks.
@@ -59,9 +64,21 @@ type DatasetSpec struct {
 	SHA256 string `json:"sha256,omitempty" yaml:"sha256,omitempty"`
 }
 
-// HyperParams are AdamW's and the schedule's parameters.
+// The precisions a spec can ask for.
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionBF16 = "bf16"
+)
+
+// HyperParams are AdamW's and the schedule's parameters. A field left out (or 0) takes the
+// model's default; docs/training.md lists every field and what it becomes in each mode.
 type HyperParams struct {
-	LR          float64 `json:"lr" yaml:"lr"`
+	// LR is the peak learning rate (of the transformer, for E2E-VLP).
+	LR float64 `json:"lr" yaml:"lr"`
+	// BackboneLR is E2E-VLP's backbone peak learning rate; absent: LR.
+	BackboneLR float64 `json:"backbone_lr,omitempty" yaml:"backbone_lr,omitempty"`
+	// MinLR is where the cosine decay ends, at most LR; the backbone's ends at the same fraction
+	// of its own peak.
 	MinLR       float64 `json:"min_lr,omitempty" yaml:"min_lr,omitempty"`
 	WeightDecay float64 `json:"weight_decay,omitempty" yaml:"weight_decay,omitempty"`
 	Beta1       float64 `json:"beta1,omitempty" yaml:"beta1,omitempty"`
@@ -70,6 +87,28 @@ type HyperParams struct {
 	WarmupSteps int     `json:"warmup_steps,omitempty" yaml:"warmup_steps,omitempty"`
 	MaxSteps    int     `json:"max_steps,omitempty" yaml:"max_steps,omitempty"`
 	ClipNorm    float64 `json:"clip_norm,omitempty" yaml:"clip_norm,omitempty"`
+}
+
+// validate names the first bad field.
+func (h *HyperParams) validate(bad func(string, ...any) error) error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"lr", h.LR}, {"backbone_lr", h.BackboneLR}, {"min_lr", h.MinLR}, {"weight_decay", h.WeightDecay},
+		{"eps", h.Eps}, {"clip_norm", h.ClipNorm}, {"warmup_steps", float64(h.WarmupSteps)}, {"max_steps", float64(h.MaxSteps)}} {
+		if !(f.v >= 0) {
+			return bad("hyper.%s %v: must be >= 0", f.name, f.v)
+		}
+	}
+	switch {
+	case !(h.Beta1 >= 0 && h.Beta1 < 1):
+		return bad("hyper.beta1 %v: must be in [0, 1)", h.Beta1)
+	case !(h.Beta2 >= 0 && h.Beta2 < 1):
+		return bad("hyper.beta2 %v: must be in [0, 1)", h.Beta2)
+	case h.LR > 0 && h.MinLR > h.LR:
+		return bad("hyper.min_lr %v: must be <= hyper.lr %v", h.MinLR, h.LR)
+	}
+	return nil
 }
 
 // UnitsSpec describes an epoch's work units for SpecUnits: either Sizes (the pair count of every
@@ -144,10 +183,15 @@ func (s *JobSpec) Validate() error {
 		return bad("progress_every %d: must be >= 1", s.ProgressEvery)
 	case s.Epochs < 1 || s.Epochs > maxEpochs:
 		return bad("epochs %d: must be in [1, %d]", s.Epochs, maxEpochs)
-	case s.Hyper.LR < 0 || s.Hyper.WeightDecay < 0 || s.Hyper.ClipNorm < 0:
-		return bad("hyper: lr, weight_decay and clip_norm must be >= 0")
+	case s.Dropout != nil && !(*s.Dropout >= 0 && *s.Dropout < 1):
+		return bad("dropout %v: must be in [0, 1)", *s.Dropout)
+	case s.Precision != "" && s.Precision != PrecisionFP32 && s.Precision != PrecisionBF16:
+		return bad("precision %q: want %s or %s", s.Precision, PrecisionFP32, PrecisionBF16)
 	case len(s.Options) > maxOptions:
 		return bad("options: %d entries, at most %d", len(s.Options), maxOptions)
+	}
+	if err := s.Hyper.validate(bad); err != nil {
+		return err
 	}
 	return s.Units.validate(bad)
 }

@@ -61,7 +61,8 @@ func TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (S
 	return r, nil
 }
 
-// TrainConfig holds the optimiser and schedule of single-process training.
+// TrainConfig holds the optimiser, the schedule and the precision of training: the one
+// description that single-process training (Trainer) and the distributed learner both follow.
 type TrainConfig struct {
 	// LR is the transformer's peak learning rate: 1e-4 (DETR, the paper).
 	LR float64
@@ -70,6 +71,9 @@ type TrainConfig struct {
 	BackboneLR float64
 	// WeightDecay of AdamW: 1e-4 (DETR).
 	WeightDecay float64
+	// Beta1 and Beta2 are AdamW's decay rates of the first and second moments, Eps the term that
+	// keeps its denominator off zero: 0.9, 0.999 and 1e-8, PyTorch's defaults, which DETR keeps.
+	Beta1, Beta2, Eps float64
 	// ClipNorm bounds the global gradient norm: 0.1 (DETR); 0 disables.
 	ClipNorm float64
 	// Schedule scales both learning rates per step.
@@ -96,7 +100,7 @@ func PresetClipNorm(preset string) float64 {
 // DefaultTrainConfig is DETR's recipe with a 1000-step warm-up over
 // total steps.
 func DefaultTrainConfig(total int) TrainConfig {
-	return TrainConfig{LR: 1e-4, BackboneLR: 1e-5, WeightDecay: 1e-4, ClipNorm: 0.1,
+	return TrainConfig{LR: 1e-4, BackboneLR: 1e-5, WeightDecay: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 0.1,
 		Schedule: Schedule{Warmup: min(1000, total/10), Total: total, MinRatio: 0.1}}
 }
 
@@ -109,10 +113,40 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: BackboneLR = %v, want >= 0", ErrConfig, c.BackboneLR)
 	case c.WeightDecay < 0:
 		return fmt.Errorf("%w: WeightDecay = %v, want >= 0", ErrConfig, c.WeightDecay)
+	case !(c.Beta1 >= 0 && c.Beta1 < 1):
+		return fmt.Errorf("%w: Beta1 = %v, want in [0, 1)", ErrConfig, c.Beta1)
+	case !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return fmt.Errorf("%w: Beta2 = %v, want in [0, 1)", ErrConfig, c.Beta2)
+	case !(c.Eps > 0):
+		return fmt.Errorf("%w: Eps = %v, want > 0", ErrConfig, c.Eps)
 	case c.ClipNorm < 0:
 		return fmt.Errorf("%w: ClipNorm = %v, want >= 0", ErrConfig, c.ClipNorm)
 	}
 	return c.Schedule.Validate()
+}
+
+// ParamGroup is an AdamW parameter group of params at lr with c's betas, eps and weight decay:
+// every optimiser of the model (Trainer, the distributed learner) builds its groups here.
+func (c TrainConfig) ParamGroup(params []*torch.Tensor, lr float64) torch.ParamGroup {
+	g := torch.NewParamGroup(params, lr)
+	g.Beta1, g.Beta2, g.Eps, g.WeightDecay = c.Beta1, c.Beta2, c.Eps, c.WeightDecay
+	return g
+}
+
+// TrainStep is TrainStep under c's precision: bf16 autocast around forward and backward when
+// c.BF16, plain fp32 otherwise. Trainer and the distributed learner both step through it.
+func (c TrainConfig) TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (StepResult, error) {
+	if !c.BF16 {
+		return TrainStep(s, m, b, gen)
+	}
+	var (
+		r   StepResult
+		err error
+	)
+	if aerr := torch.Autocast(torch.BFloat16, func() { r, err = TrainStep(s, m, b, gen) }); aerr != nil && err == nil {
+		err = aerr
+	}
+	return r, err
 }
 
 // Metrics is one training step's report.
@@ -151,14 +185,9 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 			rest = append(rest, p.T)
 		}
 	}
-	group := func(ps []*torch.Tensor, lr float64) torch.ParamGroup {
-		g := torch.NewParamGroup(ps, lr)
-		g.WeightDecay = cfg.WeightDecay
-		return g
-	}
-	groups := []torch.ParamGroup{group(rest, cfg.LR)}
+	groups := []torch.ParamGroup{cfg.ParamGroup(rest, cfg.LR)}
 	if len(bb) > 0 {
-		groups = append(groups, group(bb, cfg.BackboneLR))
+		groups = append(groups, cfg.ParamGroup(bb, cfg.BackboneLR))
 	}
 	opt, err := torch.NewAdamW(groups)
 	if err != nil {
@@ -200,15 +229,7 @@ func (t *Trainer) Step(b *data.Batch) (Metrics, error) {
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	var r StepResult
-	var err error
-	if t.cfg.BF16 {
-		if aerr := torch.Autocast(torch.BFloat16, func() { r, err = TrainStep(s, t.Model, b, t.gen) }); aerr != nil && err == nil {
-			err = aerr
-		}
-	} else {
-		r, err = TrainStep(s, t.Model, b, t.gen)
-	}
+	r, err := t.cfg.TrainStep(s, t.Model, b, t.gen)
 	mt.StepResult = r
 	if err != nil {
 		return mt, err

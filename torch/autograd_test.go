@@ -89,6 +89,14 @@ func TestAutocast(t *testing.T) {
 	if dev.IsCUDA() && sm.DType() != Float32 { // CUDA autocast runs softmax in float32; CPU autocast does not
 		t.Fatalf("softmax under autocast is %v, want float32", sm.DType())
 	}
+	// layer_norm of bf16 activations with fp32 parameters runs (in fp32 unless autocast casts
+	// it down), on the CPU too, where LibTorch 1.13's autocast does not cover it.
+	w, b := Full(s, []int64{4}, 1.5, Float32, dev), Full(s, []int64{4}, 0.25, Float32, dev)
+	var ln *Tensor
+	if err := Autocast(BFloat16, func() { ln = LayerNorm(mm, []int64{4}, w, b, 1e-5) }); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "layer_norm under autocast", vals(t, ln), vals(t, LayerNorm(mm.ToDtype(Float32), []int64{4}, w, b, 1e-5)), 2e-2)
 	if a.Matmul(a).DType() != Float32 {
 		t.Fatal("autocast not restored")
 	}

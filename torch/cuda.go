@@ -1,6 +1,9 @@
 package torch
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // CUDADeviceCount is the number of CUDA devices LibTorch sees (0 with a CPU-only LibTorch).
 func CUDADeviceCount() int {
@@ -75,4 +78,44 @@ func CUDADeviceInfo(n int) (name string, totalBytes int64, err error) {
 		return "", 0, err
 	}
 	return cerr(p), totalBytes, nil
+}
+
+// CUDABuilt reports whether the loaded LibTorch has a CUDA backend, whether or not it sees a
+// device (false before Load and for a CPU-only LibTorch).
+func CUDABuilt() bool {
+	if !fn.ready {
+		return false
+	}
+	var b int64
+	return cerr(call(fn.cudaBuilt, uintptr(unsafe.Pointer(&b)))) == "" && b == 1
+}
+
+// CheckDevice reports whether the loaded LibTorch can put tensors on d: the CPU always; cuda:n
+// when LibTorch has a CUDA backend and sees more than n devices. Commands call it before they
+// build anything, so that a device the library cannot drive is one line of error rather than a
+// failed op deep in a model. The error wraps ErrDevice and says which case it is.
+func CheckDevice(d Device) error {
+	if !fn.ready {
+		return ErrNotLoaded
+	}
+	if !d.IsCUDA() {
+		return nil
+	}
+	v, err := Version()
+	if err != nil {
+		return err
+	}
+	lib := fmt.Sprintf("LibTorch %s (%s)", v, Loaded())
+	n := CUDADeviceCount()
+	switch {
+	case !CUDABuilt():
+		return fmt.Errorf("%w: %s: %s was built without CUDA; train on the CPU, or build the shim against a CUDA LibTorch (`make lib LIBTORCH=/path/to/torch`)",
+			ErrDevice, d, lib)
+	case n == 0:
+		return fmt.Errorf("%w: %s: %s has CUDA but sees no device (check the driver, nvidia-smi and CUDA_VISIBLE_DEVICES)",
+			ErrDevice, d, lib)
+	case d.Index() >= n:
+		return fmt.Errorf("%w: %s: %s sees %d CUDA device(s), cuda:0 to cuda:%d", ErrDevice, d, lib, n, n-1)
+	}
+	return nil
 }

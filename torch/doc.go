@@ -5,9 +5,11 @@
 //
 // The package talks to LibTorch through libvlptorch.so, a small C ABI shim built from
 // torch/csrc by `make lib`. The Go binary does not link it: Load opens it at run time (the
-// --torch-lib flag, $VLP_TORCH_LIB, next to the binary, ./build/lib), so commands that need no
-// tensors run on machines without LibTorch. Call Load once at start; before it, ops carry
-// ErrNotLoaded.
+// --torch-lib flag or $VLP_TORCH_LIB, and only that file when one is named; else next to the
+// binary, ./build/lib), so commands that need no tensors run on machines without LibTorch. Load
+// checks the library's ABI (vlp_abi: its version and op-table sizes) before anything else and
+// refuses one built from other sources. Call Load once at start; before it, ops carry
+// ErrNotLoaded. CheckDevice then says whether LibTorch can drive the device asked for.
 //
 //	if err := torch.Load(c.String("torch-lib")); err != nil { … }
 //	s := torch.NewScope()

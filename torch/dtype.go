@@ -19,6 +19,8 @@ const (
 	Int32
 	Uint8
 	Bool
+
+	dtypeCount // VLP_DTYPE_COUNT: the number of dtypes the shim knows
 )
 
 var dtypeNames = [...]string{"float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool"}

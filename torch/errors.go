@@ -10,9 +10,21 @@ import (
 var (
 	// ErrLibraryNotFound: no libvlptorch.so at any place Load looks.
 	ErrLibraryNotFound = errors.New("torch: library not found")
+	// ErrLibraryOpen: the file exists but the dynamic loader cannot open it (not a shared
+	// library, the wrong architecture, or LibTorch's own libraries missing).
+	ErrLibraryOpen = errors.New("torch: cannot open the library")
+	// ErrNotShim: the library opened but is not libvlptorch.so (it has no vlp_abi), or is one
+	// built before the ABI was versioned.
+	ErrNotShim = errors.New("torch: not a libvlptorch.so")
+	// ErrABIMismatch: the library speaks another ABI version, or its op tables differ from this
+	// binary's.
+	ErrABIMismatch = errors.New("torch: library ABI mismatch")
 	// ErrNotLoaded: an op ran before Load succeeded.
 	ErrNotLoaded = errors.New("torch: library not loaded (call torch.Load first)")
 )
+
+// ErrDevice: CheckDevice was asked for a device the loaded LibTorch cannot drive.
+var ErrDevice = errors.New("torch: device not available")
 
 // Errors of using a tensor: ops wrap these with the op's name.
 var (

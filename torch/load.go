@@ -20,38 +20,79 @@ const EnvLibrary = "VLP_TORCH_LIB"
 var (
 	loadMu     sync.Mutex
 	loadedPath string
+	loadedABI  ABI
 	fn         symbols // the shim's entry points; fn.ready is true once Load succeeded
 )
 
-// Load opens the shim and resolves every symbol, once per process. It tries, in order: path
-// (the --torch-lib flag; empty to skip), $VLP_TORCH_LIB, libvlptorch.so next to the running
-// binary, ../lib/libvlptorch.so from the binary (the build/ layout), and
-// ./build/lib/libvlptorch.so. The first file that exists is used; if it fails to open, that
-// error is returned rather than trying the next. With no file found the error wraps
-// ErrLibraryNotFound, names every place looked at and says that `make lib` builds it.
-// A second Load after a successful one returns nil and keeps the first library.
+// Load opens the shim and resolves every symbol, once per process. Which file (Locate):
+// path (the --torch-lib flag) when it is not empty, else $VLP_TORCH_LIB when set, else the first
+// that exists of libvlptorch.so next to the running binary, ../lib/libvlptorch.so from it (the
+// build/ layout) and ./build/lib/libvlptorch.so. A library named explicitly, by path or by the
+// environment, is the only candidate: when it is missing or does not load, Load fails rather
+// than use another copy.
+//
+// Before resolving anything else Load asks the library for its ABI (vlp_abi) and refuses one
+// whose version or op tables differ from this package's. The errors wrap ErrLibraryNotFound,
+// ErrLibraryOpen, ErrNotShim or ErrABIMismatch and name the file.
+//
+// A second Load after a successful one returns nil and keeps the first library, unless path
+// names a different file: that is an error, since the process cannot load two.
 func Load(path string) error {
 	loadMu.Lock()
 	defer loadMu.Unlock()
 	if fn.ready {
-		return nil
+		if path == "" || sameFile(path, loadedPath) {
+			return nil
+		}
+		return fmt.Errorf("torch: %s is loaded already; a process cannot also load %s", loadedPath, path)
 	}
 	found, err := Locate(path)
 	if err != nil {
 		return err
 	}
-	h, err := purego.Dlopen(found, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	s, abi, err := open(found)
 	if err != nil {
-		return fmt.Errorf("torch: opening %s: %w (is LibTorch installed? `make deps lib` sets it up)", found, err)
-	}
-	var s symbols
-	if err := s.resolve(h); err != nil {
-		return fmt.Errorf("torch: %s: %w (rebuild it with `make lib`)", found, err)
+		return err
 	}
 	s.ready = true
 	fn = s
-	loadedPath = found
+	loadedPath, loadedABI = found, abi
 	return nil
+}
+
+// open opens the library at path, checks its ABI against this package's and resolves every
+// symbol. It changes no package state, so tests can try libraries that must fail.
+func open(path string) (symbols, ABI, error) {
+	var s symbols
+	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		return s, ABI{}, fmt.Errorf("%w %s: %v (is it a shared library, and is its LibTorch installed? `make deps lib` installs LibTorch and builds the shim)", ErrLibraryOpen, path, err)
+	}
+	addr, err := purego.Dlsym(h, "vlp_abi")
+	if err != nil || addr == 0 {
+		return s, ABI{}, fmt.Errorf("%w: %s has no vlp_abi: it is another library, or a libvlptorch.so older than ABI version 1; build it with `make lib`",
+			ErrNotShim, path)
+	}
+	abi, err := readABI(addr)
+	if err != nil {
+		return s, ABI{}, fmt.Errorf("%w: %s: %v", ErrNotShim, path, err)
+	}
+	if err := checkABI(path, abi, WantABI()); err != nil {
+		return s, ABI{}, err
+	}
+	if err := s.resolve(h); err != nil {
+		return s, ABI{}, fmt.Errorf("%w: %s: %v (rebuild it with `make lib`)", ErrABIMismatch, path, err)
+	}
+	return s, abi, nil
+}
+
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }
 
 // Loaded reports the path of the loaded shim, or "" before Load succeeds.
@@ -61,10 +102,28 @@ func Loaded() string {
 	return loadedPath
 }
 
-// Locate is the file Load would open for path: the first candidate that exists, or an error
-// wrapping ErrLibraryNotFound that names every candidate and says how to build the library.
+// Locate is the file Load would open for path. An explicit path, or without one
+// $VLP_TORCH_LIB, is the only candidate: when it is not an existing file the error wraps
+// ErrLibraryNotFound and names it (and where it came from). Otherwise it is the first of the
+// search places that exists, or an error wrapping ErrLibraryNotFound that names every place and
+// says how to build the library.
 func Locate(path string) (string, error) {
-	candidates := Candidates(path)
+	if path != "" || os.Getenv(EnvLibrary) != "" {
+		p, from := path, ""
+		if p == "" {
+			p, from = os.Getenv(EnvLibrary), " ($"+EnvLibrary+")"
+		}
+		st, err := os.Stat(p)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("%w: %s%s does not exist (`make lib` builds it); a library named explicitly is never replaced by another copy",
+				ErrLibraryNotFound, p, from)
+		case st.IsDir():
+			return "", fmt.Errorf("%w: %s%s is a directory, not %s", ErrLibraryNotFound, p, from, LibraryName)
+		}
+		return p, nil
+	}
+	candidates := Candidates("")
 	for _, c := range candidates {
 		if st, err := os.Stat(c); err == nil && !st.IsDir() {
 			return c, nil
@@ -74,15 +133,16 @@ func Locate(path string) (string, error) {
 		ErrLibraryNotFound, LibraryName, strings.Join(candidates, ", "), EnvLibrary)
 }
 
-// Candidates lists, in order, the paths Load tries for the given explicit path.
+// Candidates lists the paths Load considers for the given explicit path: path alone when it is
+// not empty, else $VLP_TORCH_LIB alone when set, else the search places in order.
 func Candidates(path string) []string {
-	var c []string
 	if path != "" {
-		c = append(c, path)
+		return []string{path}
 	}
-	if env := os.Getenv(EnvLibrary); env != "" && env != path {
-		c = append(c, env)
+	if env := os.Getenv(EnvLibrary); env != "" {
+		return []string{env}
 	}
+	var c []string
 	if exe, err := os.Executable(); err == nil {
 		if real, err := filepath.EvalSymlinks(exe); err == nil {
 			exe = real
@@ -115,7 +175,8 @@ type symbols struct {
 	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts        uintptr
 	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                              uintptr
 	serialize, deserialize, pickleSave                                                                uintptr
-	cudaDeviceCount, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache, cudaDeviceInfo       uintptr
+	cudaDeviceCount, cudaBuilt, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache            uintptr
+	cudaDeviceInfo                                                                                    uintptr
 }
 
 func (s *symbols) resolve(h uintptr) error {
@@ -162,7 +223,8 @@ func (s *symbols) resolve(h uintptr) error {
 		{"vlp_adamw_flat_state", &s.adamwFlatState}, {"vlp_clip_grad_norm", &s.clipGradNorm},
 		{"vlp_flat_copy", &s.flatCopy},
 		{"vlp_serialize", &s.serialize}, {"vlp_deserialize", &s.deserialize}, {"vlp_pickle_save", &s.pickleSave},
-		{"vlp_cuda_device_count", &s.cudaDeviceCount}, {"vlp_cuda_synchronize", &s.cudaSynchronize},
+		{"vlp_cuda_device_count", &s.cudaDeviceCount}, {"vlp_cuda_built", &s.cudaBuilt},
+		{"vlp_cuda_synchronize", &s.cudaSynchronize},
 		{"vlp_cuda_memory", &s.cudaMemory}, {"vlp_cuda_reset_peak", &s.cudaResetPeak},
 		{"vlp_cuda_empty_cache", &s.cudaEmptyCache}, {"vlp_cuda_device_info", &s.cudaDeviceInfo},
 	}
@@ -174,6 +236,9 @@ func (s *symbols) resolve(h uintptr) error {
 			continue
 		}
 		*e.p = addr
+	}
+	if n := len(missing); n > 8 {
+		missing = append(missing[:8], fmt.Sprintf("and %d more", n-8))
 	}
 	if len(missing) > 0 {
 		return errors.New("missing symbols: " + strings.Join(missing, ", "))

@@ -40,6 +40,7 @@ const (
 	uIsNan
 	uArgmax
 	uLogSigmoid
+	uCount // the table's size, VLP_U_COUNT
 )
 
 const (
@@ -64,6 +65,7 @@ const (
 	bRemainder
 	bFloorDivide
 	bRSub
+	bCount // VLP_B_COUNT
 )
 
 const (
@@ -78,6 +80,7 @@ const (
 	rNorm
 	rVar
 	rStd
+	rCount // VLP_R_COUNT
 )
 
 func (t *Tensor) unary(op uintptr, name string) *Tensor {

@@ -11,6 +11,7 @@ const (
 	shapeExpand
 	shapeRepeat
 	shapePermute
+	shapeCount // VLP_SHAPE_COUNT
 )
 
 func (t *Tensor) shapeOp(op uintptr, name string, dims []int64) *Tensor {

@@ -6,6 +6,9 @@ import "errors"
 var (
 	// ErrConfig: a Config field is out of bounds; the message names it.
 	ErrConfig = errors.New("worker: invalid configuration")
+	// ErrJobSpec: the job spec asks for something the job's model cannot do (a field only
+	// another model has, an unknown option, a value out of range); the message names the field.
+	ErrJobSpec = errors.New("worker: the job spec does not fit its model")
 	// ErrGeneration: the generation ended under the worker (a collective
 	// failed, or the coordinator announced a newer one); the step in flight
 	// was abandoned. Internal: Run handles it by syncing the next generation.

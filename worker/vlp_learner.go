@@ -15,7 +15,7 @@ import (
 // VLPConfig configures a VLPLearner.
 type VLPConfig struct {
 	Model  model.Config
-	Train  model.TrainConfig // LR, BackboneLR, WeightDecay, ClipNorm, Schedule
+	Train  model.TrainConfig // optimiser, schedule, clipping and precision (BF16)
 	Device torch.Device
 	// Source maps pairs to examples (ShardExamples: shards through the
 	// data pipeline); nil: the in-memory World (SynthExamples). Data builds
@@ -145,14 +145,9 @@ func (l *VLPLearner) build() error {
 		}
 	}
 	l.train = append(append([]*torch.Tensor{}, rest...), bb...)
-	group := func(ps []*torch.Tensor, lr float64) torch.ParamGroup {
-		g := torch.NewParamGroup(ps, lr)
-		g.WeightDecay = cfg.Train.WeightDecay
-		return g
-	}
-	groups := []torch.ParamGroup{group(rest, cfg.Train.LR)}
+	groups := []torch.ParamGroup{cfg.Train.ParamGroup(rest, cfg.Train.LR)}
 	if len(bb) > 0 {
-		groups = append(groups, group(bb, cfg.Train.BackboneLR))
+		groups = append(groups, cfg.Train.ParamGroup(bb, cfg.Train.BackboneLR))
 	}
 	if l.opt, err = torch.NewAdamW(groups); err != nil {
 		m.Close()
@@ -257,7 +252,7 @@ func (l *VLPLearner) gradients(pairs []Pair, grad []float32) (Losses, error) {
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	r, err := model.TrainStep(s, l.m, b, l.gen)
+	r, err := l.cfg.Train.TrainStep(s, l.m, b, l.gen) // bf16 autocast when Train.BF16
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,12 @@ func loadTorch(t *testing.T) {
 // vlpFactory builds identical tiny E2E-VLP learners over one small world.
 func vlpFactory(t *testing.T, perUnit uint32, seed uint64) func() Learner {
 	t.Helper()
+	return vlpFactoryWith(t, perUnit, seed, func(*model.TrainConfig) {})
+}
+
+// vlpFactoryWith is vlpFactory with edit applied to the training configuration.
+func vlpFactoryWith(t *testing.T, perUnit uint32, seed uint64, edit func(*model.TrainConfig)) func() Learner {
+	t.Helper()
 	loadTorch(t)
 	world, err := data.NewSynthWorld(synth.Config{Seed: seed, Images: 16, Width: 64, Height: 64, MaxObjects: 2}, false)
 	if err != nil {
@@ -54,6 +60,7 @@ func vlpFactory(t *testing.T, perUnit uint32, seed uint64) func() Learner {
 	dcfg.MaxTextLen, dcfg.MaxCaptionLen = cfg.MaxTextLen, cfg.MaxCaptionLen
 	tc := model.DefaultTrainConfig(10)
 	tc.LR, tc.BackboneLR, tc.Seed = 1e-3, 1e-3, seed
+	edit(&tc)
 	return func() Learner {
 		l, err := NewVLPLearner(VLPConfig{Model: cfg, Train: tc, Device: torch.CPU, World: world, Data: dcfg, PerUnit: perUnit, Seed: seed, Threads: 1})
 		if err != nil {

@@ -34,27 +34,53 @@ var torchCommand = &cli.Command{
 	}},
 }
 
+// loadTorch loads the shim (--torch-lib, which $VLP_TORCH_LIB also sets, else the places
+// torch.Load searches) and checks that it can drive device ("cpu", "cuda:N"). Every command that
+// uses LibTorch starts here, so a wrong library or a device it cannot drive is one line of error
+// before anything else runs.
+func loadTorch(c *cli.Context, device string) (torch.Device, error) {
+	dev, err := torch.ParseDevice(device)
+	if err != nil {
+		return dev, fmt.Errorf("--device: %w", err)
+	}
+	if err := torch.Load(c.String(torchLibFlag.Name)); err != nil {
+		if c.String(torchLibFlag.Name) != "" {
+			return dev, fmt.Errorf("--%s (or $%s): %w", torchLibFlag.Name, torch.EnvLibrary, err)
+		}
+		return dev, err
+	}
+	if err := torch.CheckDevice(dev); err != nil {
+		return dev, fmt.Errorf("--device: %w", err)
+	}
+	return dev, nil
+}
+
 func torchCheck(c *cli.Context) error {
 	w := c.App.Writer
-	if err := torch.Load(c.String(torchLibFlag.Name)); err != nil {
-		return fmt.Errorf("torch check: %w", err)
-	}
 	dev, err := torch.ParseDevice(c.String(torchDeviceFlag.Name))
 	if err != nil {
-		return err
+		return fmt.Errorf("torch check: --device: %w", err)
+	}
+	// The device is checked after the report, which says what LibTorch does see.
+	if _, err := loadTorch(c, "cpu"); err != nil {
+		return fmt.Errorf("torch check: %w", err)
 	}
 	version, err := torch.Version()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "libvlptorch  %s\n", torch.Loaded())
+	fmt.Fprintf(w, "ABI          %s\n", torch.LoadedABI())
 	fmt.Fprintf(w, "LibTorch     %s\n", version)
 	fmt.Fprintf(w, "BLAS         %s\n", blasInUse())
 	fmt.Fprintf(w, "CPU threads  %d\n", torch.NumThreads(0))
 	n := torch.CUDADeviceCount()
-	if n == 0 {
-		fmt.Fprintln(w, "CUDA         not available")
-	} else {
+	switch {
+	case !torch.CUDABuilt():
+		fmt.Fprintln(w, "CUDA         not built in (a CPU-only LibTorch)")
+	case n == 0:
+		fmt.Fprintln(w, "CUDA         built in, no device visible")
+	default:
 		fmt.Fprintf(w, "CUDA         %d device(s)\n", n)
 		for i := range n {
 			name, mem, err := torch.CUDADeviceInfo(i)
@@ -65,8 +91,8 @@ func torchCheck(c *cli.Context) error {
 			fmt.Fprintf(w, "  cuda:%d  %s, %.1f GiB\n", i, name, float64(mem)/(1<<30))
 		}
 	}
-	if dev.IsCUDA() && dev.Index() >= n {
-		return fmt.Errorf("torch check: %s requested, LibTorch sees %d CUDA devices", dev, n)
+	if err := torch.CheckDevice(dev); err != nil {
+		return fmt.Errorf("torch check: --device: %w", err)
 	}
 	return tinyStep(w, dev)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -116,4 +117,86 @@ func TestTorchCheckWithLibrary(t *testing.T) {
 	if _, errOut, ok := runIn(t, dir, bin, nil, "torch", "check", "--device", "cuda:7"); ok || !strings.Contains(errOut, "cuda:7") {
 		t.Fatalf("--device cuda:7: ok=%v %q", ok, errOut)
 	}
+}
+
+// An explicit library (--torch-lib or $VLP_TORCH_LIB) is the only one tried: missing, not a
+// library, not the shim, or a shim of another ABI, `vlp torch check` fails with one line that
+// names it — even with a good library next to the binary.
+func TestTorchCheckExplicitLibrary(t *testing.T) {
+	lib := shimPath(t)
+	bin := torchTestBinary(t)
+	dir := filepath.Dir(bin)
+	if err := os.Symlink(lib, filepath.Join(dir, "libvlptorch.so")); err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(dir, "text", "libvlptorch.so")
+	if err := os.MkdirAll(filepath.Dir(text), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(text, []byte("not a library\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type check struct {
+		name, path string
+		says       []string
+	}
+	checks := []check{
+		{"missing", "/nonexistent/libvlptorch.so", []string{"/nonexistent/libvlptorch.so", "does not exist", "--torch-lib"}},
+		{"not a library", text, []string{text, "cannot open"}},
+	}
+	if _, err := os.Stat("/lib/x86_64-linux-gnu/libc.so.6"); err == nil {
+		checks = append(checks, check{"not the shim", "/lib/x86_64-linux-gnu/libc.so.6", []string{"libc.so.6", "not a libvlptorch.so", "vlp_abi"}})
+	}
+	if stub, err := buildABIStub(t, 1000); err == nil {
+		checks = append(checks, check{"another ABI", stub, []string{stub, "ABI version 1000", "speaks version 1"}})
+	} else {
+		t.Logf("no ABI stand-in: %v", err)
+	}
+	for _, c := range checks {
+		for _, how := range []string{"flag", "env"} {
+			var env []string
+			args := []string{"torch", "check"}
+			if how == "flag" {
+				args = append([]string{"--torch-lib", c.path}, args...)
+			} else {
+				env = []string{"VLP_TORCH_LIB=" + c.path}
+			}
+			out, errOut, ok := runIn(t, dir, bin, env, args...)
+			if ok || strings.Contains(out, "ok") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Errorf("%s by %s: ok=%v\n%s%s", c.name, how, ok, out, errOut)
+			}
+			for _, want := range c.says {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("%s by %s: %q does not say %q", c.name, how, errOut, want)
+				}
+			}
+		}
+	}
+	// Nothing named: the copy next to the binary.
+	if out, errOut, ok := runIn(t, dir, bin, nil, "torch", "check"); !ok || !strings.Contains(out, "ABI version 1") {
+		t.Errorf("the library next to the binary: ok=%v\n%s%s", ok, out, errOut)
+	}
+}
+
+// buildABIStub compiles torch/csrc/abi.cpp alone with VLP_ABI_VERSION=v: a library that speaks
+// another ABI version (and has nothing else).
+func buildABIStub(t *testing.T, v int) (string, error) {
+	t.Helper()
+	cxx := os.Getenv("CXX")
+	if cxx == "" {
+		cxx = "g++"
+	}
+	if _, err := exec.LookPath(cxx); err != nil {
+		return "", err
+	}
+	src, err := filepath.Abs(filepath.Join("..", "..", "torch", "csrc", "abi.cpp"))
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(t.TempDir(), "libvlptorch.so")
+	b, err := exec.Command(cxx, "-std=c++17", "-shared", "-fPIC", "-DVLP_ABI_VERSION="+strconv.Itoa(v), "-o", out, src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("building the stand-in: %v\n%s", err, b)
+	}
+	return out, nil
 }

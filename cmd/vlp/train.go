@@ -7,18 +7,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/model"
 	"github.com/e2evlp/vlp/synth"
 	"github.com/e2evlp/vlp/torch"
+	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 )
 
 const catTrain = "TRAINING"
 
-// trainCommand trains in this process. With --local it runs alone on an
-// in-memory synthetic shapes world: the quickest end-to-end check of the
-// model, the losses and the optimiser on any machine with LibTorch.
+// trainCommand trains a job on this machine: by default a coordinator and N
+// worker processes (train_cluster.go); with --local alone in this process on
+// an in-memory synthetic shapes world, the quickest end-to-end check of the
+// model, the losses and the optimiser. Both build the same job spec from the
+// flags (train_flags.go) and resolve it as every worker does, so a flag means
+// the same in both, or is refused where it cannot apply.
 var trainCommand = &cli.Command{
 	Name:  "train",
 	Usage: "train E2E-VLP",
@@ -37,73 +42,50 @@ var trainCommand = &cli.Command{
 		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},
 		&cli.BoolFlag{Name: "bf16", Usage: "bf16 autocast for forward and backward", EnvVars: []string{"VLP_BF16"}, Category: catTrain},
 		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
-	}, trainClusterFlags...),
-	Action: runTrainLocal,
+	}, append(trainHyperFlags, trainClusterFlags...)...),
+	Action: runTrain,
 }
 
-func runTrainLocal(c *cli.Context) error {
+func runTrain(c *cli.Context) error {
+	if err := checkTrainFlags(c); err != nil {
+		return err
+	}
 	if !c.Bool("local") {
 		return runTrainCluster(c)
 	}
-	if err := torch.Load(c.String("torch-lib")); err != nil {
-		return err
-	}
-	if n := c.Int("threads"); n > 0 {
-		torch.NumThreads(n)
-	}
-	dev, err := torch.ParseDevice(c.String("device"))
+	return runTrainLocal(c)
+}
+
+// runTrainLocal trains in this process (--local).
+func runTrainLocal(c *cli.Context) error {
+	run, err := newLocalRun(c)
 	if err != nil {
 		return err
 	}
-	cfg, err := model.Preset(c.String("preset"))
-	if err != nil {
-		return err
+	if run.threads > 0 {
+		torch.NumThreads(run.threads)
 	}
-	if d := c.Float64("dropout"); d >= 0 {
-		cfg.Dropout = d
-	}
-	seed := c.Uint64("seed")
-	side := c.Int("image-size")
-	world, err := data.NewSynthWorld(synth.Config{Seed: seed, Images: c.Int("images"), Width: side, Height: side, MaxObjects: 2}, false)
-	if err != nil {
-		return err
-	}
-	v := world.Tokenizer.Vocab()
-	cfg.VocabSize = max(cfg.VocabSize, v.Size())
-	cfg.NumClasses = max(cfg.NumClasses, len(synth.ClassNames))
-	cfg.NumAttributes = max(cfg.NumAttributes, len(synth.AttributeNames))
-	dcfg := data.DefaultConfig()
-	dcfg.BatchSize, dcfg.Seed = c.Int("batch"), seed
-	dcfg.Image = data.SquareImageConfig(side)
-	dcfg.MaxTextLen, dcfg.MaxCaptionLen = cfg.MaxTextLen, cfg.MaxCaptionLen
-	m, err := model.New(cfg, seed, dev)
+	m, err := model.New(run.job.Model, run.job.Train.Seed, run.device)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	steps := c.Int("steps")
-	tc := model.DefaultTrainConfig(steps)
-	tc.LR, tc.BackboneLR, tc.Seed = c.Float64("lr"), c.Float64("lr"), seed
-	if c.IsSet("backbone-lr") {
-		tc.BackboneLR = c.Float64("backbone-lr")
-	}
-	tc.Schedule.Warmup = min(steps/10, 100)
-	tc.ClipNorm = clipNorm(c, c.String("preset"))
-	tc.BF16 = c.Bool("bf16")
-	tr, err := model.NewTrainer(m, tc)
+	tr, err := model.NewTrainer(m, run.job.Train)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
 	total, trainable := m.NumParams()
-	fmt.Fprintf(c.App.Writer, "preset %s: %d parameters (%d trainable), %d images, vocab %d, device %s\n",
-		c.String("preset"), total, trainable, c.Int("images"), v.Size(), c.String("device"))
+	fmt.Fprintf(c.App.Writer, "preset %s: %d parameters (%d trainable), %d images, vocab %d, device %s, %s\n",
+		run.spec.Model, total, trainable, run.job.Options.Images, run.world.Tokenizer.Vocab().Size(), run.device, precisionName(run.job.Train.BF16))
+	steps := run.spec.Hyper.MaxSteps
+	dcfg := run.data
 	var batches []*data.Batch
 	start := time.Now()
 	for step, epoch := 0, uint64(0); step < steps; step++ {
 		if len(batches) == 0 {
 			dcfg.Epoch = epoch
-			if batches, err = world.Batches(dcfg); err != nil {
+			if batches, err = run.world.Batches(dcfg); err != nil {
 				return err
 			}
 			epoch++
@@ -118,8 +100,51 @@ func runTrainLocal(c *cli.Context) error {
 	}
 	el := time.Since(start)
 	fmt.Fprintf(c.App.Writer, "done: %d steps in %s (%.1f samples/s)\n", steps, el.Round(time.Millisecond),
-		float64(steps*c.Int("batch"))/el.Seconds())
+		float64(steps*dcfg.BatchSize)/el.Seconds())
 	return nil
+}
+
+// localRun is what `vlp train --local` trains: the job spec its flags describe, resolved as a
+// worker resolves a submitted one (worker.ResolveVLPJob), on the synthetic world of the spec.
+type localRun struct {
+	spec    coordinator.JobSpec
+	job     worker.VLPJob
+	device  torch.Device
+	threads int
+	world   *data.SynthWorld
+	data    data.Config // the whole --batch in one process
+}
+
+// newLocalRun loads LibTorch, refuses a device it cannot drive, and resolves the flags.
+func newLocalRun(c *cli.Context) (*localRun, error) {
+	dev, err := loadTorch(c, c.String("device"))
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	spec := trainSpecFromFlags(c, 1)
+	world, _, err := synthWorld(spec)
+	if err != nil {
+		return nil, err
+	}
+	spec.Units.Pairs = int64(len(world.Examples))
+	if spec = spec.WithDefaults(); spec.Validate() != nil {
+		return nil, fmt.Errorf("train: %w", spec.Validate())
+	}
+	job, err := worker.ResolveVLPJob(spec, spec.Units.Pairs)
+	if err != nil {
+		return nil, err
+	}
+	job.FitData(world.Tokenizer.Vocab().Size(), len(synth.ClassNames), len(synth.AttributeNames))
+	r := &localRun{spec: spec, job: job, device: dev, threads: c.Int("threads"), world: world, data: job.DataConfig()}
+	r.data.BatchSize = spec.GlobalBatch
+	return r, nil
+}
+
+func precisionName(bf16 bool) string {
+	if bf16 {
+		return "bf16 autocast"
+	}
+	return "fp32"
 }
 
 // auxLoss matches the auxiliary decoder layers' losses (det_ce_0, …),

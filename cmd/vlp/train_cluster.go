@@ -58,12 +58,38 @@ func runTrainCluster(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	n := c.Int("workers")
 	if n < 1 {
 		return fmt.Errorf("train: --workers %d: want >= 1", n)
+	}
+	// The library and the device, before anything starts (not even --dir): a fresh run of a
+	// preset, or any run on a GPU, needs them; a resumed run learns its model from the spec.
+	_, statErr := os.Stat(filepath.Join(dir, "coordinator"))
+	if c.String("device") != "cpu" || (trainModel(c) != "linear" && statErr != nil) {
+		if _, err := loadTorch(c, c.String("device")); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// A fresh run's spec, resolved as its workers will resolve it, before the coordinator starts:
+	// a spec they would refuse stops the run here, in one line.
+	newSpec := func() (*coordinator.JobSpec, error) {
+		s, err := trainSpec(c, n, dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := resolveTrainSpec(c, s); err != nil {
+			return nil, err
+		}
+		return &s, nil
+	}
+	var fresh *coordinator.JobSpec
+	if statErr != nil {
+		if fresh, err = newSpec(); err != nil {
+			return err
+		}
 	}
 	token, err := runToken(dir)
 	if err != nil {
@@ -101,10 +127,12 @@ func runTrainCluster(c *cli.Context) error {
 	}
 	spec := st.Job
 	if spec == nil {
-		s, err := trainSpec(c, n, dir)
-		if err != nil {
-			return err
+		if fresh == nil { // a coordinator directory without a job: an earlier run stopped early
+			if fresh, err = newSpec(); err != nil {
+				return err
+			}
 		}
+		s := *fresh
 		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 		_, err = cl.Submit(ctx, s)
 		cancel()
@@ -115,6 +143,14 @@ func runTrainCluster(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "job: model %s, %d workers, global batch %d, %d pairs per epoch, %d epoch(s), %d steps\n",
 			s.Model, n, s.GlobalBatch, s.Units.Pairs, s.Epochs, s.Hyper.MaxSteps)
 	} else {
+		if err := checkResumeFlags(c, *spec, n, dir); err != nil {
+			return err
+		}
+		if spec.Model != "linear" {
+			if _, err := loadTorch(c, c.String("device")); err != nil {
+				return fmt.Errorf("train: %w", err)
+			}
+		}
 		fmt.Fprintf(c.App.Writer, "resuming job in %s at step %d (model %s, %d steps)\n", dir, st.Step, spec.Model, spec.Hyper.MaxSteps)
 	}
 
@@ -161,43 +197,9 @@ func runTrainCluster(c *cli.Context) error {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		args := []string{"--log-level", c.String("log-level")}
-		if tl := c.String("torch-lib"); tl != "" {
-			args = append(args, "--torch-lib", tl)
-		}
-		args = append(args, "worker", "join", "--nats-url", url, "--job", trainJob,
-			"--name", fmt.Sprintf("w%d", i), "--device", c.String("device"),
-			"--checkpoint-dir", filepath.Join(dir, "checkpoints"),
-			"--ring-transport", c.String("ring-transport"),
-			"--tb-dir", filepath.Join(dir, "events"), "--publish-steps")
-		if th := c.Int("threads"); th > 0 {
-			args = append(args, "--threads", strconv.Itoa(th))
-		}
-		if c.IsSet("steps") {
-			// A resumed run may train further than the spec's max_steps.
-			args = append(args, "--max-steps", strconv.Itoa(c.Int("steps")))
-		}
-		for _, f := range []string{"data", "vocab"} {
-			// The same files the spec names (checked against its checksums),
-			// possibly at another path than when the job was submitted.
-			if v := c.String(f); v != "" {
-				if v != "synth" {
-					if v, err = filepath.Abs(v); err != nil {
-						return err
-					}
-				}
-				args = append(args, "--"+f, v)
-			}
-		}
-		if c.Bool("log-pairs") {
-			args = append(args, "--pair-log", filepath.Join(dir, fmt.Sprintf("pairs-%d.log", i)))
-		}
-		if p := c.String("metrics-base-port"); p != "" {
-			base, err := strconv.Atoi(p)
-			if err != nil {
-				return fmt.Errorf("--metrics-base-port %q: %v", p, err)
-			}
-			args = append(args, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(base+i))
+		args, err := trainWorkerArgs(c, i, url, dir)
+		if err != nil {
+			return err
 		}
 		logf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("worker-%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -266,7 +268,11 @@ loop:
 	var failed []string
 	for i, err := range errs {
 		if err != nil {
-			failed = append(failed, fmt.Sprintf("worker %d: %v", i, err))
+			msg := fmt.Sprintf("worker %d: %v", i, err)
+			if last := lastErrorLine(filepath.Join(dir, fmt.Sprintf("worker-%d.log", i))); last != "" {
+				msg += ": " + last
+			}
+			failed = append(failed, msg)
 		}
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
@@ -307,48 +313,18 @@ loop:
 	return nil
 }
 
-// trainSpec is the job a fresh run submits.
+// trainSpec is the job a fresh run submits: the flags' spec (trainSpecFromFlags) with its data —
+// the shards' dataset and tokenizer (--data DIR), the synthetic world's pairs, or the linear
+// model's --pairs — and the epochs --steps needs when --epochs is not set.
 func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, error) {
-	model := c.String("model")
-	if model == "" {
-		model = c.String("preset")
-	}
-	batch := c.Int("batch")
-	perUnit := c.Int("per-unit")
-	if perUnit <= 0 {
-		perUnit = max(1, batch/workers)
-	}
-	steps := c.Int("steps")
-	s := coordinator.JobSpec{
-		Name: trainJob, Model: model, GlobalBatch: batch, MinWorkers: workers,
-		MaxWorkers:      max(workers, 64),
-		CheckpointEvery: c.Int("checkpoint-every"), ProgressEvery: c.Int("progress-every"),
-		Seed:  c.Uint64("seed"),
-		Hyper: coordinator.HyperParams{LR: c.Float64("lr"), ClipNorm: clipNorm(c, model), MaxSteps: steps},
-		Options: map[string]string{
-			"images": strconv.Itoa(c.Int("images")), "image_size": strconv.Itoa(c.Int("image-size")),
-		},
-	}
-	if m := c.Int("min-workers"); m > 0 {
-		s.MinWorkers = min(m, workers)
-	}
+	s := trainSpecFromFlags(c, workers)
 	var pairs int64
-	if model == "linear" {
+	if s.Model == "linear" {
 		pairs = int64(c.Int("pairs"))
-		s.Options["dim"] = "64"
-		if d := c.Duration("linear-compute"); d > 0 {
-			s.Options["compute"] = d.String()
-		}
-		if c.Float64("clip-norm") <= 0 {
-			s.Hyper.ClipNorm = 1
-		}
 	} else if d := c.String("data"); d != "" && d != "synth" {
 		var err error
 		if pairs, err = trainDataset(&s, d, c.String("vocab"), dir); err != nil {
 			return s, err
-		}
-		if c.IsSet("backbone-lr") {
-			s.Options["backbone_lr"] = strconv.FormatFloat(c.Float64("backbone-lr"), 'g', -1, 64)
 		}
 	} else {
 		w, _, err := synthWorld(s)
@@ -356,18 +332,94 @@ func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, er
 			return s, err
 		}
 		pairs = int64(len(w.Examples))
-		if c.IsSet("backbone-lr") {
-			s.Options["backbone_lr"] = strconv.FormatFloat(c.Float64("backbone-lr"), 'g', -1, 64)
-		}
 	}
-	s.Units = coordinator.UnitsSpec{Pairs: pairs, PerUnit: perUnit}
-	s.Epochs = c.Int("epochs")
+	s.Units.Pairs = pairs
 	if s.Epochs <= 0 {
-		s.Epochs = int((int64(steps)*int64(batch) + pairs - 1) / pairs)
+		s.Epochs = int((int64(s.Hyper.MaxSteps)*int64(s.GlobalBatch) + pairs - 1) / pairs)
 	}
 	s.Epochs = max(s.Epochs, 1)
 	s = s.WithDefaults()
-	return s, s.Validate()
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("train: %w", err)
+	}
+	return s, nil
+}
+
+// resolveTrainSpec resolves a fresh run's spec as its workers will (worker.ResolveLinearJob,
+// worker.ResolveVLPJob), so that a spec they would refuse is refused before any of them starts.
+func resolveTrainSpec(c *cli.Context, s coordinator.JobSpec) error {
+	var err error
+	if s.Model == "linear" {
+		_, err = worker.ResolveLinearJob(s)
+	} else {
+		_, err = worker.ResolveVLPJob(s, s.Units.Pairs)
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
+}
+
+// trainWorkerArgs are the arguments of worker i's `vlp worker join`: the run's coordinator at url,
+// and the flags that are per worker rather than in the job spec (device, threads, where the data
+// is, --steps for a run that trains further than its spec).
+func trainWorkerArgs(c *cli.Context, i int, url, dir string) ([]string, error) {
+	args := []string{"--log-level", c.String("log-level")}
+	if tl := c.String("torch-lib"); tl != "" {
+		args = append(args, "--torch-lib", tl)
+	}
+	args = append(args, "worker", "join", "--nats-url", url, "--job", trainJob,
+		"--name", fmt.Sprintf("w%d", i), "--device", c.String("device"),
+		"--checkpoint-dir", filepath.Join(dir, "checkpoints"),
+		"--ring-transport", c.String("ring-transport"),
+		"--tb-dir", filepath.Join(dir, "events"), "--publish-steps")
+	if th := c.Int("threads"); th > 0 {
+		args = append(args, "--threads", strconv.Itoa(th))
+	}
+	if c.IsSet("steps") {
+		// A resumed run may train further than the spec's max_steps.
+		args = append(args, "--max-steps", strconv.Itoa(c.Int("steps")))
+	}
+	for _, f := range []string{"data", "vocab"} {
+		// The same files the spec names (checked against its checksums),
+		// possibly at another path than when the job was submitted.
+		if v := c.String(f); v != "" {
+			if v != "synth" {
+				var err error
+				if v, err = filepath.Abs(v); err != nil {
+					return nil, err
+				}
+			}
+			args = append(args, "--"+f, v)
+		}
+	}
+	if c.Bool("log-pairs") {
+		args = append(args, "--pair-log", filepath.Join(dir, fmt.Sprintf("pairs-%d.log", i)))
+	}
+	if p := c.String("metrics-base-port"); p != "" {
+		base, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("train: --metrics-base-port %q: %v", p, err)
+		}
+		args = append(args, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(base+i))
+	}
+	return args, nil
+}
+
+// lastErrorLine is the last error a worker printed into its log (the "vlp: …" line main writes
+// before exiting), or "".
+func lastErrorLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0 && i >= len(lines)-20; i-- {
+		if l := lines[i]; strings.HasPrefix(l, "vlp: ") {
+			return strings.TrimPrefix(l, "vlp: ")
+		}
+	}
+	return ""
 }
 
 // runToken keeps the run's job token in dir, so a resumed run uses the same.

@@ -16,12 +16,8 @@ import (
 	"github.com/e2evlp/vlp/worker"
 )
 
-// Job options that name the tokenizer of a job trained on shards.
-const (
-	optVocab       = "vocab"        // path of vocab.txt
-	optVocabSHA256 = "vocab_sha256" // its sha256, hex
-	trainVocabSize = 4096           // tokens in a vocabulary built at train start
-)
+// trainVocabSize is the number of tokens of a vocabulary built at train start.
+const trainVocabSize = 4096
 
 // fileSHA256 is the hex sha256 of a file.
 func fileSHA256(path string) (string, error) {
@@ -75,7 +71,7 @@ func trainDataset(s *coordinator.JobSpec, dir, vocab, runDir string) (pairs int6
 	if err != nil {
 		return 0, err
 	}
-	s.Options[optVocab], s.Options[optVocabSHA256] = vocab, sum
+	s.Options[worker.OptVocab], s.Options[worker.OptVocabSHA256] = vocab, sum
 	return m.Pairs, nil
 }
 
@@ -110,16 +106,16 @@ func openJobShards(spec coordinator.JobSpec, dir, vocab string) (*jobShards, err
 		return nil, fmt.Errorf("worker: the job has %d pairs per epoch, %s %d", spec.Units.Pairs, mpath, m.Pairs)
 	}
 	if vocab == "" {
-		vocab = spec.Options[optVocab]
+		vocab = spec.Options[worker.OptVocab]
 	}
 	if vocab == "" {
-		return nil, fmt.Errorf("worker: the job names no vocabulary (option %s) and --vocab is not set", optVocab)
+		return nil, fmt.Errorf("worker: the job names no vocabulary (option %s) and --vocab is not set", worker.OptVocab)
 	}
 	vsum, err := fileSHA256(vocab)
 	if err != nil {
 		return nil, fmt.Errorf("worker: vocabulary: %w", err)
 	}
-	if want := spec.Options[optVocabSHA256]; want != "" && want != vsum {
+	if want := spec.Options[worker.OptVocabSHA256]; want != "" && want != vsum {
 		return nil, fmt.Errorf("worker: %s has sha256 %s, the job's vocabulary %s", vocab, vsum, want)
 	}
 	v, err := data.LoadVocab(vocab)

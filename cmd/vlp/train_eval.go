@@ -53,7 +53,7 @@ type evalData struct {
 }
 
 func newEvalData(c *cli.Context, spec coordinator.JobSpec, images int) (*evalData, error) {
-	o, err := jobSynthOptions(spec)
+	o, err := worker.ParseVLPOptions(spec)
 	if err != nil {
 		return nil, err
 	}

@@ -220,36 +220,33 @@ func workerJoin(c *cli.Context) error {
 	return nil
 }
 
-// newLearner builds the model the job spec names: "linear" (pure Go, no
-// LibTorch; options dim), or an E2E-VLP preset trained on the data --data
-// names.
+// newLearner builds the model the job spec names: "linear" (pure Go, no LibTorch; options dim
+// and compute), or an E2E-VLP preset trained on the data --data names. A worker flag the job's
+// model has no use for is refused, as is a spec field (worker.ResolveLinearJob,
+// worker.ResolveVLPJob).
 func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), learnerExtras, error) {
-	switch spec.Model {
-	case "linear":
-		dim := 64
-		if v, ok := spec.Options["dim"]; ok {
-			d, err := strconv.Atoi(v)
-			if err != nil || d < 1 {
-				return nil, nil, learnerExtras{}, fmt.Errorf("worker: job option dim=%q: want a positive integer", v)
-			}
-			dim = d
-		}
-		var compute time.Duration
-		if v, ok := spec.Options["compute"]; ok {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return nil, nil, learnerExtras{}, fmt.Errorf("worker: job option compute=%q: want a duration", v)
-			}
-			compute = d
-		}
-		h := spec.Hyper
-		return worker.NewLinearLearner(dim, uint32(max(spec.Units.PerUnit, 1)), worker.LinearHyper{
-			LR: h.LR, Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, ClipNorm: h.ClipNorm,
-			Compute: compute,
-		}), func() {}, learnerExtras{}, nil
-	default:
+	if spec.Model != "linear" {
 		return newVLPLearner(c, spec, log)
 	}
+	j, err := linearJob(c, spec)
+	if err != nil {
+		return nil, nil, learnerExtras{}, err
+	}
+	return worker.NewLinearLearner(j.Dim, uint32(max(spec.Units.PerUnit, 1)), j.Hyper), func() {}, learnerExtras{}, nil
+}
+
+// linearJob resolves a linear job's spec (worker.ResolveLinearJob), refusing the worker flags
+// the linear model has no use for.
+func linearJob(c *cli.Context, spec coordinator.JobSpec) (worker.LinearJob, error) {
+	if d := c.String("device"); d != "cpu" {
+		return worker.LinearJob{}, fmt.Errorf("worker: --device %s: the job's model is linear, which runs on the CPU, in Go", d)
+	}
+	for _, f := range []string{"threads", "data", "vocab", "pair-log"} {
+		if c.IsSet(f) {
+			return worker.LinearJob{}, fmt.Errorf("worker: --%s does not apply: the job's model is linear (pure Go, no LibTorch, no data)", f)
+		}
+	}
+	return worker.ResolveLinearJob(spec)
 }
 
 // randomToken is a fresh job token for an embedded run.

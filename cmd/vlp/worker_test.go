@@ -327,3 +327,19 @@ func TestTrainSIGTERMFinishesAndResumes(t *testing.T) {
 		t.Fatalf("the resumed run did not continue from step %d:\n%s", last, out)
 	}
 }
+
+// A failed worker's last error line ends the run's error: not just "exit status 1".
+func TestLastErrorLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "worker-0.log")
+	log := "time=… level=INFO msg=joined\nvlp: worker: an earlier failure\ntime=… level=INFO msg=retry\n" +
+		"vlp: worker: --device: torch: device not available: cuda:0\ntime=… level=INFO msg=bye\n"
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lastErrorLine(path), "worker: --device: torch: device not available: cuda:0"; got != want {
+		t.Errorf("lastErrorLine = %q, want %q", got, want)
+	}
+	if got := lastErrorLine(filepath.Join(t.TempDir(), "none.log")); got != "" {
+		t.Errorf("no log: %q", got)
+	}
+}

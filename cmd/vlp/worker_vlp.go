@@ -3,40 +3,18 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"strconv"
 
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/data"
-	"github.com/e2evlp/vlp/model"
 	"github.com/e2evlp/vlp/synth"
-	"github.com/e2evlp/vlp/torch"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 )
 
-// synthOptions are the job options that describe the synthetic world every
-// worker renders identically (same seed, same images).
-type synthOptions struct {
-	Images, ImageSize int
-}
-
-func jobSynthOptions(spec coordinator.JobSpec) (synthOptions, error) {
-	o := synthOptions{Images: 512, ImageSize: 64}
-	for key, dst := range map[string]*int{"images": &o.Images, "image_size": &o.ImageSize} {
-		if v, ok := spec.Options[key]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return o, fmt.Errorf("job option %s=%q: want a positive integer", key, v)
-			}
-			*dst = n
-		}
-	}
-	return o, nil
-}
-
-// synthWorld renders the job's synthetic world.
-func synthWorld(spec coordinator.JobSpec) (*data.SynthWorld, synthOptions, error) {
-	o, err := jobSynthOptions(spec)
+// synthWorld renders the job's synthetic world: every worker renders the same one (same seed,
+// same options).
+func synthWorld(spec coordinator.JobSpec) (*data.SynthWorld, worker.VLPOptions, error) {
+	o, err := worker.ParseVLPOptions(spec)
 	if err != nil {
 		return nil, o, err
 	}
@@ -51,109 +29,93 @@ type learnerExtras struct {
 	onCommit  func(self uint64, c worker.Commit)
 }
 
-// newVLPLearner builds the E2E-VLP learner of a job whose model is a
-// preset, on the job's shards (or --data DIR) or the synthetic world. It
-// returns what the worker loop needs besides (learnerExtras).
+// newVLPLearner builds the E2E-VLP learner of a job whose model is a preset (vlpLearnerConfig).
 func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), learnerExtras, error) {
-	cfg, err := model.Preset(spec.Model)
+	vcfg, extras, closeAll, err := vlpLearnerConfig(c, spec)
 	if err != nil {
 		return nil, nil, learnerExtras{}, err
 	}
-	if err := torch.Load(c.String("torch-lib")); err != nil {
+	l, err := worker.NewVLPLearner(vcfg)
+	if err != nil {
+		closeAll()
 		return nil, nil, learnerExtras{}, err
 	}
-	dev, err := torch.ParseDevice(c.String("device"))
-	if err != nil {
-		return nil, nil, learnerExtras{}, err
+	total, trainable := l.Model().NumParams()
+	log.Info("model", "preset", spec.Model, "params", total, "trainable", trainable, "device", vcfg.Device.String(),
+		"precision", map[bool]string{false: "fp32", true: "bf16"}[vcfg.Train.BF16])
+	return l, func() { l.Close(); closeAll() }, extras, nil
+}
+
+// vlpLearnerConfig is the configuration of the E2E-VLP learner `vlp worker join` builds for spec:
+// the spec resolved by worker.ResolveVLPJob, on the job's shards (or --data DIR) or its synthetic
+// world, on --device with --threads. It loads LibTorch and refuses a device it cannot drive before
+// anything else. closeAll releases the data sources.
+func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfig, learnerExtras, func(), error) {
+	fail := func(err error) (worker.VLPConfig, learnerExtras, func(), error) {
+		return worker.VLPConfig{}, learnerExtras{}, nil, err
 	}
-	o, err := jobSynthOptions(spec)
+	dev, err := loadTorch(c, c.String("device"))
 	if err != nil {
-		return nil, nil, learnerExtras{}, err
+		return fail(fmt.Errorf("worker: %w", err))
 	}
 	perUnit := uint32(max(spec.Units.PerUnit, 1))
 	vcfg := worker.VLPConfig{PerUnit: perUnit, Seed: spec.Seed, Device: dev, Threads: c.Int("threads")}
 	var (
-		pairs   int64
-		extras  learnerExtras
-		closers []func()
+		pairs          int64
+		classes, attrs int
+		extras         learnerExtras
+		closers        []func()
 	)
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	switch d := c.String("data"); {
 	case d == "synth" || (d == "" && spec.Dataset.Manifest == ""):
+		for _, f := range []string{"vocab", "pair-log"} {
+			if c.String(f) != "" {
+				return fail(fmt.Errorf("worker: --%s applies to shards only; this worker trains on the synthetic world", f))
+			}
+		}
 		world, _, err := synthWorld(spec)
 		if err != nil {
-			return nil, nil, learnerExtras{}, err
+			return fail(err)
 		}
 		vcfg.World, vcfg.Tokenizer = world, world.Tokenizer
-		pairs = int64(len(world.Examples))
-		cfg.NumClasses = max(cfg.NumClasses, len(synth.ClassNames))
-		cfg.NumAttributes = max(cfg.NumAttributes, len(synth.AttributeNames))
+		pairs, classes, attrs = int64(len(world.Examples)), len(synth.ClassNames), len(synth.AttributeNames)
 	default:
+		if v, ok := spec.Options[worker.OptImages]; ok {
+			return fail(fmt.Errorf("%w: option %s=%s sizes the synthetic world; this job trains on shards", worker.ErrJobSpec, worker.OptImages, v))
+		}
 		js, err := openJobShards(spec, d, c.String("vocab"))
 		if err != nil {
-			return nil, nil, learnerExtras{}, err
+			return fail(err)
 		}
 		src, err := worker.NewShardExamples(js.dir, js.manifest, spec.Seed, int(perUnit))
 		if err != nil {
-			return nil, nil, learnerExtras{}, err
+			return fail(err)
 		}
 		closers = append(closers, func() { src.Close() })
 		vcfg.Source, vcfg.Tokenizer, extras.checksums = src, js.tokenizer, js.checksums
-		pairs = js.manifest.Pairs
-		cfg.NumClasses = max(cfg.NumClasses, len(js.manifest.Classes))
-		cfg.NumAttributes = max(cfg.NumAttributes, len(js.manifest.Attributes))
+		pairs, classes, attrs = js.manifest.Pairs, len(js.manifest.Classes), len(js.manifest.Attributes)
 		if p := c.String("pair-log"); p != "" {
 			pl, err := openPairLog(p)
 			if err != nil {
-				return nil, nil, learnerExtras{}, err
+				closeAll()
+				return fail(err)
 			}
 			closers = append(closers, func() { pl.Close() })
 			pl.src = src
 			extras.onCommit = pl.commit
 		}
 	}
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	cfg.VocabSize = max(cfg.VocabSize, vcfg.Tokenizer.Vocab().Size())
-	dcfg := data.DefaultConfig()
-	dcfg.Image = data.SquareImageConfig(o.ImageSize)
-	dcfg.MaxTextLen, dcfg.MaxCaptionLen = cfg.MaxTextLen, cfg.MaxCaptionLen
-	vcfg.Data = dcfg
-	total := spec.Hyper.MaxSteps
-	if total <= 0 {
-		total = max(1, int(pairs*int64(spec.Epochs)/int64(spec.GlobalBatch)))
-	}
-	tc := model.DefaultTrainConfig(total)
-	if spec.Hyper.LR > 0 {
-		tc.LR, tc.BackboneLR = spec.Hyper.LR, spec.Hyper.LR
-	}
-	if v, ok := spec.Options["backbone_lr"]; ok {
-		if tc.BackboneLR, err = strconv.ParseFloat(v, 64); err != nil {
-			closeAll()
-			return nil, nil, learnerExtras{}, fmt.Errorf("job option backbone_lr=%q: %v", v, err)
-		}
-	}
-	if spec.Hyper.WeightDecay > 0 {
-		tc.WeightDecay = spec.Hyper.WeightDecay
-	}
-	tc.ClipNorm = model.PresetClipNorm(spec.Model)
-	if spec.Hyper.ClipNorm > 0 {
-		tc.ClipNorm = spec.Hyper.ClipNorm
-	}
-	tc.Schedule.Warmup = min(total/10, 100)
-	if spec.Hyper.WarmupSteps > 0 {
-		tc.Schedule.Warmup = spec.Hyper.WarmupSteps
-	}
-	tc.Seed = spec.Seed
-	vcfg.Model, vcfg.Train = cfg, tc
-	l, err := worker.NewVLPLearner(vcfg)
+	job, err := worker.ResolveVLPJob(spec, pairs)
 	if err != nil {
 		closeAll()
-		return nil, nil, learnerExtras{}, err
+		return fail(err)
 	}
-	total2, trainable := l.Model().NumParams()
-	log.Info("model", "preset", spec.Model, "params", total2, "trainable", trainable, "pairs", pairs, "device", c.String("device"))
-	return l, func() { l.Close(); closeAll() }, extras, nil
+	job.FitData(vcfg.Tokenizer.Vocab().Size(), classes, attrs)
+	vcfg.Model, vcfg.Train, vcfg.Data = job.Model, job.Train, job.DataConfig()
+	return vcfg, extras, closeAll, nil
 }

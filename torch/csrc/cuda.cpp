@@ -4,6 +4,7 @@
 // this file builds against a CPU-only LibTorch. Memory statistics and device names need the
 // CUDA runtime headers: the GPU build (scripts/gpu-check.sh) defines VLP_WITH_CUDA when it finds
 // them; without it those calls return an error saying so.
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
 
 #include "internal.h"
@@ -36,6 +37,14 @@ extern "C" {
 char* vlp_cuda_device_count(int64_t* out) {
   VLP_TRY
   *out = static_cast<int64_t>(torch::cuda::device_count());
+  VLP_CATCH
+}
+
+char* vlp_cuda_built(int64_t* out) {
+  VLP_TRY
+  // libc10_cuda registers CUDA's device guard when it loads; a CPU-only LibTorch has none. This
+  // tells "built without CUDA" from "no device visible", which device_count alone cannot.
+  *out = c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA) ? 1 : 0;
   VLP_CATCH
 }
 

@@ -69,7 +69,14 @@ char* vlp_softmax(vlp_tensor_t x, int64_t dim, int64_t log, vlp_tensor_t* out) {
 char* vlp_layer_norm(vlp_tensor_t x, const int64_t* shape, int64_t n, vlp_tensor_t w, vlp_tensor_t b,
                      vlp_f64 eps, vlp_tensor_t* out) {
   VLP_TRY
-  *out = wrap(at::layer_norm(T(x), vlp::dims(shape, n), vlp::opt(w), vlp::opt(b), vlp::f64(eps)));
+  // A floating input of another dtype than the weight (bf16 activations under autocast, fp32
+  // parameters) is normalised in the weight's dtype: what CUDA autocast's fp32 policy does for
+  // layer_norm. LibTorch 1.13's CPU autocast leaves layer_norm out and would fail instead; where
+  // autocast does cover it, it recasts the inputs as it would have anyway.
+  at::Tensor in = T(x);
+  at::Tensor wt = vlp::opt(w);
+  if (wt.defined() && in.is_floating_point() && in.scalar_type() != wt.scalar_type()) in = in.to(wt.scalar_type());
+  *out = wrap(at::layer_norm(in, vlp::dims(shape, n), wt, vlp::opt(b), vlp::f64(eps)));
   VLP_CATCH
 }
 

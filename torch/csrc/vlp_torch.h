@@ -40,7 +40,25 @@ enum {
   VLP_INT32 = 5,
   VLP_UINT8 = 6,
   VLP_BOOL = 7,
+  VLP_DTYPE_COUNT
 };
+
+/* ---- the ABI itself (abi.cpp) ---- */
+/* VLP_ABI_VERSION counts incompatible changes of this header: a function added, removed or given
+ * other arguments, an enum code moved. Bump it with every such change; the Go side refuses a
+ * library whose version differs from its own, naming both. (Defined only when not given on the
+ * command line, so that a test can build a library that reports another version.) */
+#ifndef VLP_ABI_VERSION
+#define VLP_ABI_VERSION 1
+#endif
+/* The op tables whose sizes vlp_abi reports: the codes of each enum below. A table that grew or
+ * shrank without a version bump still tells a mismatched library apart. */
+enum { VLP_TABLE_DTYPE = 0, VLP_TABLE_SHAPE, VLP_TABLE_UNARY, VLP_TABLE_BINARY, VLP_TABLE_REDUCE,
+       VLP_TABLE_COUNT };
+/* *version = VLP_ABI_VERSION; sizes[i] = the number of codes of table i for i < min(cap,
+ * VLP_TABLE_COUNT); *ntables = VLP_TABLE_COUNT. It touches nothing of LibTorch and never fails:
+ * the Go side calls it before resolving any other symbol. */
+VLP_API char* vlp_abi(int64_t* version, int64_t* sizes, int64_t cap, int64_t* ntables);
 
 /* ---- library, strings, tensor lifetime (tensor.cpp) ---- */
 VLP_API void vlp_free_string(char* s);
@@ -99,7 +117,7 @@ VLP_API char* vlp_randperm(vlp_generator_t g, int64_t n, int64_t device, vlp_ten
 
 /* ---- shape (ops_shape.cpp) ---- */
 enum { VLP_SHAPE_RESHAPE = 0, VLP_SHAPE_VIEW = 1, VLP_SHAPE_EXPAND = 2, VLP_SHAPE_REPEAT = 3,
-       VLP_SHAPE_PERMUTE = 4 };
+       VLP_SHAPE_PERMUTE = 4, VLP_SHAPE_COUNT };
 VLP_API char* vlp_shape_op(int64_t op, vlp_tensor_t t, const int64_t* dims, int64_t n, vlp_tensor_t* out);
 VLP_API char* vlp_transpose(vlp_tensor_t t, int64_t d0, int64_t d1, vlp_tensor_t* out);
 VLP_API char* vlp_narrow(vlp_tensor_t t, int64_t dim, int64_t start, int64_t length, vlp_tensor_t* out);
@@ -148,7 +166,7 @@ VLP_API char* vlp_add_(vlp_tensor_t a, vlp_tensor_t b, vlp_f64 alpha);
 /* a.mul_(s) in place. */
 VLP_API char* vlp_mul_scalar_(vlp_tensor_t a, vlp_f64 s);
 enum { VLP_R_SUM = 0, VLP_R_MEAN, VLP_R_AMAX, VLP_R_AMIN, VLP_R_LOGSUMEXP, VLP_R_PROD, VLP_R_ANY,
-       VLP_R_ALL, VLP_R_NORM, VLP_R_VAR, VLP_R_STD };
+       VLP_R_ALL, VLP_R_NORM, VLP_R_VAR, VLP_R_STD, VLP_R_COUNT };
 VLP_API char* vlp_reduce(int64_t op, vlp_tensor_t t, const int64_t* dims, int64_t n, int64_t keepdim,
                          vlp_tensor_t* out);
 /* op 0: max, 1: min, 2: argmax, 3: argmin, 4: sort (ascending), 5: sort (descending).
@@ -278,6 +296,9 @@ VLP_API char* vlp_pickle_save(const char* names, const vlp_tensor_t* ts, int64_t
 
 /* ---- CUDA (cuda.cpp) ---- */
 VLP_API char* vlp_cuda_device_count(int64_t* out);
+/* *out = 1 when the LibTorch loaded has a CUDA backend (libc10_cuda registered its device guard),
+ * whether or not a device is visible; 0 for a CPU-only LibTorch. */
+VLP_API char* vlp_cuda_built(int64_t* out);
 VLP_API char* vlp_cuda_synchronize(int64_t device);
 /* stats = {allocated, peak allocated, reserved} in bytes; needs a shim built with CUDA headers. */
 VLP_API char* vlp_cuda_memory(int64_t device, int64_t* stats);

@@ -1,0 +1,112 @@
+package worker
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/e2evlp/vlp/checkpoint"
+	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/model"
+)
+
+func TestResolveVLPJob(t *testing.T) {
+	spec := coordinator.JobSpec{Name: "j", Model: "tiny", GlobalBatch: 10, Epochs: 2, Seed: 5,
+		Hyper: coordinator.HyperParams{LR: 1e-3}, Options: map[string]string{OptImages: "8", OptImageSize: "32"}}
+	j, err := ResolveVLPJob(spec, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No max_steps: the schedule lasts the job's epochs.
+	if s := j.Train.Schedule; s.Total != 100 || s.Warmup != 10 || s.MinRatio != 0.1 {
+		t.Errorf("schedule %+v, want 100 steps (2 epochs of 500 pairs, batch 10), warm-up 10, min ratio 0.1", s)
+	}
+	if j.Train.Seed != 5 || j.Train.LR != 1e-3 || j.Train.BackboneLR != 1e-3 || j.Train.ClipNorm != model.PresetClipNorm("tiny") {
+		t.Errorf("train %+v", j.Train)
+	}
+	if j.Options.Images != 8 || j.Options.ImageSize != 32 || j.DataConfig().Image.Square != 32 || j.DataConfig().Seed != 5 {
+		t.Errorf("options %+v, data %+v", j.Options, j.DataConfig())
+	}
+	// The older spelling of hyper.backbone_lr, read from specs stored before the field existed;
+	// the field wins over it.
+	spec.Options["backbone_lr"] = "2e-5"
+	if j, err = ResolveVLPJob(spec, 500); err != nil || j.Train.BackboneLR != 2e-5 {
+		t.Errorf("legacy backbone_lr: %v %v", j.Train.BackboneLR, err)
+	}
+	spec.Hyper.BackboneLR = 3e-5
+	if j, err = ResolveVLPJob(spec, 500); err != nil || j.Train.BackboneLR != 3e-5 {
+		t.Errorf("hyper.backbone_lr: %v %v", j.Train.BackboneLR, err)
+	}
+	// min_lr is the schedule's floor as a fraction of lr.
+	spec.Hyper.MinLR = 2.5e-4
+	if j, err = ResolveVLPJob(spec, 500); err != nil || math.Abs(j.Train.Schedule.MinRatio-0.25) > 1e-12 {
+		t.Errorf("hyper.min_lr: %v %v", j.Train.Schedule.MinRatio, err)
+	}
+	spec.Options["colour"] = "red"
+	if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), "colour") {
+		t.Errorf("unknown option: %v", err)
+	}
+}
+
+// The learner follows its training configuration: AdamW's betas set the moments one step
+// leaves, and bf16 autocast changes the forward pass's arithmetic.
+func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
+	fp32 := vlpFactory(t, 2, 3)().(*VLPLearner)
+	betas := vlpFactoryWith(t, 2, 3, func(tc *model.TrainConfig) { tc.Beta1, tc.Beta2 = 0.5, 0.99 })().(*VLPLearner)
+	bf16 := vlpFactoryWith(t, 2, 3, func(tc *model.TrainConfig) { tc.BF16 = true })().(*VLPLearner)
+	pairs := []Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}
+	grad := make([]float32, fp32.GradSize())
+	l32, err := fp32.Gradients(t.Context(), pairs, grad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l16, err := bf16.Gradients(t.Context(), pairs, make([]float32, bf16.GradSize()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.IsNaN(l16["total"]) || l16["total"] == l32["total"] {
+		t.Errorf("bf16 total loss %v, fp32 %v: want a finite loss that differs", l16["total"], l32["total"])
+	}
+	t.Logf("total loss: fp32 %v, bf16 %v", l32["total"], l16["total"])
+
+	// One step from zero moments: exp_avg = (1-β1)·g, exp_avg_sq = (1-β2)·g², so against the
+	// defaults (0.9, 0.999) β1 0.5 gives 5 times the first moment and β2 0.99 10 times the second.
+	state := func(l *VLPLearner) []float32 {
+		if _, err := l.Apply(append([]float32(nil), grad...), 1); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := l.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := snap.Find(checkpoint.GroupOptimizer, "adamw.state")
+		buf := make([]float32, l.opt.StateElements())
+		if err := tensorF32(st, buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf
+	}
+	a, b := state(fp32), state(betas)
+	checked := 0
+	off := 0
+	for _, p := range fp32.train {
+		n := numel(p.Shape())
+		for i := range n {
+			for k, ratio := range []float64{5, 10} { // exp_avg, then exp_avg_sq
+				x, y := float64(a[off+k*n+i]), float64(b[off+k*n+i])
+				if math.Abs(x) < 1e-20 {
+					continue
+				}
+				if math.Abs(y/x-ratio) > 1e-3*ratio {
+					t.Fatalf("parameter element %d, moment %d: %g with the betas against %g, want %g times", i, k, y, x, ratio)
+				}
+				checked++
+			}
+		}
+		off += 2 * n
+	}
+	if checked == 0 {
+		t.Fatal("no moment to compare")
+	}
+}
