@@ -20,7 +20,6 @@ type learnSetup struct {
 	attrWeight, classWeight, mlmWeight     float64
 	itmWeight                              float64
 	seed, warmup                           int
-	stemPool, dilate                       bool
 	clip                                   float64
 }
 
@@ -33,7 +32,7 @@ func defaultLearnSetup() learnSetup {
 	// steps.
 	s := learnSetup{side: 64, images: 4096, evalImages: 256, batch: 32, steps: 4000, lr: 1e-3, mlmProb: 0.15,
 		maxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: Tiny().Loss.Attribute, classWeight: Tiny().Loss.Class, mlmWeight: Tiny().Loss.MLM, itmWeight: Tiny().Loss.ITM,
-		seed: 1, warmup: 100, clip: 1, stemPool: Tiny().StemPool, dilate: Tiny().DilateC5}
+		seed: 1, warmup: 100, clip: 1}
 	envInt := func(k string, p *int) {
 		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
 			*p = v
@@ -44,13 +43,6 @@ func defaultLearnSetup() learnSetup {
 			*p = v
 		}
 	}
-	envBool := func(k string, p *bool) {
-		if v, err := strconv.ParseBool(os.Getenv(k)); err == nil {
-			*p = v
-		}
-	}
-	envBool("VLP_LEARN_STEMPOOL", &s.stemPool)
-	envBool("VLP_LEARN_DILATE", &s.dilate)
 	envInt("VLP_LEARN_SEED", &s.seed)
 	envInt("VLP_LEARN_WARMUP", &s.warmup)
 	envFloat("VLP_LEARN_CLIP", &s.clip)
@@ -109,7 +101,7 @@ func TestModelLearnsShapes(t *testing.T) {
 	start := time.Now()
 	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, %d LibTorch threads",
 		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.threads)
-	t.Logf("seed %d, stem pool %v, dilated C5 %v, warm-up %d, clip %g", ls.seed, ls.stemPool, ls.dilate, ls.warmup, ls.clip)
+	t.Logf("seed %d, warm-up %d, clip %g", ls.seed, ls.warmup, ls.clip)
 	t.Logf("max objects %d, attribute weight %g, class weight %g, MLM weight %g, ITM weight %g", ls.maxObjects, ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight)
 	scfg := synth.Config{Seed: ls.worldSeed(101), Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: 2}
 	world, err := data.NewSynthWorld(scfg, false)
@@ -123,7 +115,6 @@ func TestModelLearnsShapes(t *testing.T) {
 	cfg := Tiny()
 	cfg.VocabSize = max(cfg.VocabSize, world.Tokenizer.Vocab().Size())
 	cfg.Loss.Attribute, cfg.Loss.Class, cfg.Loss.MLM, cfg.Loss.ITM = ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight
-	cfg.StemPool, cfg.DilateC5 = ls.stemPool, ls.dilate
 	m, err := New(cfg, uint64(ls.seed), torch.CPU)
 	if err != nil {
 		t.Fatal(err)
