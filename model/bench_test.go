@@ -25,9 +25,7 @@ func BenchmarkTinyTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := Tiny()
-	cfg.StemPool, cfg.DilateC5 = ls.stemPool, ls.dilate // VLP_LEARN_STEMPOOL, VLP_LEARN_DILATE
-	m, err := New(cfg, 1, torch.CPU)
+	m, err := New(Tiny(), 1, torch.CPU)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,11 +33,6 @@ type Config struct {
 	// stride 16 instead of 32, four times the image tokens. Off at base
 	// (memory), on for tiny images that would otherwise give 2×2 tokens.
 	DilateC5 bool
-	// StemPool keeps the 3×3 max-pool after the 7×7 stem (every torchvision
-	// ResNet: stride 4 before the first stage). Tiny images drop it: a
-	// 10-pixel shape would reach the first stage as 2–3 cells, too few to
-	// tell a square from a diamond or a star.
-	StemPool bool
 
 	// Transformer.
 
@@ -115,7 +110,7 @@ func DefaultLossWeights() LossWeights {
 // Base is the paper's model: ResNet-50, encoder 12 / decoder 6, d 256.
 func Base() Config {
 	return Config{
-		ResNetDepth: 50, ResNetWidth: 64, FrozenBN: true, TrainableStages: 3, StemPool: true,
+		ResNetDepth: 50, ResNetWidth: 64, FrozenBN: true, TrainableStages: 3,
 		DModel: 256, Heads: 8, FFN: 1024, EncoderLayers: 12, DecoderLayers: 6, Dropout: 0.1,
 		VocabSize: 30522, MaxTextLen: 64, MaxCaptionLen: 32, TieMLM: true,
 		NumQueries: 100, NumClasses: 1600, NumAttributes: 400,
@@ -139,7 +134,7 @@ func Large() Config {
 // fitting quickly, not regularising).
 func Tiny() Config {
 	return Config{
-		ResNetDepth: 18, ResNetWidth: 16, FrozenBN: false, TrainableStages: 4, DilateC5: true, StemPool: true,
+		ResNetDepth: 18, ResNetWidth: 16, FrozenBN: false, TrainableStages: 4, DilateC5: true,
 		DModel: 64, Heads: 4, FFN: 256, EncoderLayers: 3, DecoderLayers: 2, Dropout: 0,
 		VocabSize: 256, MaxTextLen: 32, MaxCaptionLen: 32, TieMLM: true,
 		NumQueries: 10, NumClasses: 6, NumAttributes: 8,

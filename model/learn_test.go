@@ -19,21 +19,23 @@ type learnSetup struct {
 	maxObjects, threads, evalEvery         int
 	attrWeight, classWeight, mlmWeight     float64
 	itmWeight                              float64
-	seed, warmup                           int
-	stemPool, dilate                       bool
+	seed, warmup, encoderLayers            int
 	clip                                   float64
 }
 
 func defaultLearnSetup() learnSetup {
 	// The recipe (docs/BENCHMARKS.md, "The learning test", has every run that
 	// led to it): the tiny preset and its loss weights, 4096 images, 4000
-	// steps of 32 at lr 1e-3, BERT's 15% masking, 256 held-out images, one
-	// LibTorch thread. The VLP_LEARN_* variables below override it for
+	// steps of 32 at lr 1e-3, BERT's 15% masking, one LibTorch thread; 1024
+	// held-out images (a rate near 0.9 measured on 256 moves by ±0.02 from
+	// one held-out world to the next). VLP_LEARN_SEED=k draws other training
+	// and held-out worlds and another initialisation (seed 1 is the
+	// committed one). The VLP_LEARN_* variables below override it for
 	// trying other recipes; VLP_LEARN_EVAL_EVERY=N also evaluates every N
 	// steps.
-	s := learnSetup{side: 64, images: 4096, evalImages: 256, batch: 32, steps: 4000, lr: 1e-3, mlmProb: 0.15,
+	s := learnSetup{side: 64, images: 4096, evalImages: 1024, batch: 32, steps: 4000, lr: 1e-3, mlmProb: 0.15,
 		maxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: Tiny().Loss.Attribute, classWeight: Tiny().Loss.Class, mlmWeight: Tiny().Loss.MLM, itmWeight: Tiny().Loss.ITM,
-		seed: 1, warmup: 100, clip: 1, stemPool: Tiny().StemPool, dilate: Tiny().DilateC5}
+		seed: 1, warmup: 100, clip: 1, encoderLayers: Tiny().EncoderLayers}
 	envInt := func(k string, p *int) {
 		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
 			*p = v
@@ -44,14 +46,8 @@ func defaultLearnSetup() learnSetup {
 			*p = v
 		}
 	}
-	envBool := func(k string, p *bool) {
-		if v, err := strconv.ParseBool(os.Getenv(k)); err == nil {
-			*p = v
-		}
-	}
-	envBool("VLP_LEARN_STEMPOOL", &s.stemPool)
-	envBool("VLP_LEARN_DILATE", &s.dilate)
 	envInt("VLP_LEARN_SEED", &s.seed)
+	envInt("VLP_LEARN_ENCODER", &s.encoderLayers)
 	envInt("VLP_LEARN_WARMUP", &s.warmup)
 	envFloat("VLP_LEARN_CLIP", &s.clip)
 	envInt("VLP_LEARN_MAXOBJ", &s.maxObjects)
@@ -109,7 +105,7 @@ func TestModelLearnsShapes(t *testing.T) {
 	start := time.Now()
 	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, %d LibTorch threads",
 		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.threads)
-	t.Logf("seed %d, stem pool %v, dilated C5 %v, warm-up %d, clip %g", ls.seed, ls.stemPool, ls.dilate, ls.warmup, ls.clip)
+	t.Logf("seed %d, warm-up %d, clip %g, %d encoder layers", ls.seed, ls.warmup, ls.clip, ls.encoderLayers)
 	t.Logf("max objects %d, attribute weight %g, class weight %g, MLM weight %g, ITM weight %g", ls.maxObjects, ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight)
 	scfg := synth.Config{Seed: ls.worldSeed(101), Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: 2}
 	world, err := data.NewSynthWorld(scfg, false)
@@ -123,7 +119,7 @@ func TestModelLearnsShapes(t *testing.T) {
 	cfg := Tiny()
 	cfg.VocabSize = max(cfg.VocabSize, world.Tokenizer.Vocab().Size())
 	cfg.Loss.Attribute, cfg.Loss.Class, cfg.Loss.MLM, cfg.Loss.ITM = ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight
-	cfg.StemPool, cfg.DilateC5 = ls.stemPool, ls.dilate
+	cfg.EncoderLayers = ls.encoderLayers
 	m, err := New(cfg, uint64(ls.seed), torch.CPU)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ OUT=${OUT:-build/learn-matrix}
 EXTRA_ENV=${EXTRA_ENV:-}
 LIB=${VLP_TORCH_LIB:-$PWD/build/lib/libvlptorch.so}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 test_bin="$OUT/model.test"
 go test -c -o "$test_bin" ./model || exit 1
 
@@ -31,7 +32,7 @@ run() { # run SEED CAP CORE: one learning test, its log in $OUT
 	local log="$OUT/seed$seed-$cap-$core.log"
 	(cd model && env VLP_TORCH_LIB="$LIB" VLP_LEARN_SEED="$seed" \
 		ATEN_CPU_CAPABILITY="$cap" OPENBLAS_CORETYPE="$core" $EXTRA_ENV \
-		"../$test_bin" -test.run '^TestModelLearnsShapes$' -test.v -test.timeout 60m) >"$log" 2>&1
+		"$test_bin" -test.run '^TestModelLearnsShapes$' -test.v -test.timeout 60m) >"$log" 2>&1
 	echo "$?" >"$log.rc"
 }
 
