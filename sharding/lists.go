@@ -24,30 +24,36 @@ func (im vgImage) key() vgImageKey {
 	return k
 }
 
-// imageList collects the image entries of one file: the distinct
-// contents seen for each id and how many identical repeats there were.
-type imageList[T comparable] struct {
-	variants map[uint64][]T
-	repeats  map[uint64]int64
-	order    []uint64
+// variantList collects id-keyed entries: the distinct contents seen for
+// each id, in the order ids first appeared, and how many identical
+// repeats there were.
+type variantList[K comparable, T comparable] struct {
+	variants map[K][]T
+	repeats  map[K]int64
+	order    []K
 }
 
-func newImageList[T comparable]() *imageList[T] {
-	return &imageList[T]{variants: map[uint64][]T{}, repeats: map[uint64]int64{}}
+func newVariantList[K comparable, T comparable]() variantList[K, T] {
+	return variantList[K, T]{variants: map[K][]T{}, repeats: map[K]int64{}}
 }
 
-func (l *imageList[T]) add(id uint64, v T) {
+func (l *variantList[K, T]) add(id K, v T) {
 	vs, seen := l.variants[id]
 	if !seen {
 		l.order = append(l.order, id)
 	}
-	for _, o := range vs {
-		if o == v {
-			l.repeats[id]++
-			return
-		}
+	if contains(vs, v) {
+		l.repeats[id]++
+		return
 	}
 	l.variants[id] = append(vs, v)
+}
+
+// imageList collects the image entries of one file.
+type imageList[T comparable] struct{ variantList[uint64, T] }
+
+func newImageList[T comparable]() *imageList[T] {
+	return &imageList[T]{newVariantList[uint64, T]()}
 }
 
 // mergeCOCOImages joins the image lists of the two COCO files. Both files
@@ -61,7 +67,7 @@ func (d *indexer) mergeCOCOImages() {
 		}
 		for _, id := range l.order {
 			for _, v := range l.variants[id] {
-				if vs, ok := all.variants[id]; !ok || !containsImage(vs, v) {
+				if vs, ok := all.variants[id]; !ok || !contains(vs, v) {
 					all.add(id, v)
 				}
 			}
@@ -71,7 +77,7 @@ func (d *indexer) mergeCOCOImages() {
 	d.ix.coco = resolveImages(d.rep, all, d.ix.cocoConflict, "COCO")
 }
 
-func containsImage[T comparable](vs []T, v T) bool {
+func contains[T comparable](vs []T, v T) bool {
 	for _, o := range vs {
 		if o == v {
 			return true
@@ -101,17 +107,16 @@ func resolveImages[T comparable](rep *Report, l *imageList[T], conflict map[uint
 	return out
 }
 
-// categoryList collects the categories of the instances file.
+// categoryList collects the categories of the instances file, and the
+// entries that were not usable.
 type categoryList struct {
-	order    []int
-	names    map[int][]string
-	repeats  map[int]int64
+	variantList[int, string]
 	defects  []*defect
 	defectID []int
 }
 
 func newCategoryList() *categoryList {
-	return &categoryList{names: map[int][]string{}, repeats: map[int]int64{}}
+	return &categoryList{variantList: newVariantList[int, string]()}
 }
 
 func (l *categoryList) add(id int, name string, def *defect) {
@@ -120,17 +125,7 @@ func (l *categoryList) add(id int, name string, def *defect) {
 		l.defectID = append(l.defectID, id)
 		return
 	}
-	vs, seen := l.names[id]
-	if !seen {
-		l.order = append(l.order, id)
-	}
-	for _, v := range vs {
-		if v == name {
-			l.repeats[id]++
-			return
-		}
-	}
-	l.names[id] = append(vs, name)
+	l.variantList.add(id, name)
 }
 
 // resolve counts the categories and returns the usable ones: a category
@@ -139,7 +134,7 @@ func (l *categoryList) add(id int, name string, def *defect) {
 func (l *categoryList) resolve(rep *Report, conflict map[int]bool) []category {
 	var out []category
 	for i, def := range l.defects {
-		if _, ok := l.names[l.defectID[i]]; ok {
+		if _, ok := l.variants[l.defectID[i]]; ok {
 			conflict[l.defectID[i]] = true // one copy usable, another not: ambiguous
 		}
 		rep.readSkip(UnitCategory, def.Reason, 1, def.Detail)
@@ -148,7 +143,7 @@ func (l *categoryList) resolve(rep *Report, conflict map[int]bool) []category {
 		if n := l.repeats[id]; n > 0 {
 			rep.readSkip(UnitCategory, SkipDuplicate, n, fmt.Sprintf("category %d listed %d more times alike", id, n))
 		}
-		vs := l.names[id]
+		vs := l.variants[id]
 		if len(vs) > 1 || conflict[id] {
 			conflict[id] = true
 			rep.readSkip(UnitCategory, SkipIDConflict, int64(len(vs)), fmt.Sprintf("category %d listed as %q", id, vs))
