@@ -114,7 +114,8 @@ type Backbone struct {
 	bn1         bnP
 	stages      [4][]block
 	frozenBN    bool
-	OutChannels int // channels of C5: 512·width/64 (basic) or 2048·width/64
+	noStemPool  bool // no max-pool after the stem (Config.NoStemPool)
+	OutChannels int  // channels of C5: 512·width/64 (basic) or 2048·width/64
 }
 
 func newBackbone(ps *paramSet, c Config) (*Backbone, error) {
@@ -128,7 +129,7 @@ func newBackbone(ps *paramSet, c Config) (*Backbone, error) {
 	firstTrainable := 4 - c.TrainableStages
 	stem := *ps
 	stem.frozen = firstTrainable > 0
-	bb := &Backbone{frozenBN: c.FrozenBN}
+	bb := &Backbone{frozenBN: c.FrozenBN, noStemPool: c.NoStemPool}
 	w := c.ResNetWidth
 	bb.conv1 = newConv(&stem, "conv1", 3, w, 7, 2, 1)
 	bb.bn1 = newBN(&stem, "bn1", w)
@@ -171,9 +172,11 @@ func newBackbone(ps *paramSet, c Config) (*Backbone, error) {
 	return bb, nil
 }
 
-func (bb *Backbone) forward(f *fwd, x *torch.Tensor) *torch.Tensor { // [B,3,H,W] -> [B,C5,H/32,W/32] (H/16 dilated)
+func (bb *Backbone) forward(f *fwd, x *torch.Tensor) *torch.Tensor { // [B,3,H,W] -> [B,C5,H/32,W/32] (H/16 dilated or without the stem pool, H/8 both)
 	x = bb.bn1.forward(f, bb.conv1.forward(x), bb.frozenBN).Relu()
-	x = torch.MaxPool2d(x, torch.MaxPool2dOptions{Kernel: [2]int64{3, 3}, Stride: [2]int64{2, 2}, Padding: [2]int64{1, 1}})
+	if !bb.noStemPool {
+		x = torch.MaxPool2d(x, torch.MaxPool2dOptions{Kernel: [2]int64{3, 3}, Stride: [2]int64{2, 2}, Padding: [2]int64{1, 1}})
+	}
 	for _, st := range bb.stages {
 		for _, b := range st {
 			x = b.forward(f, x, bb.frozenBN)

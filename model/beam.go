@@ -64,18 +64,7 @@ func (m *Model) BeamCaptions(s *torch.Scope, in *Inputs, start, end int64, maxLe
 		}
 		ended := make([][]Caption, b)
 		for t := 1; t <= maxLen; t++ {
-			// Every image's live hypotheses, padded to k rows with copies of its first.
-			ids := make([]int64, 0, b*k*t) // [B·K,t]
-			for i := 0; i < b; i++ {
-				for j := 0; j < k; j++ {
-					h := hypothesis{}
-					if len(live[i]) > 0 {
-						h = live[i][min(j, len(live[i])-1)]
-					}
-					ids = append(ids, start)
-					ids = append(ids, h.ids...)
-				}
-			}
+			ids := beamPrefixes(live, k, t, start, end)
 			x := torch.FromInt64(s, ids, []int64{int64(b * k), int64(t)}, m.Device)                             // [B·K,t]
 			pad := torch.Zeros(s, []int64{int64(b * k), int64(t)}, torch.Bool, m.Device)                        // [B·K,t]
 			logp := m.captionLogits(f, x, pad, mem).Select(1, int64(t-1)).LogSoftmax(-1).ToDtype(torch.Float32) // [B·K,V]
@@ -106,6 +95,30 @@ func (m *Model) BeamCaptions(s *torch.Scope, in *Inputs, start, end int64, maxLe
 		err = s.Err()
 	}
 	return out, err
+}
+
+// beamPrefixes is the decoder input of step t, [B·K,t] row-major: every
+// image's live hypotheses after the start token, padded to k rows with
+// copies of its last one. An image whose hypotheses have all ended still
+// fills its k rows, with end tokens (their outputs are not read), so every
+// row has t tokens whatever the other images do.
+func beamPrefixes(live [][]hypothesis, k, t int, start, end int64) []int64 {
+	ids := make([]int64, 0, len(live)*k*t)
+	done := make([]int64, t-1)
+	for i := range done {
+		done[i] = end
+	}
+	for _, l := range live {
+		for j := 0; j < k; j++ {
+			prefix := done
+			if len(l) > 0 {
+				prefix = l[min(j, len(l)-1)].ids
+			}
+			ids = append(ids, start)
+			ids = append(ids, prefix...)
+		}
+	}
+	return ids
 }
 
 // extendBeams grows one image's live hypotheses by one token. lp holds the

@@ -195,3 +195,19 @@ func TestExtendBeams(t *testing.T) {
 		t.Fatalf("last step: live %+v, ended %+v; want everything ended, [1 2] scored (-1+ln 0.3)/2", next, ended)
 	}
 }
+
+// TestBeamPrefixesEndedImage: once one image's hypotheses have all ended
+// while another's go on, every decoder row still has t tokens (a ragged
+// batch made the decoder input tensor fail).
+func TestBeamPrefixesEndedImage(t *testing.T) {
+	const start, end = 1, 2
+	live := [][]hypothesis{
+		nil,                    // image 0: every hypothesis ended
+		{{ids: []int64{7, 8}}}, // image 1: one live hypothesis of two tokens
+	}
+	got := beamPrefixes(live, 2, 3, start, end)
+	want := []int64{1, 2, 2, 1, 2, 2, 1, 7, 8, 1, 7, 8}
+	if !slices.Equal(got, want) {
+		t.Fatalf("beamPrefixes = %v, want %v (2 images × 2 beams × 3 tokens)", got, want)
+	}
+}

@@ -66,7 +66,10 @@ func (s *Summary) Write(w io.Writer, verbose bool) error {
 	}
 	stride := 32
 	if c.DilateC5 {
-		stride = 16
+		stride /= 2
+	}
+	if c.NoStemPool {
+		stride /= 2
 	}
 	fmt.Fprintf(tw, "backbone\tResNet-%d (%s blocks, width %d), C5 %d channels, stride %d, frozen BN %v, %d trainable stages\n",
 		c.ResNetDepth, block, c.ResNetWidth, s.C5Channels, stride, c.FrozenBN, c.TrainableStages)

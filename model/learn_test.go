@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -17,10 +18,12 @@ type learnSetup struct {
 	side, images, evalImages, batch, steps int
 	lr, mlmProb                            float64
 	maxObjects, threads, evalEvery         int
+	trainMaxObjects                        int // shapes per training image: 1 to this
 	attrWeight, classWeight, mlmWeight     float64
 	itmWeight                              float64
 	seed, warmup, encoderLayers            int
 	clip                                   float64
+	stemPool, dilate                       bool // the backbone's layout (tiny: neither)
 }
 
 func defaultLearnSetup() learnSetup {
@@ -34,8 +37,8 @@ func defaultLearnSetup() learnSetup {
 	// trying other recipes; VLP_LEARN_EVAL_EVERY=N also evaluates every N
 	// steps.
 	s := learnSetup{side: 64, images: 4096, evalImages: 1024, batch: 32, steps: 4000, lr: 1e-3, mlmProb: 0.15,
-		maxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: Tiny().Loss.Attribute, classWeight: Tiny().Loss.Class, mlmWeight: Tiny().Loss.MLM, itmWeight: Tiny().Loss.ITM,
-		seed: 1, warmup: 100, clip: 1, encoderLayers: Tiny().EncoderLayers}
+		maxObjects: 2, trainMaxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: Tiny().Loss.Attribute, classWeight: Tiny().Loss.Class, mlmWeight: Tiny().Loss.MLM, itmWeight: Tiny().Loss.ITM,
+		seed: 1, warmup: 100, clip: 1, encoderLayers: Tiny().EncoderLayers, stemPool: !Tiny().NoStemPool, dilate: Tiny().DilateC5}
 	envInt := func(k string, p *int) {
 		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
 			*p = v
@@ -46,11 +49,19 @@ func defaultLearnSetup() learnSetup {
 			*p = v
 		}
 	}
+	envBool := func(k string, p *bool) {
+		if v, err := strconv.ParseBool(os.Getenv(k)); err == nil {
+			*p = v
+		}
+	}
+	envBool("VLP_LEARN_STEMPOOL", &s.stemPool)
+	envBool("VLP_LEARN_DILATE", &s.dilate)
 	envInt("VLP_LEARN_SEED", &s.seed)
 	envInt("VLP_LEARN_ENCODER", &s.encoderLayers)
 	envInt("VLP_LEARN_WARMUP", &s.warmup)
 	envFloat("VLP_LEARN_CLIP", &s.clip)
 	envInt("VLP_LEARN_MAXOBJ", &s.maxObjects)
+	envInt("VLP_LEARN_TRAIN_MAXOBJ", &s.trainMaxObjects)
 	envInt("VLP_LEARN_THREADS", &s.threads)
 	envInt("VLP_LEARN_EVAL_EVERY", &s.evalEvery)
 	envInt("VLP_LEARN_BATCH", &s.batch)
@@ -105,9 +116,9 @@ func TestModelLearnsShapes(t *testing.T) {
 	start := time.Now()
 	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, %d LibTorch threads",
 		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.threads)
-	t.Logf("seed %d, warm-up %d, clip %g, %d encoder layers", ls.seed, ls.warmup, ls.clip, ls.encoderLayers)
+	t.Logf("seed %d, warm-up %d, clip %g, %d encoder layers, stem max-pool %v, dilated C5 %v", ls.seed, ls.warmup, ls.clip, ls.encoderLayers, ls.stemPool, ls.dilate)
 	t.Logf("max objects %d, attribute weight %g, class weight %g, MLM weight %g, ITM weight %g", ls.maxObjects, ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight)
-	scfg := synth.Config{Seed: ls.worldSeed(101), Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: 2}
+	scfg := synth.Config{Seed: ls.worldSeed(101), Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: ls.trainMaxObjects}
 	world, err := data.NewSynthWorld(scfg, false)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +131,7 @@ func TestModelLearnsShapes(t *testing.T) {
 	cfg.VocabSize = max(cfg.VocabSize, world.Tokenizer.Vocab().Size())
 	cfg.Loss.Attribute, cfg.Loss.Class, cfg.Loss.MLM, cfg.Loss.ITM = ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight
 	cfg.EncoderLayers = ls.encoderLayers
+	cfg.NoStemPool, cfg.DilateC5 = !ls.stemPool, ls.dilate
 	m, err := New(cfg, uint64(ls.seed), torch.CPU)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +180,16 @@ func TestModelLearnsShapes(t *testing.T) {
 	}
 	train := time.Since(start)
 	got := evaluateShapes(t, m, world.Tokenizer, heldOut, ls)
-	t.Logf("held-out: MLM colour acc %.4f, ITM acc %.4f, AP50 %.6f, caption token acc %.4f", got.MLMColour, got.ITM, got.AP50, got.CaptionTok)
+	line := fmt.Sprintf("held-out: MLM colour acc %.4f, ITM acc %.4f, AP50 %.6f, caption token acc %.4f", got.MLMColour, got.ITM, got.AP50, got.CaptionTok)
+	t.Log(line)
+	// VLP_LEARN_REPORT=FILE appends the seed, the kernels and the metrics
+	// to FILE, so a run inside `make test` (no -v) still leaves its figures.
+	if path := os.Getenv("VLP_LEARN_REPORT"); path != "" {
+		rec := fmt.Sprintf("seed %d, ATEN_CPU_CAPABILITY=%q, OPENBLAS_CORETYPE=%q, %s\n", ls.seed, os.Getenv("ATEN_CPU_CAPABILITY"), os.Getenv("OPENBLAS_CORETYPE"), line)
+		if err := appendFile(path, rec); err != nil {
+			t.Errorf("VLP_LEARN_REPORT: %v", err)
+		}
+	}
 	t.Logf("held-out by skill: %v", got.Diag)
 	t.Logf("wall time: %s training (%d steps of %d rows), %s in all", train.Round(time.Second), ls.steps, ls.batch, time.Since(start).Round(time.Second))
 	for _, c := range []struct {
@@ -315,4 +336,17 @@ func accuracy(pred, label []int64) float64 {
 		return 0
 	}
 	return float64(ok) / float64(n)
+}
+
+// appendFile appends text to the file at path, creating it.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

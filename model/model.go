@@ -174,13 +174,16 @@ func (m *Model) Forward(s *torch.Scope, in *Inputs, train bool, gen *torch.Gener
 }
 
 // featureSize is the side of the C5 map for an input side of n pixels:
-// each stride-2 layer (the 7×7 stem, the max-pool, the first block of
+// each stride-2 layer (the 7×7 stem, the max-pool when kept, the first block of
 // stages 2–4, or 2–3 when C5 is dilated) maps n to ⌊(n−1)/2⌋+1. Computing
 // it on the host avoids reading a non-leaf tensor's shape.
 func (m *Model) featureSize(n int) int {
 	halvings := 5
 	if m.Config.DilateC5 {
-		halvings = 4
+		halvings--
+	}
+	if m.Config.NoStemPool {
+		halvings--
 	}
 	for i := 0; i < halvings; i++ {
 		n = (n-1)/2 + 1

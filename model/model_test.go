@@ -8,12 +8,15 @@ import (
 )
 
 // TestForwardShapes checks every output's shape on a padded batch, for
-// the stride-32 and the dilated backbone.
+// the stride-32 backbone, the dilated one, and either without the stem's
+// max-pool (a feature size that disagrees with the backbone's map fails
+// the forward pass: the positions would not match the image tokens).
 func TestForwardShapes(t *testing.T) {
 	needTorch(t)
-	for _, dilate := range []bool{false, true} {
+	for _, v := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+		dilate, noPool := v[0], v[1]
 		c := parityConfig()
-		c.DilateC5 = dilate
+		c.DilateC5, c.NoStemPool = dilate, noPool
 		m, err := New(c, 1, torch.CPU)
 		if err != nil {
 			t.Fatal(err)
@@ -42,11 +45,18 @@ func TestForwardShapes(t *testing.T) {
 			{"caption", out.CapLogits, []int64{B, int64(b.CapLen - 1), int64(c.VocabSize)}},
 		} {
 			if got := tc.t.Detach().Shape(); !sameShape(got, tc.want) {
-				t.Errorf("dilate %v: %s shape %v, want %v", dilate, tc.name, got, tc.want)
+				t.Errorf("dilate %v, no stem pool %v: %s shape %v, want %v", dilate, noPool, tc.name, got, tc.want)
 			}
 		}
-		if want := 96 / 32; !dilate && m.featureSize(96) != want {
-			t.Errorf("featureSize(96) = %d, want %d", m.featureSize(96), want)
+		stride := 32
+		if dilate {
+			stride /= 2
+		}
+		if noPool {
+			stride /= 2
+		}
+		if want := 96 / stride; m.featureSize(96) != want {
+			t.Errorf("dilate %v, no stem pool %v: featureSize(96) = %d, want %d", dilate, noPool, m.featureSize(96), want)
 		}
 		s.Close()
 		m.Close()

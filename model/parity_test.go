@@ -116,7 +116,7 @@ func checkParity(t *testing.T, c Config) {
 	exportWeights(t, m, dir)
 	writeJSON(t, filepath.Join(dir, "batch.json"), b)
 	cj := map[string]any{
-		"ResNetDepth": c.ResNetDepth, "ResNetWidth": c.ResNetWidth, "FrozenBN": c.FrozenBN, "DilateC5": c.DilateC5,
+		"ResNetDepth": c.ResNetDepth, "ResNetWidth": c.ResNetWidth, "FrozenBN": c.FrozenBN, "DilateC5": c.DilateC5, "StemPool": !c.NoStemPool,
 		"DModel": c.DModel, "Heads": c.Heads, "FFN": c.FFN, "EncoderLayers": c.EncoderLayers, "DecoderLayers": c.DecoderLayers,
 		"VocabSize": c.VocabSize, "MaxTextLen": c.MaxTextLen, "MaxCaptionLen": c.MaxCaptionLen, "TieMLM": c.TieMLM,
 		"NumQueries": c.NumQueries, "NumClasses": c.NumClasses, "NumAttributes": c.NumAttributes, "SharedDecoder": c.SharedDecoder,

@@ -93,7 +93,7 @@ LAYOUT = {18: (Basic, [2, 2, 2, 2]), 34: (Basic, [3, 4, 6, 3]), 50: (Bottleneck,
 
 
 class ResNet(nn.Module):
-    def __init__(self, depth, width, frozen, dilate_c5):
+    def __init__(self, depth, width, frozen, dilate_c5, stem_pool=True):
         super().__init__()
         block, counts = LAYOUT[depth]
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
@@ -111,10 +111,12 @@ class ResNet(nn.Module):
                 cin = w * block.expansion
             setattr(self, "layer%d" % (s + 1), nn.Sequential(*blocks))
         self.out_channels = cin
+        self.stem_pool = stem_pool
 
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)))
-        x = F.max_pool2d(x, 3, 2, 1)
+        if self.stem_pool:
+            x = F.max_pool2d(x, 3, 2, 1)
         for s in range(1, 5):
             x = getattr(self, "layer%d" % s)(x)
         return x
@@ -226,7 +228,7 @@ class E2EVLP(nn.Module):
         super().__init__()
         self.c = c
         d = c["DModel"]
-        self.backbone = ResNet(c["ResNetDepth"], c["ResNetWidth"], c["FrozenBN"], c["DilateC5"])
+        self.backbone = ResNet(c["ResNetDepth"], c["ResNetWidth"], c["FrozenBN"], c["DilateC5"], c["StemPool"])
         self.input_proj = nn.Conv2d(self.backbone.out_channels, d, 1)
         self.text = nn.Module()
         self.text.tok_emb = nn.Embedding(c["VocabSize"], d)
