@@ -11,6 +11,8 @@ var benchCommand = &cli.Command{
 		benchAllreduceCommand,
 		benchAllreduceRankCommand, // hidden: one rank of `bench allreduce`
 		benchDataCommand,
+		benchInferCommand,
+		benchDetectTextCommand,
 		// Further benchmarks join this list, one file each.
 	},
 }

@@ -11,7 +11,7 @@ const catModel = "MODEL"
 
 var presetFlag = &cli.StringFlag{
 	Name:     "preset",
-	Usage:    "model preset: tiny, base or large",
+	Usage:    "model preset: tiny, base, large, or a depth variant r50|r101|r152-enc6|enc12 (e.g. r101-enc6)",
 	Value:    "base",
 	EnvVars:  []string{"VLP_PRESET"},
 	Category: catModel,
@@ -28,8 +28,17 @@ var modelCommand = &cli.Command{
 			Name:    "verbose",
 			Usage:   "also list every tensor with its shape",
 			EnvVars: []string{"VLP_VERBOSE"},
+		}, &cli.BoolFlag{
+			Name:  "variants",
+			Usage: "list the depth variants (ResNet-50/101/152 × encoder 6/12) with their parameter counts instead",
 		}},
 		Action: func(c *cli.Context) error {
+			if c.Bool("variants") {
+				if c.IsSet("preset") || c.Bool("verbose") {
+					return fmt.Errorf("model describe: --variants lists every depth variant; it takes no --preset or --verbose")
+				}
+				return model.WriteVariants(c.App.Writer)
+			}
 			cfg, err := model.Preset(c.String("preset"))
 			if err != nil {
 				return err

@@ -29,7 +29,7 @@ var trainCommand = &cli.Command{
 	Usage: "train E2E-VLP",
 	Flags: append([]cli.Flag{
 		&cli.BoolFlag{Name: "local", Usage: "single process on an in-memory synthetic shapes world", EnvVars: []string{"VLP_LOCAL"}, Category: catTrain},
-		&cli.StringFlag{Name: "preset", Usage: "model preset: tiny, base or large", Value: "tiny", EnvVars: []string{"VLP_PRESET"}, Category: catModel},
+		&cli.StringFlag{Name: "preset", Usage: "model preset: tiny, base, large, or a depth variant (vlp model describe --variants)", Value: "tiny", EnvVars: []string{"VLP_PRESET"}, Category: catModel},
 		&cli.IntFlag{Name: "steps", Usage: "optimiser steps", Value: 100, EnvVars: []string{"VLP_STEPS"}, Category: catTrain},
 		&cli.IntFlag{Name: "batch", Usage: "rows per batch", Value: 16, EnvVars: []string{"VLP_BATCH"}, Category: catTrain},
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate of the transformer", Value: 5e-4, EnvVars: []string{"VLP_LR"}, Category: catTrain},

@@ -42,7 +42,7 @@ var trainClusterFlags = []cli.Flag{
 	&cli.StringFlag{Name: "data", Usage: "shard directory (manifest.json + shards from `vlp shard build`); empty: the in-memory synthetic world", EnvVars: []string{"VLP_DATA"}, Category: catTrain},
 	&cli.StringFlag{Name: "vocab", Usage: "with --data: the tokenizer's vocab.txt (default: learnt from the shards' texts into --dir/vocab.txt)", EnvVars: []string{"VLP_VOCAB"}, Category: catTrain},
 	&cli.BoolFlag{Name: "log-pairs", Usage: "with --data: each worker appends the epoch and pair id of every pair it consumed in a committed step to --dir/pairs-<i>.log", Category: catTrain},
-	&cli.IntFlag{Name: "eval", Value: 64, Usage: "after training, evaluate the last verified checkpoint on this many held-out synthetic images (MLM colour words, ITM, AP50, captions; boxes.png); 0: none", EnvVars: []string{"VLP_EVAL"}, Category: catTrain},
+	&cli.IntFlag{Name: "eval", Value: 64, Usage: "after training, evaluate the last verified checkpoint on this many held-out synthetic images (package eval, as vlp eval: MLM colour words, ITM, COCO AP/AR, BLEU and CIDEr-D, retrieval; report in DIR/eval, boxes.png); 0: none", EnvVars: []string{"VLP_EVAL"}, Category: catTrain},
 	&cli.StringFlag{Name: "metrics-base-port", Usage: "serve worker i's /metrics on 127.0.0.1:(port+i) (empty: none)", Category: catTrain},
 }
 
@@ -297,7 +297,7 @@ loop:
 	}
 	if len(points) >= 2 {
 		path := filepath.Join(dir, "loss-curve.png")
-		legend, err := plotLosses(path, points)
+		legend, err := plotLosses(path, lossCurveTitle(dir, *spec), points)
 		if err != nil {
 			return err
 		}

@@ -100,18 +100,23 @@ func TestTrainOnShards(t *testing.T) {
 		t.Errorf("the epoch did not complete the job:\n%s", out)
 	}
 	checkPairLogs(t, run, 2, want)
-	// The end-of-run evaluation: every metric over the 16 held-out images,
-	// and the two pictures.
+	// The end-of-run evaluation (package eval): every metric over the 16
+	// held-out images, the two pictures, and the report in run/eval.
 	for _, re := range []*regexp.Regexp{
-		regexp.MustCompile(`evaluation on 16 held-out images \(checkpoint step \d+\)`),
-		regexp.MustCompile(`MLM accuracy on masked colour words: [0-9.]+% \(\d+/[1-9]\d*\)`),
-		regexp.MustCompile(`ITM accuracy: [0-9.]+% \(\d+/16, half mismatched\)`),
-		regexp.MustCompile(`detection AP50: [0-9.]+`),
-		regexp.MustCompile(`caption: truth "[a-z :,]+"\s+model "`),
+		regexp.MustCompile(`evaluation on 16 held-out images \(checkpoint \d+, step \d+\)`),
+		regexp.MustCompile(`MLM accuracy, masked colour words\s+[0-9.]+%\s+\(\d+/[1-9]\d*\)`),
+		regexp.MustCompile(`ITM accuracy \(half mismatched\)\s+[0-9.]+%\s+\(\d+/16\)`),
+		regexp.MustCompile(`detection AP50\s+[0-9.]+`),
+		regexp.MustCompile(`captions greedy CIDEr-D\s+[0-9.]+\s+\(16 images\)`),
+		regexp.MustCompile(`retrieval image→text R@1\s+[0-9.]+%\s+\(N = 16\)`),
+		regexp.MustCompile(`caption: truth  "[a-z :,]+"\s+greedy "`),
 	} {
 		if !re.MatchString(out) {
 			t.Errorf("output lacks %s:\n%s", re, out)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(run, "eval", "report.json")); err != nil {
+		t.Errorf("the end-of-run evaluation wrote no report: %v", err)
 	}
 	for _, name := range []string{"loss-curve.png", "boxes.png"} {
 		f, err := os.Open(filepath.Join(run, name))
