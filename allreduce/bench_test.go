@@ -7,10 +7,13 @@ import (
 )
 
 // BenchmarkAllReduce runs every rank in this process: a quick look at the
-// code's own costs. `vlp bench allreduce` measures ranks as processes.
+// code's own costs (tcp protects frames with RingAuth, the default;
+// tcp-plain and tcp-encrypt with the others). `vlp bench allreduce`
+// measures ranks as processes.
 func BenchmarkAllReduce(b *testing.B) {
 	s := runNATSServer(b)
-	for _, kind := range []string{"inmem", "tcp", "nats"} {
+	tcpSecurity := map[string]RingSecurity{"tcp-plain": RingPlain, "tcp": RingAuth, "tcp-encrypt": RingEncrypt}
+	for _, kind := range []string{"inmem", "tcp-plain", "tcp", "tcp-encrypt", "nats"} {
 		for _, n := range []int{2, 4} {
 			for _, wire := range []DType{Float32, BFloat16} {
 				const L = 16 << 20 / 4 // 16 MiB
@@ -20,8 +23,10 @@ func BenchmarkAllReduce(b *testing.B) {
 					switch kind {
 					case "inmem":
 						ts = inmemTransports(n, 0)
-					case "tcp":
-						gen, ts = tcpTransports(b, gen, nil)
+					case "tcp-plain", "tcp", "tcp-encrypt":
+						var nodes []*TCPNode
+						gen, nodes = securedNodes(b, gen, tcpSecurity[kind])
+						gen, ts = tcpTransports(b, gen, nodes)
 					case "nats":
 						ts = natsTransports(b, s, gen)
 					}

@@ -43,8 +43,11 @@
 // exactly the expected ones is dropped, never summed (a stale frame from an
 // earlier collective, a foreign job's, a forged one that does not continue the
 // sequence). The TCP transport authenticates peers with an HMAC handshake over
-// the job token; over NATS, authentication is the server's business (per-job
-// credentials), and the tags protect against mistakes, not forgery.
+// the job token, then every frame with a tag under a key derived from it, or
+// encrypts them (TCPConfig.Security, tcp_security.go): a frame altered on the
+// way is a lost peer, never a wrong sum. Over NATS, authentication is the
+// server's business (per-job credentials, TLS), and the tags protect against
+// mistakes, not forgery.
 //
 // Every collective has a deadline (its context's, else Config.Timeout). A
 // rank that dies is noticed by its ring neighbours — at once when a TCP

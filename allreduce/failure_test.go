@@ -175,14 +175,26 @@ type proxy struct {
 	target string
 	mu     sync.Mutex
 	conns  []net.Conn
+	// up copies the dialer's side to the target (default io.Copy); a
+	// tampering relay alters it.
+	up func(dst, src net.Conn)
 }
 
 func newProxy(t *testing.T, target string) *proxy {
+	return startProxy(t, &proxy{target: target})
+}
+
+// startProxy listens on loopback and forwards every connection to p.target.
+func startProxy(t *testing.T, p *proxy) *proxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target}
+	p.ln = ln
+	up := p.up
+	if up == nil {
+		up = func(dst, src net.Conn) { io.Copy(dst, src) }
+	}
 	t.Cleanup(func() { ln.Close(); p.cut() })
 	go func() {
 		for {
@@ -190,7 +202,7 @@ func newProxy(t *testing.T, target string) *proxy {
 			if err != nil {
 				return
 			}
-			u, err := net.Dial("tcp", target)
+			u, err := net.Dial("tcp", p.target)
 			if err != nil {
 				c.Close()
 				continue
@@ -198,7 +210,7 @@ func newProxy(t *testing.T, target string) *proxy {
 			p.mu.Lock()
 			p.conns = append(p.conns, c, u)
 			p.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
+			go func() { up(u, c); u.Close() }()
 			go func() { io.Copy(c, u); c.Close() }()
 		}
 	}()

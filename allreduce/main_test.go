@@ -74,10 +74,17 @@ const testToken = "s3cret-job-token"
 // tcpNodes listens on loopback for each rank and fills in the addresses.
 func tcpNodes(t testing.TB, gen Generation, token string) (Generation, []*TCPNode) {
 	t.Helper()
+	return listenNodes(t, gen, TCPConfig{Token: []byte(token)})
+}
+
+// listenNodes is tcpNodes with a configuration (its Job and Logger are set here).
+func listenNodes(t testing.TB, gen Generation, cfg TCPConfig) (Generation, []*TCPNode) {
+	t.Helper()
+	cfg.Job, cfg.Logger = gen.Job, testLogger(t)
 	nodes := make([]*TCPNode, gen.Size())
 	gen.Members = append([]Member(nil), gen.Members...)
 	for i := range nodes {
-		n, err := ListenTCP("127.0.0.1:0", TCPConfig{Job: gen.Job, Token: []byte(token), Logger: testLogger(t)})
+		n, err := ListenTCP("127.0.0.1:0", cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

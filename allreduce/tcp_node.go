@@ -18,6 +18,10 @@ type TCPConfig struct {
 	// Token is the job's shared secret. It never crosses the network: the
 	// handshake proves knowledge of it with HMAC-SHA256. Required.
 	Token []byte
+	// Security protects the frames after the handshake (default RingAuth: a
+	// tag per frame under a key derived from Token; RingEncrypt also
+	// encrypts; RingPlain neither). Every node of a job must use the same.
+	Security RingSecurity
 	// MaxFrame is the largest frame accepted, in bytes. Default 16 MiB.
 	MaxFrame int
 	// HandshakeTimeout bounds a handshake. Default 10 s.
@@ -62,6 +66,8 @@ func (c TCPConfig) Validate() error {
 	switch {
 	case len(c.Token) == 0:
 		return configErr("TCPConfig.Token is empty: the TCP transport authenticates peers with the job token")
+	case !c.Security.valid():
+		return configErr("TCPConfig.Security %d: want RingAuth, RingEncrypt or RingPlain", c.Security)
 	case c.MaxFrame < 4096:
 		return configErr("TCPConfig.MaxFrame is %d, want >= 4096", c.MaxFrame)
 	}
@@ -87,11 +93,13 @@ type TCPNode struct {
 	wg      sync.WaitGroup
 
 	rejected atomic.Uint64
+	tampered atomic.Uint64
 }
 
 type parkedConn struct {
 	conn  net.Conn
 	h     hello
+	key   []byte
 	timer *time.Timer
 }
 
@@ -123,6 +131,10 @@ func (n *TCPNode) Addr() string { return n.ln.Addr().String() }
 // Rejected counts connections refused by the handshake (wrong token, job,
 // generation or rank).
 func (n *TCPNode) Rejected() uint64 { return n.rejected.Load() }
+
+// FrameAuthFailures counts inbound frames that failed their tag (altered,
+// replayed, reordered or cut on the way): each closed its connection.
+func (n *TCPNode) FrameAuthFailures() uint64 { return n.tampered.Load() }
 
 // Close stops listening and closes every transport and waiting connection.
 func (n *TCPNode) Close() error {
@@ -171,7 +183,7 @@ func (n *TCPNode) acceptLoop() {
 
 // serve authenticates one inbound connection and hands it over.
 func (n *TCPNode) serve(conn net.Conn) {
-	h, err := serverHandshake(conn, n.cfg.Token, time.Now().Add(n.cfg.HandshakeTimeout), n.decide)
+	h, key, err := serverHandshake(conn, n.cfg.Token, time.Now().Add(n.cfg.HandshakeTimeout), n.decide)
 	if err != nil {
 		n.rejected.Add(1)
 		n.log.Warn("allreduce: refused TCP connection", "remote", conn.RemoteAddr().String(), "gen", h.gen, "from", h.from, "err", err)
@@ -185,14 +197,14 @@ func (n *TCPNode) serve(conn net.Conn) {
 		return
 	}
 	if t := n.joined[h.gen]; t != nil {
-		t.adopt(conn, int(h.from))
+		t.adopt(conn, int(h.from), key)
 		return
 	}
 	if len(n.parked) >= maxParked {
 		conn.Close()
 		return
 	}
-	p := &parkedConn{conn: conn, h: h}
+	p := &parkedConn{conn: conn, h: h, key: key}
 	p.timer = time.AfterFunc(n.cfg.ParkTimeout, func() {
 		n.mu.Lock()
 		_, ok := n.parked[p]
@@ -213,6 +225,8 @@ func (n *TCPNode) decide(h hello) (byte, uint64) {
 	switch {
 	case h.job != n.jobID:
 		return hsWrongJob, n.newest
+	case h.security != n.cfg.Security.wire():
+		return hsSecurity, n.newest
 	case t == nil && h.gen <= n.retired:
 		return hsStale, n.newest
 	case t == nil && h.gen < n.newest:
@@ -257,7 +271,7 @@ func (n *TCPNode) Join(gen Generation, rank int) (*TCPTransport, error) {
 	for p := range n.parked {
 		switch {
 		case p.h.gen == gen.Number && int(p.h.to) == rank:
-			t.adopt(p.conn, int(p.h.from))
+			t.adopt(p.conn, int(p.h.from), p.key)
 		case p.h.gen < n.newest:
 			p.conn.Close()
 		default:

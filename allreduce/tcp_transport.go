@@ -39,55 +39,75 @@ var _ Transport = (*TCPTransport)(nil)
 type tcpPeer struct {
 	mu     sync.Mutex
 	conn   net.Conn
+	seal   *frameCipher // nil with RingPlain
 	broken error
 	lenBuf [4]byte
 }
 
-// adopt starts reading an authenticated inbound connection. Called with the
-// node's lock held.
-func (t *TCPTransport) adopt(conn net.Conn, from int) {
+// adopt starts reading an authenticated inbound connection whose frames are
+// protected under key. Called with the node's lock held.
+func (t *TCPTransport) adopt(conn net.Conn, from int, key []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed || from < 0 || from >= len(t.peers) {
+	open, err := newFrameCipher(t.node.cfg.Security, key)
+	if t.closed || from < 0 || from >= len(t.peers) || err != nil {
 		conn.Close()
 		return
 	}
 	t.conns = append(t.conns, conn)
 	t.wg.Add(1)
-	go t.readLoop(conn, from)
+	go t.readLoop(conn, from, open)
 }
 
-// readLoop reads length-prefixed frames from one peer into pooled buffers.
-func (t *TCPTransport) readLoop(conn net.Conn, from int) {
+// readLoop reads length-prefixed frames from one peer into pooled buffers,
+// checking each frame's tag unless open is nil (RingPlain). A frame that
+// fails its tag ends the connection: the peer is reported lost.
+func (t *TCPTransport) readLoop(conn net.Conn, from int, open *frameCipher) {
 	defer t.wg.Done()
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var lb [4]byte
+	tag := 0
+	if open != nil {
+		tag = frameTagSize
+	}
+	reason := "inbound connection closed"
 	err := func() error {
 		for {
 			if _, err := io.ReadFull(br, lb[:]); err != nil {
 				return err
 			}
 			n := int(binary.LittleEndian.Uint32(lb[:]))
-			if n > t.node.cfg.MaxFrame || n < headerSize {
-				return fmt.Errorf("frame of %d bytes outside [%d, %d]", n, headerSize, t.node.cfg.MaxFrame)
+			if n > t.node.cfg.MaxFrame+tag || n < headerSize+tag {
+				return fmt.Errorf("frame of %d bytes outside [%d, %d]", n, headerSize+tag, t.node.cfg.MaxFrame+tag)
 			}
 			b := t.pool.get(n)
 			if _, err := io.ReadFull(br, b); err != nil {
 				t.pool.put(b)
 				return err
 			}
+			data := b
+			if open != nil {
+				var err error
+				if data, err = open.open(b); err != nil {
+					t.pool.put(b)
+					t.node.tampered.Add(1)
+					t.node.log.Warn("allreduce: TCP frame failed authentication: dropping the peer", "gen", t.gen.Number, "from", from, "remote", conn.RemoteAddr().String(), "err", err)
+					reason = "frame failed authentication"
+					return err
+				}
+			}
 			// The handshake authenticated the sender's rank: a frame that
 			// claims another is dropped here.
-			if int(binary.LittleEndian.Uint32(b[32:])) != from {
+			if int(binary.LittleEndian.Uint32(data[32:])) != from {
 				t.pool.put(b)
 				continue
 			}
-			t.inbox.push(recvItem{f: Frame{Data: b, release: t.pool.put}})
+			t.inbox.push(recvItem{f: Frame{Data: data, release: t.pool.put}})
 		}
 	}()
 	conn.Close()
 	if !t.isClosed() {
-		t.inbox.push(recvItem{err: &PeerError{Rank: from, Member: t.gen.member(from), Reason: "inbound connection closed", Err: err}})
+		t.inbox.push(recvItem{err: &PeerError{Rank: from, Member: t.gen.member(from), Reason: reason, Err: err}})
 	}
 }
 
@@ -116,8 +136,12 @@ func (t *TCPTransport) connLocked(ctx context.Context, p *tcpPeer, to int) (net.
 	if t.isClosed() {
 		return nil, ErrClosed
 	}
-	conn, err := t.dial(ctx, to)
+	conn, key, err := t.dial(ctx, to)
 	if err != nil {
+		return nil, err
+	}
+	if p.seal, err = newFrameCipher(t.node.cfg.Security, key); err != nil {
+		conn.Close()
 		return nil, err
 	}
 	t.mu.Lock()
@@ -154,12 +178,12 @@ func (t *TCPTransport) watch(conn net.Conn, p *tcpPeer, to int) {
 
 // dial connects and authenticates, retrying refused connections with backoff
 // until ctx is done (the peer may not listen yet).
-func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, error) {
+func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, []byte, error) {
 	addr := t.gen.Members[to].Addr
 	if addr == "" {
-		return nil, configErr("rank %d (%s) has no TCP address", to, t.gen.member(to))
+		return nil, nil, configErr("rank %d (%s) has no TCP address", to, t.gen.member(to))
 	}
-	h := hello{job: t.node.jobID, gen: t.gen.Number, from: uint32(t.rank), to: uint32(to)}
+	h := hello{job: t.node.jobID, gen: t.gen.Number, from: uint32(t.rank), to: uint32(to), security: t.node.cfg.Security.wire()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(t.life, cancel) // Close aborts a dial
@@ -173,24 +197,26 @@ func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, error) {
 			if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 				deadline = dl
 			}
-			if err = clientHandshake(conn, t.node.cfg.Token, h, deadline); err == nil {
-				return conn, nil
+			var key []byte
+			if key, err = clientHandshake(conn, t.node.cfg.Token, h, deadline); err == nil {
+				return conn, key, nil
 			}
 			conn.Close()
 			if errors.Is(err, ErrAuth) || errors.Is(err, ErrStale) || errors.Is(err, ErrConfig) {
-				return nil, fmt.Errorf("allreduce: connect to rank %d at %s: %w", to, addr, err)
+				return nil, nil, fmt.Errorf("allreduce: connect to rank %d at %s: %w", to, addr, err)
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("allreduce: connect to rank %d at %s: %w (last: %v)", to, addr, ctx.Err(), err)
+			return nil, nil, fmt.Errorf("allreduce: connect to rank %d at %s: %w (last: %v)", to, addr, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
-// Send writes the frame with one writev; the parts are not copied. ctx
+// Send writes the frame with one writev; with RingPlain the parts are not
+// copied, otherwise they are sealed into the peer's buffer first. ctx
 // bounds the wait for the connection; a frame once started is written whole
 // (see TCPConfig.WriteTimeout).
 func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error {
@@ -212,12 +238,17 @@ func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error 
 		return err // not started: the stream stays whole
 	}
 	conn.SetWriteDeadline(time.Now().Add(t.node.cfg.WriteTimeout))
-	binary.LittleEndian.PutUint32(p.lenBuf[:], uint32(size))
-	bufs := make(net.Buffers, 0, len(parts)+1)
-	bufs = append(bufs, p.lenBuf[:])
-	for _, b := range parts {
-		if len(b) > 0 {
-			bufs = append(bufs, b)
+	var bufs net.Buffers
+	if p.seal != nil {
+		bufs = net.Buffers{p.seal.seal(parts)}
+	} else {
+		binary.LittleEndian.PutUint32(p.lenBuf[:], uint32(size))
+		bufs = make(net.Buffers, 0, len(parts)+1)
+		bufs = append(bufs, p.lenBuf[:])
+		for _, b := range parts {
+			if len(b) > 0 {
+				bufs = append(bufs, b)
+			}
 		}
 	}
 	if _, err := bufs.WriteTo(conn); err != nil {

@@ -209,8 +209,11 @@ func (c *Config) Validate() error {
 		if err := c.NATS.Embedded.validate(); err != nil {
 			return bad("NATS.Embedded: %v", err)
 		}
+		if err := c.checkSecurity(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return c.NATS.validateClientTLS()
 }
 
 // nodeID is NodeID, defaulting to the advertised Raft address.

@@ -54,5 +54,6 @@
 //   - Workers share one NATS user; subject permissions keep them off operator operations and other
 //     jobs' subjects, but not off each other's reply inboxes.
 //   - The job token authenticates requests, it does not encrypt them: use NATS TLS off a trusted
-//     network.
+//     network. security.go checks TLS and authentication at startup and refuses TLS that lets
+//     anyone in; docs/security.md has the threat model.
 package coordinator

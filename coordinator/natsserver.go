@@ -1,9 +1,11 @@
 package coordinator
 
 import (
-	"errors"
+	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -43,10 +45,17 @@ type EmbeddedNATS struct {
 	WorkerNkey     string
 
 	// TLSCert and TLSKey make the server speak TLS to clients and routes; TLSCA, when set,
-	// requires and verifies client certificates.
+	// requires and verifies client certificates (on routes too: the certificate then needs the
+	// clientAuth usage as well as serverAuth). The route dialer trusts NATSConfig.CAFile
+	// (--nats-ca), else TLSCA.
 	TLSCert string
 	TLSKey  string
 	TLSCA   string
+
+	// TrustedNetwork accepts TLS (or a route listener) without authentication: the operator
+	// says nobody untrusted can reach the ports. Without it such a configuration is refused,
+	// because anyone who connects may subscribe to everything, the job token included.
+	TrustedNetwork bool
 }
 
 // DefaultEmbeddedNATS listens on 0.0.0.0:4222 with the data-plane limits.
@@ -70,19 +79,17 @@ func (e *EmbeddedNATS) validate() error {
 		return fmt.Errorf("MaxPayload %d: must be in [1 KiB, 64 MiB]", e.MaxPayload)
 	case e.MaxPending < int64(e.MaxPayload):
 		return fmt.Errorf("MaxPending %d: must be >= MaxPayload %d", e.MaxPending, e.MaxPayload)
-	case (e.TLSCert == "") != (e.TLSKey == ""):
-		return errors.New("TLSCert and TLSKey: give both or neither")
-	case e.WorkerUser != "" && e.WorkerPassword == "":
-		return errors.New("WorkerPassword: required with WorkerUser")
 	}
 	return nil
 }
 
 // WorkerPermissions are the NATS permissions of a worker of job: publish only the worker
-// operations' requests, the ring and reply inboxes; subscribe only inboxes, the ring and events.
+// operations' requests, the ring, reply inboxes and step summaries (vlp.<job>.events.step,
+// `vlp worker join --publish-steps`); subscribe only inboxes, the ring and events. A worker never
+// sees the coordinator's request subjects, where operators' requests carry the job token.
 func WorkerPermissions(job string) *server.Permissions {
 	sub := Subjects{Job: job}
-	pub := []string{sub.Ring(), "_INBOX.>"}
+	pub := []string{sub.Ring(), "_INBOX.>", sub.Prefix() + ".events.step"}
 	for _, op := range WorkerOps {
 		pub = append(pub, sub.Op(op))
 	}
@@ -103,7 +110,6 @@ func (c *Config) serverOptions() (*server.Options, error) {
 		MaxPending:    e.MaxPending,
 		WriteDeadline: e.WriteDeadline,
 		NoSigs:        true,
-		NoLog:         true,
 	}
 	if o.Host == "" {
 		o.Host = "0.0.0.0"
@@ -120,29 +126,53 @@ func (c *Config) serverOptions() (*server.Options, error) {
 		o.Cluster.Port = e.ClusterPort
 		o.Cluster.Username, o.Cluster.Password = c.NATS.User, c.NATS.Password
 		for _, r := range e.Routes {
-			o.Routes = append(o.Routes, server.RoutesFromStr(r)...)
+			for _, u := range server.RoutesFromStr(r) {
+				// The route dialer authenticates with the credentials of the URL only: give it
+				// the operator's, which the other servers' route listeners require.
+				if u.User == nil && c.NATS.User != "" {
+					u.User = url.UserPassword(c.NATS.User, c.NATS.Password)
+				}
+				o.Routes = append(o.Routes, u)
+			}
 		}
 	}
+	perms := WorkerPermissions(c.Job) // Validate has checked the combination of credentials
 	if c.NATS.User != "" {
 		o.Users = []*server.User{{Username: c.NATS.User, Password: c.NATS.Password}}
-		perms := WorkerPermissions(c.Job)
 		if e.WorkerUser != "" {
 			o.Users = append(o.Users, &server.User{Username: e.WorkerUser, Password: e.WorkerPassword, Permissions: perms})
 		}
-		if e.WorkerNkey != "" {
-			o.Nkeys = []*server.NkeyUser{{Nkey: e.WorkerNkey, Permissions: perms}}
-		}
-	} else if e.WorkerUser != "" || e.WorkerNkey != "" {
-		return nil, fmt.Errorf("%w: NATS worker credentials need NATS.User (the operator's) too", ErrInvalidConfig)
 	}
-	if e.TLSCert != "" {
-		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: e.TLSCert, KeyFile: e.TLSKey, CaFile: e.TLSCA, Verify: e.TLSCA != ""})
+	if c.NATS.NkeySeedFile != "" {
+		// The coordinator's own nkey is the operator's: it may do anything.
+		pub, err := operatorNkey(c.NATS.NkeySeedFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: NATS TLS: %v", ErrInvalidConfig, err)
+			return nil, err
 		}
-		o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = tc, true, e.TLSCA != "", 5
+		o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: pub})
+		if e.WorkerUser != "" && c.NATS.User == "" {
+			o.Users = append(o.Users, &server.User{Username: e.WorkerUser, Password: e.WorkerPassword, Permissions: perms})
+		}
+	}
+	if e.WorkerNkey != "" {
+		o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: e.WorkerNkey, Permissions: perms})
+	}
+	f, err := c.loadEmbeddedTLS()
+	if err != nil {
+		return nil, err
+	}
+	if f != nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{f.cert}}
+		if f.clientCA != nil {
+			tc.ClientCAs, tc.ClientAuth = f.clientCA, tls.RequireAndVerifyClientCert
+		}
+		o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = tc, true, f.clientCA != nil, 5
 		if e.ClusterPort != 0 {
-			o.Cluster.TLSConfig, o.Cluster.TLSTimeout = tc.Clone(), 5
+			// The same configuration serves accepted routes and dials the others: the dialer
+			// trusts the route CA and presents the server certificate when asked for a client's.
+			rc := tc.Clone()
+			rc.RootCAs = f.routeCA
+			o.Cluster.TLSConfig, o.Cluster.TLSTimeout = rc, 5
 		}
 	}
 	return o, nil
@@ -158,6 +188,8 @@ func startEmbeddedNATS(c *Config) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: embedded NATS: %w", err)
 	}
+	// Its warnings and errors (a route refused for TLS or credentials, …) go to our log.
+	srv.SetLoggerV2(natsLogger{c.logger().With("component", "nats-server")}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
@@ -174,13 +206,16 @@ func (n *NATSConfig) ConnectOptions(name string) ([]nats.Option, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 	}
+	if err := n.validateClientTLS(); err != nil {
+		return nil, err
+	}
 	if n.User != "" {
 		opts = append(opts, nats.UserInfo(n.User, n.Password))
 	}
 	if n.NkeySeedFile != "" {
 		o, err := nats.NkeyOptionFromSeed(n.NkeySeedFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: NATS nkey: %v", ErrInvalidConfig, err)
+			return nil, securityErr("--nats-nkey-seed %s: %v", n.NkeySeedFile, err)
 		}
 		opts = append(opts, o)
 	}
@@ -192,3 +227,14 @@ func (n *NATSConfig) ConnectOptions(name string) ([]nats.Option, error) {
 	}
 	return opts, nil
 }
+
+// natsLogger passes the embedded server's warnings and errors to slog; notices, debug and
+// traces are dropped.
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) {}
+func (l natsLogger) Debugf(format string, v ...any)  {}
+func (l natsLogger) Tracef(format string, v ...any)  {}
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }

@@ -85,7 +85,7 @@ func (s *Server) start() error {
 	s.metrics = newMetrics(s)
 
 	url := s.cfg.NATS.URL
-	opts, err := s.cfg.NATS.ConnectOptions("vlp-coordinator-" + s.cfg.nodeID())
+	opts, err := s.cfg.ownConnectOptions("vlp-coordinator-"+s.cfg.nodeID(), url == "")
 	if err != nil {
 		return err
 	}
@@ -96,17 +96,27 @@ func (s *Server) start() error {
 		url = s.ns.ClientURL()
 		opts = append(opts, nats.InProcessServer(s.ns))
 	}
+	// Bounded, so a TLS mistake fails here, at once, rather than as a write timeout later.
+	opts = append(opts, nats.Timeout(10*time.Second))
 	if s.nc, err = nats.Connect(url, opts...); err != nil {
-		return fmt.Errorf("coordinator: NATS %s: %w", url, err)
+		return fmt.Errorf("coordinator: its own NATS connection to %s: %w (with TLS: check --nats-ca and, under --nats-tls-client-ca, --nats-cert or the clientAuth usage of --nats-tls-cert)", url, err)
 	}
 	if s.cfg.HTTPAddr != "" {
 		if err := s.startHTTP(); err != nil {
 			return err
 		}
 	}
+	s.log.Info(s.cfg.Posture())
+	if e := s.cfg.NATS.Embedded; s.ns != nil && !s.cfg.authenticated() && !e.TrustedNetwork && !isLoopbackHost(e.Host) {
+		s.log.Warn("embedded NATS accepts anyone on "+e.Host+": whoever reaches it can read the job token and stop the job (docs/security.md; --nats-user, or --nats-trusted-network to silence this)", "nats", url)
+	}
 	s.log.Info("coordinator started", "raft", parts.trans.LocalAddr(), "bootstrapped", booted, "nats", url, "job", s.cfg.Job)
 	s.wg.Add(1)
 	go s.watchLeadership()
+	if s.ns != nil && s.cfg.expectedRoutes() > 0 {
+		s.wg.Add(1)
+		go s.watchRoutes()
+	}
 	if s.cfg.Join != "" {
 		s.wg.Add(1)
 		go s.joinGroup()
@@ -231,7 +241,7 @@ func (s *Server) apply(typ CommandType, body any) (any, error) {
 // until it is in the configuration or the replica closes.
 func (s *Server) joinGroup() {
 	defer s.wg.Done()
-	opts, err := s.cfg.NATS.ConnectOptions("vlp-coordinator-join-" + s.cfg.nodeID())
+	opts, err := s.cfg.ownConnectOptions("vlp-coordinator-join-"+s.cfg.nodeID(), false)
 	if err != nil {
 		s.log.Error("join: NATS options", "err", err)
 		return
@@ -271,4 +281,30 @@ func (s *Server) inConfiguration() bool {
 		}
 	}
 	return false
+}
+
+// watchRoutes logs the embedded server's routes to its peers whenever their count changes: a
+// route that cannot form (a TLS or credential mistake) is otherwise silent, since the embedded
+// server does not log.
+func (s *Server) watchRoutes() {
+	defer s.wg.Done()
+	want, last := s.cfg.expectedRoutes(), -1
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+		}
+		got := s.routedServers()
+		switch {
+		case got == last:
+		case got < want:
+			s.log.Warn("NATS cluster incomplete: routed to fewer peer servers than --nats-routes names (not ready)", "routed", got, "want", want)
+		default:
+			s.log.Info("NATS cluster formed", "routed", got)
+		}
+		last = got
+	}
 }

@@ -35,12 +35,14 @@ var benchAllreduceCommand = &cli.Command{
 		"publish→subscribe throughput T of the same server, measured in the same run with the\n" +
 		"ring's traffic pattern (every rank publishes to its right neighbour): a ring relayed by\n" +
 		"one server cannot beat busbw = T/N (float32; 2T/N for bf16). The TCP rows are set against\n" +
-		"Gloo's all-reduce (scripts/gloo_allreduce.py with Debian's python3-torch) when it runs.",
+		"Gloo's all-reduce (scripts/gloo_allreduce.py with Debian's python3-torch) when it runs.\n" +
+		"TCP rings protect frames as --ring-security does: tcp (auth, the default), tcp-encrypt and\n" +
+		"tcp-plain; the tcp and tcp-encrypt rows are set against tcp-plain when it runs too.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "ranks", Value: "2,4", Usage: "ring sizes, comma-separated"},
 		&cli.StringFlag{Name: "sizes-mib", Value: "4,64,256", Usage: "buffer sizes in MiB, comma-separated"},
 		&cli.StringFlag{Name: "wire", Value: "float32,bf16", Usage: "wire types, comma-separated"},
-		&cli.StringFlag{Name: "transports", Value: "nats,tcp", Usage: "transports (nats, tcp, auto), comma-separated"},
+		&cli.StringFlag{Name: "transports", Value: "nats,tcp", Usage: "transports (nats, tcp, tcp-encrypt, tcp-plain, auto), comma-separated"},
 		&cli.IntFlag{Name: "iters", Value: 5, Usage: "rounds per size, after a warm-up: each round times raw NATS and one all-reduce of every case; medians are reported"},
 		&cli.IntFlag{Name: "chunk-kib", Value: 1024, Usage: "payload per frame (Config.ChunkBytes) in KiB"},
 		&cli.IntFlag{Name: "window-mib", Value: 16, Usage: "un-acknowledged bytes per link (Config.WindowBytes) in MiB"},
@@ -72,6 +74,21 @@ type benchRow struct {
 	// float32 TCP (auto) rows: this row's busbw / Gloo's, the median of the
 	// rounds' ratios.
 	VsGloo float64 `json:"vs_gloo,omitempty"`
+	// tcp and tcp-encrypt rows: this row's throughput / tcp-plain's with the
+	// same wire type, the median of the rounds' ratios.
+	VsPlain float64 `json:"vs_plain_tcp,omitempty"`
+}
+
+// benchTCPSecurity maps a bench transport to the ring kind and the frame
+// protection of its TCP links.
+func benchTCPSecurity(transport string) (kind string, sec allreduce.RingSecurity) {
+	switch transport {
+	case "tcp-encrypt":
+		return allreduce.KindTCP, allreduce.RingEncrypt
+	case "tcp-plain":
+		return allreduce.KindTCP, allreduce.RingPlain
+	}
+	return transport, allreduce.RingAuth
 }
 
 func busFactor(n int) float64 { return 2 * float64(n-1) / float64(n) }
@@ -194,6 +211,7 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 		procs, pipes = append(procs, cmd), append(pipes, stdin)
 	}
 	gen := allreduce.Generation{Job: job, Members: make([]allreduce.Member, n)}
+	addrs := make(map[string][]string) // ring security → every rank's TCP address
 	for range n {
 		m, err := hellos.NextMsg(60 * time.Second)
 		if err != nil {
@@ -203,7 +221,13 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 		if err := json.Unmarshal(m.Data, &h); err != nil || h.Rank < 0 || h.Rank >= n {
 			return nil, fmt.Errorf("bad hello %q", m.Data)
 		}
-		gen.Members[h.Rank] = allreduce.Member{ID: fmt.Sprintf("rank%d", h.Rank), Addr: h.Addr, Server: h.Server}
+		gen.Members[h.Rank] = allreduce.Member{ID: fmt.Sprintf("rank%d", h.Rank), Addr: h.Addrs[allreduce.RingAuth.String()], Server: h.Server}
+		for sec, addr := range h.Addrs {
+			if addrs[sec] == nil {
+				addrs[sec] = make([]string, n)
+			}
+			addrs[sec][h.Rank] = addr
+		}
 	}
 	all := func(cmd benchCmd, timeout time.Duration) ([]benchReply, error) {
 		reps := make([]benchReply, n)
@@ -232,7 +256,7 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 
 	var rows []benchRow
 	for _, mib := range sizes {
-		rs, err := benchSize(all, gen, n, int64(mib)<<20, transports, wires, iters, cfg, gloo)
+		rs, err := benchSize(all, gen, addrs, n, int64(mib)<<20, transports, wires, iters, cfg, gloo)
 		rows = append(rows, rs...)
 		gen.Number += 1000
 		if err != nil {
@@ -247,14 +271,20 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 // ring and one of Gloo's, back to back, so that all of them see the same
 // machine — other processes come and go — and the ratios are taken within
 // a round.
-func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allreduce.Generation, n int, size int64,
+func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allreduce.Generation, addrs map[string][]string, n int, size int64,
 	transports, wires []string, iters int, cfg benchConfig, gloo *glooRing) ([]benchRow, error) {
 	timeout := time.Duration(float64(size)/5e6*float64(time.Second)) + time.Minute
 	setup := benchCmd{Op: "setup", Bytes: size, Config: cfg}
 	for _, tr := range transports {
+		_, sec := benchTCPSecurity(tr)
 		for _, w := range wires {
 			gen.Number++
-			setup.Rings = append(setup.Rings, benchRing{Gen: gen, Transport: tr, Wire: w})
+			g := gen
+			g.Members = append([]allreduce.Member(nil), gen.Members...)
+			for i := range g.Members {
+				g.Members[i].Addr = addrs[sec.String()][i]
+			}
+			setup.Rings = append(setup.Rings, benchRing{Gen: g, Transport: tr, Wire: w})
 		}
 	}
 	reps, err := all(setup, timeout*time.Duration(len(setup.Rings)))
@@ -342,6 +372,15 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 					}
 					row.VsFloat32 = median(speedup)
 				}
+			}
+		}
+		for j, p := range setup.Rings {
+			if p.Transport == "tcp-plain" && p.Wire == br.Wire && (br.Transport == allreduce.KindTCP || br.Transport == "tcp-encrypt") {
+				vs := make([]float64, iters)
+				for k := range vs {
+					vs[k] = secs[j][k] / secs[i][k]
+				}
+				row.VsPlain = median(vs)
 			}
 		}
 		if gloo != nil && br.Wire == "float32" && br.Transport != allreduce.KindNATS {
@@ -466,7 +505,7 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 		by[key{r.Ranks, r.Bytes, r.Transport, r.Wire}] = r
 	}
 	sorted := append([]benchRow(nil), rows...)
-	order := map[string]int{"nats": 0, "auto": 1, "tcp": 2, "gloo": 3}
+	order := map[string]int{"nats": 0, "auto": 1, "tcp-plain": 2, "tcp": 3, "tcp-encrypt": 4, "gloo": 5}
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
 		if a.Ranks != b.Ranks {
@@ -486,6 +525,9 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 		}
 		if r.VsFloat32 > 0 {
 			vs = append(vs, fmt.Sprintf("%.2f× float32 algbw", r.VsFloat32))
+		}
+		if r.VsPlain > 0 {
+			vs = append(vs, fmt.Sprintf("%.0f%% of tcp-plain throughput", 100*r.VsPlain))
 		}
 		if r.VsGloo > 0 {
 			vs = append(vs, fmt.Sprintf("%.2f× Gloo busbw", r.VsGloo))

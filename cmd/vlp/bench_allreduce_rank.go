@@ -44,9 +44,9 @@ var benchAllreduceRankCommand = &cli.Command{
 
 // benchHello is a rank's first message.
 type benchHello struct {
-	Rank   int    `json:"rank"`
-	Addr   string `json:"addr"`
-	Server string `json:"server"`
+	Rank   int               `json:"rank"`
+	Addrs  map[string]string `json:"addrs"` // TCP listener per ring security (auth, encrypt, plain)
+	Server string            `json:"server"`
 }
 
 // benchCmd is one command from the parent.
@@ -105,14 +105,18 @@ func runBenchRank(c *cli.Context) error {
 		return err
 	}
 	defer ringCtl.Close()
-	node, err := allreduce.ListenTCP("127.0.0.1:0", allreduce.TCPConfig{
-		Job: c.String("job"), Token: []byte(os.Getenv(benchEnvToken)), Logger: log,
-	})
-	if err != nil {
-		return err
+	r := &benchRank{rank: rank, prefix: prefix, data: data, ringCtl: ringCtl, nodes: map[allreduce.RingSecurity]*allreduce.TCPNode{}, log: log, rings: map[uint64]*allreduce.Ring{}}
+	addrs := make(map[string]string)
+	for _, sec := range []allreduce.RingSecurity{allreduce.RingAuth, allreduce.RingEncrypt, allreduce.RingPlain} {
+		node, err := allreduce.ListenTCP("127.0.0.1:0", allreduce.TCPConfig{
+			Job: c.String("job"), Token: []byte(os.Getenv(benchEnvToken)), Security: sec, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		r.nodes[sec], addrs[sec.String()] = node, node.Addr()
 	}
-	defer node.Close()
-	r := &benchRank{rank: rank, prefix: prefix, data: data, ringCtl: ringCtl, node: node, log: log, rings: map[uint64]*allreduce.Ring{}}
 	done := make(chan struct{})
 	sub, err := ctl.Subscribe(fmt.Sprintf("%s.cmd.%d", prefix, rank), func(m *nats.Msg) {
 		var cmd benchCmd
@@ -136,7 +140,7 @@ func runBenchRank(c *cli.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
-	hello := mustJSON(benchHello{Rank: rank, Addr: node.Addr(), Server: data.ConnectedServerName()})
+	hello := mustJSON(benchHello{Rank: rank, Addrs: addrs, Server: data.ConnectedServerName()})
 	if err := ctl.Publish(prefix+".hello", hello); err != nil {
 		return err
 	}
@@ -158,9 +162,9 @@ type benchRank struct {
 	mu      sync.Mutex
 	rank    int
 	prefix  string
-	data    *nats.Conn // the ring's data frames, and the raw measurement
-	ringCtl *nats.Conn // the ring's control frames (allreduce.WithControlConn)
-	node    *allreduce.TCPNode
+	data    *nats.Conn                                    // the ring's data frames, and the raw measurement
+	ringCtl *nats.Conn                                    // the ring's control frames (allreduce.WithControlConn)
+	nodes   map[allreduce.RingSecurity]*allreduce.TCPNode // one listener per frame protection
 	log     *slog.Logger
 	buf     []float32 // one buffer for every ring: ops run one at a time
 	rings   map[uint64]*allreduce.Ring
@@ -210,11 +214,12 @@ func (r *benchRank) setup(cmd benchCmd) ([]int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		ep := allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.node, Logger: r.log}
+		kind, sec := benchTCPSecurity(br.Transport)
+		ep := allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.nodes[sec], Logger: r.log}
 		if cmd.Config.SharedControl {
 			ep.NATSControl = nil
 		}
-		tr, err := allreduce.NewTransport(ctx, br.Transport, br.Gen, r.rank, ep)
+		tr, err := allreduce.NewTransport(ctx, kind, br.Gen, r.rank, ep)
 		if err != nil {
 			return nil, err
 		}

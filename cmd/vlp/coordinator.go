@@ -123,7 +123,8 @@ var coordinatorStartCommand = &cli.Command{
 		&cli.StringFlag{Name: "nats-worker-nkey", EnvVars: []string{"VLP_NATS_WORKER_NKEY"}, Category: catNATS, Usage: "embedded NATS: the workers' public user nkey (U…)"},
 		&cli.StringFlag{Name: "nats-tls-cert", EnvVars: []string{"VLP_NATS_TLS_CERT"}, Category: catNATS, Usage: "embedded NATS: server certificate (TLS for clients and routes)"},
 		&cli.StringFlag{Name: "nats-tls-key", EnvVars: []string{"VLP_NATS_TLS_KEY"}, Category: catNATS, Usage: "embedded NATS: server key"},
-		&cli.StringFlag{Name: "nats-tls-client-ca", EnvVars: []string{"VLP_NATS_TLS_CLIENT_CA"}, Category: catNATS, Usage: "embedded NATS: require client certificates signed by this CA"},
+		&cli.StringFlag{Name: "nats-tls-client-ca", EnvVars: []string{"VLP_NATS_TLS_CLIENT_CA"}, Category: catNATS, Usage: "embedded NATS: require client certificates signed by this CA (clients and routes; --nats-tls-cert then needs the clientAuth usage too)"},
+		&cli.BoolFlag{Name: "nats-trusted-network", EnvVars: []string{"VLP_NATS_TRUSTED_NETWORK"}, Category: catNATS, Usage: "embedded NATS: accept TLS, or routes, without authentication (nobody untrusted can reach the ports)"},
 		&cli.Int64Flag{Name: "nats-max-payload", Value: 8 << 20, Category: catNATS, Usage: "embedded NATS: largest message, bytes"},
 		&cli.Int64Flag{Name: "nats-max-pending", Value: 256 << 20, Category: catNATS, Usage: "embedded NATS: bytes queued for one client before it is dropped as a slow consumer"},
 		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:9090", EnvVars: []string{"VLP_HTTP_ADDR"}, Usage: "/healthz, /readyz and /metrics (empty: none)"},
@@ -203,6 +204,7 @@ func coordinatorStart(c *cli.Context) error {
 	}
 	embedded.WorkerUser, embedded.WorkerPassword, embedded.WorkerNkey = c.String("nats-worker-user"), c.String("nats-worker-password"), c.String("nats-worker-nkey")
 	embedded.TLSCert, embedded.TLSKey, embedded.TLSCA = c.String("nats-tls-cert"), c.String("nats-tls-key"), c.String("nats-tls-client-ca")
+	embedded.TrustedNetwork = c.Bool("nats-trusted-network")
 	embedded.MaxPayload, embedded.MaxPending = int32(c.Int64("nats-max-payload")), c.Int64("nats-max-pending")
 	cfg.NATS.Embedded = embedded
 
@@ -213,6 +215,7 @@ func coordinatorStart(c *cli.Context) error {
 	if cfg.Join != "" && len(cfg.Peers) > 0 {
 		return fmt.Errorf("--join and --peers: give one")
 	}
+	fmt.Fprintln(c.App.Writer, cfg.Posture()) // one line, whatever the log level
 	log.Info("coordinator running", "job", cfg.Job, "nats", srv.NATSURL(), "http", srv.HTTPAddr(), "data_dir", cfg.DataDir)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

@@ -23,12 +23,13 @@ func coordFreePort(t *testing.T) string {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// startCoordinator runs `vlp coordinator start` and waits for /readyz.
-func startCoordinator(t *testing.T, bin, dataDir, raftPort, natsPort, httpPort string) *exec.Cmd {
+// startCoordinator runs `vlp coordinator start` (with extra flags) and waits for /readyz. Its
+// output goes to the file cmd.Stdout names.
+func startCoordinator(t *testing.T, bin, dataDir, raftPort, natsPort, httpPort string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "coordinator", "start", "--data-dir", dataDir,
-		"--raft-addr", "127.0.0.1:"+raftPort, "--nats-listen", "127.0.0.1:"+natsPort, "--http-addr", "127.0.0.1:"+httpPort,
-		"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms", "--raft-leader-lease-timeout", "200ms")
+	cmd := exec.Command(bin, append([]string{"coordinator", "start", "--data-dir", dataDir,
+		"--raft-addr", "127.0.0.1:" + raftPort, "--nats-listen", "127.0.0.1:" + natsPort, "--http-addr", "127.0.0.1:" + httpPort,
+		"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms", "--raft-leader-lease-timeout", "200ms"}, extra...)...)
 	cmd.Env = append(os.Environ(), "VLP_JOB=cli", "VLP_JOB_TOKEN=tok", "VLP_LOG_LEVEL=warn")
 	log, _ := os.Create(filepath.Join(t.TempDir(), "coordinator.log"))
 	cmd.Stdout, cmd.Stderr = log, log
