@@ -2,6 +2,7 @@
 #
 #   make demo    install what is missing, build, and run the demo
 #   make test    install what is missing, build, check formatting/vet, run every test
+#   make chaos   every integration scenario and a seeded 10-minute chaos run (root; docs/reliability.md)
 #
 # LIBTORCH points at a LibTorch installation: Debian's libtorch-dev by default
 # (headers under /usr/include, libraries under /usr/lib/x86_64-linux-gnu), or a
@@ -31,12 +32,12 @@ LIB := $(BUILD)/lib/libvlptorch.so
 BIN := $(BUILD)/bin/vlp
 
 # Debian packages the build, the tests and the demo need.
-DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-scipy g++ make libturbojpeg0
+DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-scipy python3-nltk g++ make libturbojpeg0
 
 # Packages whose tests run under the race detector (they are concurrent).
 RACE_PKGS := ./coordinator/... ./allreduce/... ./worker/...
 
-.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle fuzz
+.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle fuzz chaos
 
 all: build
 
@@ -90,6 +91,13 @@ fuzz:
 
 demo: deps build
 	./scripts/demo.sh
+
+# chaos runs every integration scenario (real processes in network namespaces; needs root),
+# then a seeded random sequence of faults for CHAOS_TIME (default 10m) and prints its table:
+# make chaos SEED=7 CHAOS_TIME=3m
+chaos: bin
+	VLP_BIN=$(CURDIR)/$(BIN) VLP_CHAOS_SEED=$(or $(SEED),1) VLP_CHAOS_TIME=$(or $(CHAOS_TIME),10m) \
+		$(GO) test -count=1 -timeout 60m -v ./integration/
 
 # gpu-bundle fills the git-ignored gpu/ with what a GPU host (no Go, no network) needs to build
 # the shim against its own PyTorch and run the binding's tests there: scripts/gpu-check.sh.

@@ -24,15 +24,43 @@ func (s *State) applySubmit(atMS int64, b *SubmitRequest) (any, error) {
 		old, _ := json.Marshal(s.Job)
 		nw, _ := json.Marshal(&spec)
 		if string(old) == string(nw) {
-			return s.status(), nil // a retried submit
+			if s.JobState == JobStopped {
+				// The same spec again resumes a stopped job (vlp job resume):
+				// workers that join restore the checkpoint its stop wrote.
+				s.JobState, s.Reason = JobRunning, ""
+			}
+			return s.status(), nil // a retried submit, or a resume
 		}
-		return nil, fmt.Errorf("%w: job %q was submitted already; start a new coordinator data dir for another job", ErrJobExists, s.Job.Name)
+		if !s.replaceable() {
+			return nil, fmt.Errorf("%w: job %q was submitted already and has trained (step %d, %d worker(s)); stop it and let its workers leave to replace it", ErrJobExists, s.Job.Name, s.Step, len(s.Workers))
+		}
+		s.resetJob(atMS)
 	}
 	s.Job = &spec
 	s.JobState = JobRunning
 	s.Restore = &Restore{Step: 0}
 	s.GenerationAtMS = atMS
 	return s.status(), nil
+}
+
+// replaceable says whether a new spec may replace the job: it has no member, and it either
+// never committed a step (its workers failed, e.g. on a dataset they could not read) or it was
+// stopped by the operator.
+func (s *State) replaceable() bool {
+	return len(s.Workers) == 0 && (s.JobState == JobStopped || (s.Step == 0 && len(s.Checkpoints) == 0))
+}
+
+// resetJob forgets the job's progress before a replacement: epochs, units, step, checkpoint
+// records. The generation moves on, so nothing of the old job's rings is current.
+func (s *State) resetJob(atMS int64) {
+	s.Reason = ""
+	s.Members = []uint64{}
+	s.Handover = false
+	s.Step, s.Cursors, s.LastProgressAtMS = 0, nil, 0
+	s.Epochs, s.EpochsPruned, s.NextEpoch = []*Epoch{}, 0, 0
+	s.Checkpoints = []CheckpointRecord{}
+	s.bump(atMS)
+	s.RollbackGen = s.Generation
 }
 
 func (s *State) applyStop(b *StopRequest) (any, error) {

@@ -215,6 +215,12 @@ func (s *State) applyProgress(atMS int64, b *ProgressRequest) (any, error) {
 		case c.Offset > u.Pairs:
 			return nil, fmt.Errorf("%w: rank %d's offset %d is past unit %d/%d's %d pairs", ErrBadRequest, c.Rank, c.Offset, c.Epoch, c.Unit, u.Pairs)
 		case u.State == UnitDone:
+		case b.Handover && b.Step == s.Step && c.Offset == u.Offset && (u.State == UnitPending || u.Worker != c.WorkerID):
+			// A handover repeated for the step already reported: since the first one the unit
+			// went back to pending and may have been leased again (to a member that departed
+			// before committing a step, which is why a handover is due again). The cursor names
+			// the offset the first report set: nothing more was consumed, and the unit stays
+			// as it is. Refusing it would refuse every handover of this ring for ever.
 		case u.State == UnitPending:
 			return nil, fmt.Errorf("%w: rank %d's unit %d/%d is not leased", ErrConflict, c.Rank, c.Epoch, c.Unit)
 		case u.Worker != c.WorkerID:

@@ -263,6 +263,9 @@ type GenerationInfo struct {
 	// HandoverPending: a member departed and the survivors must report the last committed step's
 	// cursors (ProgressRequest.Handover) before stepping in this generation.
 	HandoverPending bool `json:"handover_pending,omitempty"`
+	// RollbackGen is the generation the job's last rollback created: a member's state committed
+	// in an older generation belongs to the abandoned timeline and must not be synced.
+	RollbackGen uint64 `json:"rollback_gen,omitempty"`
 }
 
 // Member is a worker in a generation.

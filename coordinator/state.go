@@ -219,6 +219,7 @@ func (s *State) generationInfo() GenerationInfo {
 		g.Ready = len(s.Members) >= s.Job.MinWorkers
 	}
 	g.Restore = s.Restore.clone()
+	g.RollbackGen = s.RollbackGen
 	return g
 }
 

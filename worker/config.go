@@ -34,8 +34,12 @@ type Config struct {
 	// 20 s; more than the coordinator's lease TTL, which is how long a
 	// death takes to become a generation).
 	RejoinAfter time.Duration
-	// StepTimeout bounds one collective of a step, the all-reduce included
-	// (default 5 min: a step of a large model on a slow link).
+	// StepTimeout bounds one training step: its lease broadcast, forward and
+	// backward, and the all-reduce; and the final barrier (default 30 s). A
+	// step that runs past it is abandoned and logged, and the worker joins
+	// again at once: its peers' heartbeats may flow (a NATS server restarted
+	// and dropped a frame) while the step can never complete. Raise it for a
+	// model whose step, or whose all-reduce on a slow link, takes longer.
 	StepTimeout time.Duration
 	// SyncTimeout bounds the state broadcast at the start of a generation
 	// (default 10 min).
@@ -86,7 +90,7 @@ func DefaultConfig() Config {
 		JoinTimeout:       60 * time.Second,
 		GenerationTimeout: 60 * time.Second,
 		RejoinAfter:       20 * time.Second,
-		StepTimeout:       5 * time.Minute,
+		StepTimeout:       30 * time.Second,
 		SyncTimeout:       10 * time.Minute,
 		RequestTimeout:    30 * time.Second,
 		EpochWait:         10 * time.Second,

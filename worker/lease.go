@@ -14,8 +14,15 @@ import (
 type leaseResult struct {
 	Grants   []coordinator.LeaseGrant `json:"grants,omitempty"`
 	Complete bool                     `json:"complete,omitempty"`
-	Err      string                   `json:"err,omitempty"`
+	// Stopped: the operator stopped the job (the coordinator refuses leases);
+	// every rank finishes at this step boundary.
+	Stopped bool   `json:"stopped,omitempty"`
+	Err     string `json:"err,omitempty"`
 }
+
+// errJobStopped: the lease broadcast said the job was stopped; the step is
+// not taken and every rank finishes together.
+var errJobStopped = errors.New("worker: the job was stopped")
 
 // lease tops up every rank's queue for the next step. The ranks agree on
 // who needs units from the shared levels, so they agree on whether a lease
@@ -38,7 +45,10 @@ func (w *Worker) lease(ctx context.Context, ring Collective, gen coordinator.Gen
 	var payload []byte
 	if rank == 0 {
 		res, err := w.leaseFor(ctx, gen, deficit)
-		if err != nil {
+		switch {
+		case errors.Is(err, coordinator.ErrJobNotRunning) && len(res.Grants) == 0:
+			res.Stopped = true
+		case err != nil:
 			res.Err = err.Error()
 		}
 		payload, _ = json.Marshal(res)
@@ -50,6 +60,14 @@ func (w *Worker) lease(ctx context.Context, ring Collective, gen coordinator.Gen
 	var res leaseResult
 	if err := json.Unmarshal(data, &res); err != nil {
 		return fmt.Errorf("%w: lease broadcast: %v", ErrState, err)
+	}
+	if res.Stopped {
+		// Every rank received the same broadcast: a joint stop, decided
+		// collectively as a published stop order is (finishReason).
+		w.leaseOpen = false
+		w.stopReq.Store(true)
+		w.stopPublished, w.allStopping = true, true
+		return errJobStopped
 	}
 	if res.Err != "" {
 		// No grant was handed out (or rank 0 could not tell): nothing is

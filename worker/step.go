@@ -26,13 +26,21 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 	}
 	defer ring.Close()
 	syncCtx, cancelSync := context.WithCancel(ctx)
-	stopWatch := w.abandonOnNewer(syncCtx, cancelSync, gen.Number)
+	mark := w.interrupts.Load()
+	interrupted := func() bool { return w.interrupts.Load() != mark }
+	stopWatch := w.abandonOnNewer(syncCtx, cancelSync, gen.Number, interrupted)
 	err = w.sync(syncCtx, ring, gen, rank)
 	stopWatch()
 	cancelSync()
 	if err != nil {
-		if w.newer(gen.Number) {
+		switch {
+		case w.newer(gen.Number):
 			return fmt.Errorf("%w: generation %d superseded during sync: %v", ErrGeneration, gen.Number, err)
+		case interrupted() && ctx.Err() == nil:
+			log.Warn("ring interrupted (NATS reconnected) during the sync: joining again")
+			return fmt.Errorf("%w: %w", errRingInterrupted, err)
+		case errors.Is(err, errStepTimeout):
+			log.Warn("sync timed out: joining again", "step_timeout", w.cfg.StepTimeout, "err", err)
 		}
 		return err
 	}
@@ -52,6 +60,12 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 			return errFinished{reason}
 		}
 		if err := w.step(ctx, ring, gen, rank); err != nil {
+			switch {
+			case errors.Is(err, errStepTimeout):
+				log.Warn("step timed out: abandoning it and joining again", "step", w.rec.Step+1, "step_timeout", w.cfg.StepTimeout, "err", err)
+			case errors.Is(err, errRingInterrupted):
+				log.Warn("ring interrupted (NATS reconnected): abandoning the step and joining again", "step", w.rec.Step+1)
+			}
 			if errors.Is(err, ErrGeneration) {
 				w.cfg.Metrics.abandon()
 			}
@@ -110,12 +124,19 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	size := len(gen.Members)
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.StepTimeout)
 	defer cancel()
-	// A newer generation heard of mid-step abandons the step at once rather
-	// than after the ring's peer timeout.
-	stopWatch := w.abandonOnNewer(sctx, cancel, gen.Number)
+	// A newer generation heard of mid-step, or a ring interruption, abandons
+	// the step at once rather than after the ring's peer or step timeout.
+	mark := w.interrupts.Load()
+	interrupted := func() bool { return w.interrupts.Load() != mark }
+	stopWatch := w.abandonOnNewer(sctx, cancel, gen.Number, interrupted)
 	defer stopWatch()
+	cut := func(err error) error { return stepCut(ctx, sctx, interrupted(), err) }
 	if err := w.lease(sctx, ring, gen, rank); err != nil {
-		return err
+		if errors.Is(err, errJobStopped) {
+			w.log.Info("the job was stopped: finishing at this step boundary", "step", w.rec.Step)
+			return nil
+		}
+		return cut(err)
 	}
 	total := 0
 	for r := range size {
@@ -136,6 +157,11 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	// Forward and backward: the gradient of the summed loss of this rank's pairs.
 	losses, err := w.learner.Gradients(sctx, pairs, w.grad)
 	if err != nil {
+		if sctx.Err() != nil && ctx.Err() == nil {
+			// A newer generation or the step's deadline cut the computation
+			// short: the step is abandoned, nothing was changed.
+			return cut(fmt.Errorf("%w: step %d: %v", ErrGeneration, next, err))
+		}
 		return fmt.Errorf("worker: step %d: %w", next, err)
 	}
 	t2 := time.Now()
@@ -154,7 +180,7 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	meta.Stopping = w.stopReq.Load()
 	raw, err := w.allReduce(sctx, ring, meta)
 	if err != nil {
-		return fmt.Errorf("%w: all-reduce of step %d: %v", ErrGeneration, next, err)
+		return cut(fmt.Errorf("%w: all-reduce of step %d: %v", ErrGeneration, next, err))
 	}
 	metas, err := decodeMetas(raw)
 	if err != nil {
@@ -213,6 +239,28 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 		w.afterCommit(ctx, gen, sum)
 	}
 	return nil
+}
+
+// Why a step was cut short, besides a newer generation.
+var (
+	// errStepTimeout: the step ran past StepTimeout.
+	errStepTimeout = errors.New("worker: step timeout")
+	// errRingInterrupted: RingInterrupted was called during the step.
+	errRingInterrupted = errors.New("worker: ring interrupted")
+)
+
+// stepCut marks err with errStepTimeout when the step's own deadline (sctx's,
+// not the run's ctx) ended it, or with errRingInterrupted.
+func stepCut(ctx, sctx context.Context, interrupted bool, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return err
+	case interrupted:
+		return fmt.Errorf("%w: %w", errRingInterrupted, err)
+	case errors.Is(sctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", errStepTimeout, err)
+	}
+	return err
 }
 
 // allReduce sums w.grad in buckets; the metadata rides on the first.
@@ -282,8 +330,8 @@ func (w *Worker) report(ctx context.Context, gen coordinator.GenerationInfo, che
 }
 
 // abandonOnNewer cancels a step's context when a generation after n is
-// heard of; the returned function stops watching.
-func (w *Worker) abandonOnNewer(ctx context.Context, cancel context.CancelFunc, n uint64) func() {
+// heard of, or one of also says so; the returned function stops watching.
+func (w *Worker) abandonOnNewer(ctx context.Context, cancel context.CancelFunc, n uint64, also ...func() bool) func() {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -301,6 +349,12 @@ func (w *Worker) abandonOnNewer(ctx context.Context, cancel context.CancelFunc, 
 			if w.newer(n) || w.removed.Load() {
 				cancel()
 				return
+			}
+			for _, f := range also {
+				if f() {
+					cancel()
+					return
+				}
 			}
 		}
 	}()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/gob"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/e2evlp/vlp/checkpoint"
@@ -38,10 +39,20 @@ type wireState struct {
 func (w *Worker) sync(ctx context.Context, ring Collective, gen coordinator.GenerationInfo, rank int) error {
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.SyncTimeout)
 	defer cancel()
+	if w.has && w.rec.Gen < gen.RollbackGen {
+		// The job was rolled back while this worker held a state: every member was declared dead
+		// (all coordinators restarted and the heartbeats lapsed), or an operator rolled it back.
+		// The state belongs to the abandoned timeline: the units its steps consumed are pending
+		// again. Syncing it would consume them twice.
+		w.log.Warn("the job was rolled back past this worker's state: dropping it",
+			"step", w.rec.Step, "of_generation", w.rec.Gen, "rollback_generation", gen.RollbackGen)
+		w.has = false
+		w.queue = unitQueue{}
+	}
 	mine, _ := json.Marshal(syncMeta{Worker: w.id, Has: w.has, Step: w.rec.Step, Gen: w.rec.Gen})
-	raw, err := ring.AllGather(sctx, mine)
+	raw, err := w.smallGather(sctx, ring, mine)
 	if err != nil {
-		return fmt.Errorf("%w: sync: %v", ErrGeneration, err)
+		return fmt.Errorf("%w: sync: %w", ErrGeneration, err)
 	}
 	metas := make([]syncMeta, len(raw))
 	for i, b := range raw {
@@ -123,9 +134,9 @@ func (w *Worker) sync(ctx context.Context, ring Collective, gen coordinator.Gene
 		}
 	}
 	lv, _ := json.Marshal(levelMeta{Remaining: w.queue.remaining()})
-	raw, err = ring.AllGather(sctx, lv)
+	raw, err = w.smallGather(sctx, ring, lv)
 	if err != nil {
-		return fmt.Errorf("%w: levels: %v", ErrGeneration, err)
+		return fmt.Errorf("%w: levels: %w", ErrGeneration, err)
 	}
 	w.levels = make([]int, len(raw))
 	for i, b := range raw {
@@ -210,4 +221,20 @@ func (w *Worker) restoreStart(ctx context.Context, gen coordinator.GenerationInf
 	w.has = true
 	w.log.Info("initialised from the seed", "seed", w.job.Seed)
 	return nil
+}
+
+// smallGather all-gathers a few bytes of metadata within StepTimeout: it
+// needs no longer than a step's collectives, and a frame lost while the
+// peers' heartbeats flow (a NATS server that restarted before its routes
+// formed again) must not hold the sync for the whole SyncTimeout, which is
+// sized for the state broadcast. A timeout is marked errStepTimeout: the
+// worker joins again at once.
+func (w *Worker) smallGather(ctx context.Context, ring Collective, meta []byte) ([][]byte, error) {
+	gctx, cancel := context.WithTimeout(ctx, w.cfg.StepTimeout)
+	defer cancel()
+	raw, err := ring.AllGather(gctx, meta)
+	if err != nil && ctx.Err() == nil && errors.Is(gctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w: %v", errStepTimeout, err)
+	}
+	return raw, err
 }

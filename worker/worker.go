@@ -41,7 +41,7 @@ type Worker struct {
 	// yet. Should the generation fail now, units may be leased to this
 	// worker that it does not know of: it rejoins so that they return.
 	leaseOpen bool
-	ckpt      *checkpointer
+	ckpt      checkpointer
 	// lastCkpt is the step of the last checkpoint handed to the writer.
 	lastCkpt uint64
 	// beforeRecord, when set (tests), runs before a durable checkpoint is
@@ -61,7 +61,10 @@ type Worker struct {
 	heard   atomic.Uint64 // newest generation number heard of
 	stopReq atomic.Bool   // leave after the step in flight
 	removed atomic.Bool
-	kicked  chan struct{} // a newer generation was heard of
+	// interrupts counts RingInterrupted calls: a step that sees it change
+	// is abandoned.
+	interrupts atomic.Uint64
+	kicked     chan struct{} // a newer generation was heard of
 }
 
 // New returns a worker that will join through coord, build its rings with
@@ -79,6 +82,7 @@ func New(cfg Config, coord Coordinator, rings RingMaker, learner Learner) (*Work
 		cfg: cfg, coord: coord, rings: rings, learner: learner, log: cfg.Logger, baseLog: cfg.Logger,
 		instance: hex.EncodeToString(nonce[:]),
 		grad:     make([]float32, learner.GradSize()),
+		ckpt:     newCheckpointer(),
 		kicked:   make(chan struct{}, 1),
 	}, nil
 }
@@ -90,6 +94,17 @@ func (w *Worker) ID() uint64 { return w.hbID.Load() }
 // returns with Reason "stopped". It is what SIGTERM does.
 func (w *Worker) Stop() {
 	w.stopReq.Store(true)
+	w.kick()
+}
+
+// RingInterrupted tells the worker that frames of its ring may have been
+// lost: its NATS connection reconnected (a server restarted, a link
+// flapped). A NATS ring does not resend, and the peers' heartbeats flow
+// again, so the step in flight could only end at StepTimeout; it is
+// abandoned now instead, and the worker joins again, which moves every
+// rank to a new generation. It is safe to call from any goroutine.
+func (w *Worker) RingInterrupted() {
+	w.interrupts.Add(1)
 	w.kick()
 }
 
@@ -156,10 +171,20 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 				return res, ctx.Err()
 			}
 			w.log.Info("generation ended", "generation", gen.Number, "step", w.rec.Step, "err", err)
-			if w.removed.Load() || w.leaseOpen {
+			if w.stopReq.Load() && (errors.Is(err, errStepTimeout) || errors.Is(err, errRingInterrupted)) {
+				// A stop order and a stuck step: nothing of the step was
+				// committed, so leaving now loses nothing, and the ring
+				// that could carry a joint stop is gone; the handover
+				// returns this worker's units.
+				res.Reason = "stopped"
+				return res, w.leave(ctx)
+			}
+			if w.removed.Load() || w.leaseOpen || errors.Is(err, errStepTimeout) || errors.Is(err, errRingInterrupted) {
 				// Declared dead (a long stall), or units may be leased to
-				// this worker that it never heard of: join again, keeping
-				// the parameters; the departure hands the units back.
+				// this worker that it never heard of, or the ring is stuck
+				// (a step that timed out waited longer than a death takes to
+				// become a generation, so none is coming): join again,
+				// keeping the parameters; the departure hands the units back.
 				gen, err = w.rejoin(ctx)
 			} else {
 				gen, err = w.waitNewer(ctx, gen.Number, w.cfg.RejoinAfter)
@@ -205,7 +230,8 @@ func (w *Worker) join(ctx context.Context) (*coordinator.JoinReply, error) {
 		w.cfg.MaxSteps = uint64(w.job.Hyper.MaxSteps)
 	}
 	w.log = w.baseLog.With("worker", w.id)
-	w.log.Info("joined", "job", w.job.Name, "rank", jr.Rank, "generation", jr.Generation.Number, "members", len(jr.Generation.Members))
+	w.log.Info("joined", "job", w.job.Name, "rank", jr.Rank, "generation", jr.Generation.Number, "members", len(jr.Generation.Members),
+		"step_timeout", w.cfg.StepTimeout, "rejoin_after", w.cfg.RejoinAfter)
 	return jr, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -15,12 +16,20 @@ var jobCommand = &cli.Command{
 	Usage: "submit, inspect and stop the job a coordinator runs",
 	Subcommands: []*cli.Command{
 		{
-			Name:      "submit",
-			Usage:     "submit the job spec (YAML); submitting the same spec again is a no-op",
+			Name: "submit",
+			Usage: "submit the job spec (YAML); submitting the same spec again is a no-op; a job that never " +
+				"trained, or that was stopped and has no workers left, is replaced",
+			Description: "Before it submits, the command checks the spec's dataset as a worker would: the manifest\n" +
+				"is readable and matches dataset.sha256, units.pairs is its pair count, and the vocabulary\n" +
+				"(option vocab) matches vocab_sha256. --skip-data-check skips this where this host does not\n" +
+				"see the dataset.",
 			ArgsUsage: "job.yaml",
-			Flags:     apiClientFlags,
-			Action:    jobSubmit,
+			Flags: append([]cli.Flag{
+				&cli.BoolFlag{Name: "skip-data-check", Usage: "do not read the dataset before submitting (this host does not see it)"},
+			}, apiClientFlags...),
+			Action: jobSubmit,
 		},
+		jobInitCommand,
 		{
 			Name:   "status",
 			Usage:  "workers, generation, step, epoch progress and checkpoints",
@@ -29,9 +38,15 @@ var jobCommand = &cli.Command{
 		},
 		{
 			Name:   "stop",
-			Usage:  "stop the job: workers finish their step and leave",
+			Usage:  "stop the job: workers finish their step, rank 0 writes a final checkpoint, and they leave",
 			Flags:  append([]cli.Flag{&cli.StringFlag{Name: "reason", Value: "stopped by the operator"}}, apiClientFlags...),
 			Action: jobStop,
+		},
+		{
+			Name:   "resume",
+			Usage:  "resume a stopped job: workers that join restore the checkpoint its stop wrote",
+			Flags:  apiClientFlags,
+			Action: jobResume,
 		},
 	},
 }
@@ -47,6 +62,11 @@ func jobSubmit(c *cli.Context) error {
 	if spec.Name != c.String("job") {
 		return fmt.Errorf("job submit: the spec names job %q but --job is %q", spec.Name, c.String("job"))
 	}
+	if spec.Dataset.Manifest != "" && !c.Bool("skip-data-check") {
+		if err := checkJobData(spec); err != nil {
+			return fmt.Errorf("job submit: %w (--skip-data-check if this host does not see the dataset)", err)
+		}
+	}
 	cl, ctx, done, err := apiClient(c)
 	if err != nil {
 		return err
@@ -61,6 +81,19 @@ func jobSubmit(c *cli.Context) error {
 }
 
 func jobStatus(c *cli.Context) error {
+	return withStatus(c, func(_ context.Context, _ *coordinator.Client, st *coordinator.JobStatus) error {
+		if c.Bool("json") {
+			enc := json.NewEncoder(c.App.Writer)
+			enc.SetIndent("", "  ")
+			return enc.Encode(st)
+		}
+		printStatus(c, st)
+		return nil
+	})
+}
+
+// withStatus connects to the coordinators, asks for the job's status and runs fn with it.
+func withStatus(c *cli.Context, fn func(ctx context.Context, cl *coordinator.Client, st *coordinator.JobStatus) error) error {
 	cl, ctx, done, err := apiClient(c)
 	if err != nil {
 		return err
@@ -70,13 +103,7 @@ func jobStatus(c *cli.Context) error {
 	if err != nil {
 		return explain(err)
 	}
-	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	printStatus(c, st)
-	return nil
+	return fn(ctx, cl, st)
 }
 
 func printStatus(c *cli.Context, st *coordinator.JobStatus) {
@@ -142,4 +169,22 @@ func jobStop(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "job %s: %s\n", st.Job.Name, st.State)
 	return nil
+}
+
+// jobResume resubmits a stopped job's own spec, which the coordinator reads as a resume.
+func jobResume(c *cli.Context) error {
+	return withStatus(c, func(ctx context.Context, cl *coordinator.Client, st *coordinator.JobStatus) error {
+		if st.Job == nil {
+			return fmt.Errorf("job resume: no job submitted")
+		}
+		if st.State != coordinator.JobStopped {
+			return fmt.Errorf("job resume: job %s is %s, not stopped", st.Job.Name, st.State)
+		}
+		st, err := cl.Submit(ctx, *st.Job)
+		if err != nil {
+			return explain(err)
+		}
+		fmt.Fprintf(c.App.Writer, "job %s: %s at step %d\n", st.Job.Name, st.State, st.Step)
+		return nil
+	})
 }

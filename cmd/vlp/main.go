@@ -28,11 +28,12 @@ func newApp() *cli.App {
 			dataCommand, shardCommand,
 			vocabCommand,
 			torchCommand,
-			modelCommand, trainCommand,
+			modelCommand, trainCommand, evalCommand,
 			checkpointCommand,
 			coordinatorCommand, jobCommand,
 			workerCommand,
 			benchCommand,
+			nkeysCommand,
 		},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/e2evlp/vlp/allreduce"
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/worker"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
@@ -50,6 +51,7 @@ var workerJoinCommand = &cli.Command{
 		&cli.StringFlag{Name: "ring-transport", Value: "nats", Category: catWorker, EnvVars: []string{"VLP_RING_TRANSPORT"}, Usage: "auto, nats or tcp"},
 		&cli.StringFlag{Name: "ring-listen", Value: "127.0.0.1:0", Category: catWorker, EnvVars: []string{"VLP_RING_LISTEN"}, Usage: "TCP ring listener (tcp, auto)"},
 		&cli.StringFlag{Name: "ring-advertise", Category: catWorker, EnvVars: []string{"VLP_RING_ADVERTISE"}, Usage: "host:port neighbours dial (default: the listener's address)"},
+		&cli.StringFlag{Name: "ring-security", Value: "auth", Category: catWorker, EnvVars: []string{"VLP_RING_SECURITY"}, Usage: "TCP ring frames: auth (a tag per frame, keyed from the job token), encrypt (AES-GCM), or plain (trusted networks only); the same on every worker"},
 		&cli.StringFlag{Name: "checkpoint-dir", Category: catWorker, EnvVars: []string{"VLP_CHECKPOINT_DIR"}, Usage: "where rank 0 writes checkpoints (checkpoints.db); empty: none"},
 		&cli.Uint64Flag{Name: "max-steps", Category: catWorker, EnvVars: []string{"VLP_MAX_STEPS"}, Usage: "stop at this global step (0: the job's hyper.max_steps, else run to completion)"},
 		&cli.StringFlag{Name: "metrics-addr", Category: catWorker, EnvVars: []string{"VLP_METRICS_ADDR"}, Usage: "serve Prometheus /metrics here (empty: none)"},
@@ -57,6 +59,10 @@ var workerJoinCommand = &cli.Command{
 		&cli.BoolFlag{Name: "publish-steps", Category: catWorker, EnvVars: []string{"VLP_PUBLISH_STEPS"}, Usage: "publish each step's summary on vlp.<job>.events.step (progress displays)"},
 		&cli.IntFlag{Name: "threads", Category: catWorker, EnvVars: []string{"VLP_THREADS"}, Usage: "LibTorch intra-op threads (0: its default)"},
 		&cli.DurationFlag{Name: "generation-timeout", Value: 60 * time.Second, Category: catWorker, Usage: "longest wait for the next ring generation"},
+		&cli.DurationFlag{Name: "step-timeout", Value: worker.DefaultConfig().StepTimeout, Category: catWorker, EnvVars: []string{"VLP_STEP_TIMEOUT"}, Usage: "longest a training step (lease broadcast, forward/backward, all-reduce) may take before it is abandoned and the worker joins again"},
+		&cli.DurationFlag{Name: "ring-peer-timeout", Value: allreduce.DefaultConfig().PeerTimeout, Category: catWorker, EnvVars: []string{"VLP_RING_PEER_TIMEOUT"}, Usage: "silence after which a ring neighbour is declared lost (heartbeats every second)"},
+		&cli.DurationFlag{Name: "rejoin-after", Value: worker.DefaultConfig().RejoinAfter, Category: catWorker, EnvVars: []string{"VLP_REJOIN_AFTER"}, Usage: "after a ring failure with no new generation, wait this long, then join again (more than the coordinator's lease TTL)"},
+		&cli.StringFlag{Name: "commit-log", Category: catWorker, EnvVars: []string{"VLP_COMMIT_LOG"}, Usage: "append every committed step (every rank's segments: epoch, unit, offset, count) to this file as JSON lines, any model"},
 	}, apiClientFlags...),
 	Action: workerJoin,
 }
@@ -88,6 +94,9 @@ func workerJoin(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// A server cut off by the network drops no connection: only pings find it dead. nats.go's
+	// default (2 minutes) would stall the worker that long; this finds it in about 6 s.
+	opts = append(opts, nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(2))
 	cl, err := coordinator.Dial(n.URL, c.String("job"), token, opts)
 	if err != nil {
 		return err
@@ -110,11 +119,18 @@ func workerJoin(c *cli.Context) error {
 	}
 	defer closeLearner()
 
-	rcfg := allreduce.Config{Logger: log}
+	rcfg := allreduce.Config{Logger: log, PeerTimeout: c.Duration("ring-peer-timeout")}
 	rings := &worker.TransportRings{Kind: c.String("ring-transport"), Config: rcfg, Endpoints: allreduce.Endpoints{NATS: cl.Conn(), Logger: log}}
 	cfg := worker.DefaultConfig()
+	if k := rings.Kind; k == allreduce.KindNATS && c.IsSet("ring-security") {
+		return fmt.Errorf("--ring-security applies to TCP ring links (--ring-transport tcp or auto); a NATS ring is protected by NATS TLS (--nats-ca)")
+	}
 	if k := rings.Kind; k == allreduce.KindTCP || k == allreduce.KindAuto {
-		node, err := allreduce.ListenTCP(c.String("ring-listen"), allreduce.TCPConfig{Job: c.String("job"), Token: []byte(token), Logger: log})
+		sec, err := allreduce.ParseRingSecurity(c.String("ring-security"))
+		if err != nil {
+			return fmt.Errorf("--ring-security: %w", err)
+		}
+		node, err := allreduce.ListenTCP(c.String("ring-listen"), allreduce.TCPConfig{Job: c.String("job"), Token: []byte(token), Security: sec, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -131,6 +147,7 @@ func workerJoin(c *cli.Context) error {
 	cfg.Checksums = extras.checksums
 	cfg.MaxSteps = c.Uint64("max-steps")
 	cfg.GenerationTimeout = c.Duration("generation-timeout")
+	cfg.StepTimeout, cfg.RejoinAfter = c.Duration("step-timeout"), c.Duration("rejoin-after")
 	if addr := c.String("metrics-addr"); addr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -189,9 +206,33 @@ func workerJoin(c *cli.Context) error {
 	if extras.onCommit != nil {
 		cfg.OnCommit = func(cm worker.Commit) { extras.onCommit(w.ID(), cm) }
 	}
+	if path := c.String("commit-log"); path != "" {
+		clog, err := worker.OpenCommitLog(path)
+		if err != nil {
+			return err
+		}
+		defer clog.Close()
+		inner := cfg.OnCommit
+		cfg.OnCommit = func(cm worker.Commit) {
+			if err := clog.Write(w.ID(), cm); err != nil {
+				log.Warn("commit log", "err", err)
+			}
+			if inner != nil {
+				inner(cm)
+			}
+		}
+	}
 	w, err = worker.New(cfg, cl, rings, learner)
 	if err != nil {
 		return err
+	}
+	if rings.Kind != allreduce.KindTCP {
+		// A NATS ring loses the frames in flight when the connection reconnects: abandon the step
+		// at once instead of at --step-timeout.
+		cl.Conn().SetReconnectHandler(func(*nats.Conn) {
+			log.Warn("NATS reconnected: abandoning the ring step in flight")
+			w.RingInterrupted()
+		})
 	}
 	// SIGTERM or SIGINT: finish the step and leave; a second one: exit now.
 	sig := make(chan os.Signal, 2)
