@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,7 +16,9 @@ import (
 // Client calls a job's coordinator over NATS. It needs no coordinator address: whichever replica
 // leads answers on vlp.<job>.coord.*, so a failover changes nothing for the client. A request
 // that finds no leader (no responders, a timeout, a "not leader" reply) is retried with backoff
-// until the context's deadline; every other error reply is returned at once. A Client is safe for
+// until the context's deadline; every other error reply is returned at once. So is a NATS
+// permission violation of the request's subject or of the reply inbox (ErrPermissionDenied): no
+// reply can come, waiting would only end in a misleading "no leader". A Client is safe for
 // concurrent use.
 type Client struct {
 	nc       *nats.Conn
@@ -23,7 +28,23 @@ type Client struct {
 	timeout  time.Duration
 	deadline time.Duration
 	poll     time.Duration
+
+	inbox          string // the connection's reply-inbox prefix, without the trailing dot
+	mu             sync.Mutex
+	deniedSubjects map[string]error // request subject → the server's permission violation
+	deniedInbox    error            // the reply inbox's subscription was refused
+	deniedSignal   chan struct{}    // closed (and replaced) when a violation is recorded
 }
+
+// ErrPermissionDenied: for this connection's credentials, the NATS server refused the request
+// subject or the reply inbox of an operation, e.g. a worker's credentials used for an operator
+// command. The server's violation (nats.ErrPermissionViolation) is wrapped too.
+var ErrPermissionDenied = errors.New("coordinator: NATS permission denied")
+
+// WorkerInboxPrefix is the reply-inbox prefix of the workers of job: the embedded server lets the
+// worker credentials subscribe to replies under it only, never to other clients' _INBOX.>.
+// A worker's connection needs nats.CustomInboxPrefix(WorkerInboxPrefix(job)).
+func WorkerInboxPrefix(job string) string { return "_INBOX_W." + job }
 
 // ClientOption configures a Client.
 type ClientOption func(*Client)
@@ -39,13 +60,72 @@ func WithDefaultDeadline(d time.Duration) ClientOption { return func(c *Client) 
 // during a failover (default 2s).
 func WithWatchPoll(d time.Duration) ClientOption { return func(c *Client) { c.poll = d } }
 
-// NewClient wraps an existing connection; Close leaves it open.
+// NewClient wraps an existing connection; Close leaves it open. It installs an error handler on
+// the connection that records the permission violations of its requests (returned from the
+// calls as ErrPermissionDenied) and passes every other asynchronous error to the handler that was
+// there before.
 func NewClient(nc *nats.Conn, job, token string, opts ...ClientOption) *Client {
-	c := &Client{nc: nc, subjects: Subjects{Job: job}, token: token, timeout: 2 * time.Second, deadline: 30 * time.Second, poll: 2 * time.Second}
+	c := &Client{nc: nc, subjects: Subjects{Job: job}, token: token, timeout: 2 * time.Second, deadline: 30 * time.Second, poll: 2 * time.Second,
+		inbox: strings.TrimSuffix(nats.InboxPrefix, "."), deniedSubjects: map[string]error{}, deniedSignal: make(chan struct{})}
+	if p := nc.Opts.InboxPrefix; p != "" {
+		c.inbox = p
+	}
 	for _, o := range opts {
 		o(c)
 	}
+	prev := nc.ErrorHandler()
+	nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		if c.recordDenial(err) || prev == nil {
+			return
+		}
+		prev(nc, sub, err)
+	})
 	return c
+}
+
+// violationSubject finds the subject in the server's permission violation message, e.g.
+// `Permissions Violation for Publish to "vlp.j.coord.stop"`.
+var violationSubject = regexp.MustCompile(`(?i)(?:publish|subscription) to "([^"]+)"`)
+
+// recordDenial records a permission violation of one of the client's request subjects or of its
+// reply inbox, and reports whether it did.
+func (c *Client) recordDenial(err error) bool {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return false
+	}
+	m := violationSubject.FindStringSubmatch(err.Error())
+	if m == nil {
+		return false
+	}
+	subject := m[1]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case strings.HasPrefix(subject, c.inbox+"."):
+		c.deniedInbox = err
+	case strings.HasPrefix(subject, c.subjects.Prefix()+".coord."):
+		c.deniedSubjects[subject] = err
+	default:
+		return false
+	}
+	close(c.deniedSignal)
+	c.deniedSignal = make(chan struct{})
+	return true
+}
+
+// denied returns a channel closed at the next violation recorded, and an ErrPermissionDenied
+// error if a recorded violation keeps a request to subject from being answered.
+func (c *Client) denied(subject string) (<-chan struct{}, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	violation := c.deniedSubjects[subject]
+	if violation == nil {
+		violation = c.deniedInbox
+	}
+	if violation == nil {
+		return c.deniedSignal, nil
+	}
+	return c.deniedSignal, fmt.Errorf("%w: request to %s: %w", ErrPermissionDenied, subject, violation)
 }
 
 // Dial connects to NATS at url (comma-separated URLs of a cluster work) and returns a Client that
@@ -249,11 +329,41 @@ func (c *Client) callOnce(ctx context.Context, op string, req, rep any) error {
 	if err != nil {
 		return fmt.Errorf("coordinator: encode %s: %w", op, err)
 	}
-	msg, err := c.nc.RequestWithContext(ctx, c.subjects.Op(op), data)
+	msg, err := c.request(ctx, c.subjects.Op(op), data)
 	if err != nil {
 		return err
 	}
 	return decodeReply(msg.Data, rep)
+}
+
+// request is nc.RequestWithContext that gives up as soon as the server refuses the request's
+// subject or the reply inbox.
+func (c *Client) request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	if _, err := c.denied(subject); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		msg *nats.Msg
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msg, err := c.nc.RequestWithContext(ctx, subject, data)
+		done <- result{msg, err}
+	}()
+	for {
+		next, err := c.denied(subject)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case r := <-done:
+			return r.msg, r.err
+		case <-next:
+		}
+	}
 }
 
 // decodeReply unpacks a reply envelope into rep (which may be nil).

@@ -84,18 +84,19 @@ func (e *EmbeddedNATS) validate() error {
 }
 
 // WorkerPermissions are the NATS permissions of a worker of job: publish only the worker
-// operations' requests, the ring, reply inboxes and step summaries (vlp.<job>.events.step,
-// `vlp worker join --publish-steps`); subscribe only inboxes, the ring and events. A worker never
-// sees the coordinator's request subjects, where operators' requests carry the job token.
+// operations' requests, the ring and step summaries (vlp.<job>.events.step, `vlp worker join
+// --publish-steps`); subscribe only the workers' reply inboxes (WorkerInboxPrefix), the ring and
+// events. A worker never sees the coordinator's request subjects, where operators' requests carry
+// the job token, nor the replies in other clients' _INBOX.>, and cannot publish into them.
 func WorkerPermissions(job string) *server.Permissions {
 	sub := Subjects{Job: job}
-	pub := []string{sub.Ring(), "_INBOX.>", sub.Prefix() + ".events.step"}
+	pub := []string{sub.Ring(), sub.Prefix() + ".events.step"}
 	for _, op := range WorkerOps {
 		pub = append(pub, sub.Op(op))
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
-		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", sub.Ring(), sub.Events()}},
+		Subscribe: &server.SubjectPermission{Allow: []string{WorkerInboxPrefix(job) + ".>", sub.Ring(), sub.Events()}},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -314,7 +315,7 @@ func TestOperatorNkeyOnEmbeddedServer(t *testing.T) {
 		t.Fatalf("operator submit: %v", err)
 	}
 	wopt, _ := nats.NkeyOptionFromSeed(wkFile)
-	wc, err := Dial(s.NATSURL(), "test", "secret", []nats.Option{wopt}, WithRequestTimeout(300*time.Millisecond))
+	wc, err := Dial(s.NATSURL(), "test", "secret", []nats.Option{wopt, nats.CustomInboxPrefix(WorkerInboxPrefix("test"))}, WithRequestTimeout(300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,15 +325,15 @@ func TestOperatorNkeyOnEmbeddedServer(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(ctx, time.Second)
 	defer scancel()
-	if _, err := wc.Stop(sctx, "a worker tries"); err == nil {
-		t.Fatal("a worker nkey stopped the job")
+	if _, err := wc.Stop(sctx, "a worker tries"); !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("a worker nkey's stop: %v, want ErrPermissionDenied", err)
 	}
 }
 
 // Worker credentials: a worker may publish step summaries (vlp worker join --publish-steps),
-// may not subscribe to the coordinator's request subjects, and what it can read — its inboxes,
-// every reply that crosses _INBOX.> — never carries the job token, even while an operator
-// sends requests with it.
+// may subscribe to the workers' inboxes but not to _INBOX.> (other clients' replies) nor to the
+// coordinator's request subjects, so nothing of an operator's requests (which carry the job
+// token) and replies reaches it.
 func TestWorkerCannotReadTheToken(t *testing.T) {
 	const token = "the-job-token-1234"
 	c := MakeCluster(t, 1, WithJob("test", token), WithConfig(func(i int, cfg *Config) {
@@ -347,11 +348,10 @@ func TestWorkerCannotReadTheToken(t *testing.T) {
 	}
 	defer wnc.Close()
 	seen := make(chan []byte, 1024)
-	if _, err := wnc.Subscribe("_INBOX.>", func(m *nats.Msg) { seen <- m.Data }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wnc.Subscribe("vlp.test.coord.>", func(m *nats.Msg) { seen <- m.Data }); err != nil {
-		t.Fatal(err)
+	for _, subject := range []string{"_INBOX.>", "vlp.test.coord.>", WorkerInboxPrefix("test") + ".>"} {
+		if _, err := wnc.Subscribe(subject, func(m *nats.Msg) { seen <- m.Data }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := wnc.Publish("vlp.test.events.step", []byte(`{"step":1}`)); err != nil {
 		t.Fatal(err)
@@ -378,14 +378,80 @@ func TestWorkerCannotReadTheToken(t *testing.T) {
 	for len(errs) > 0 {
 		violations = append(violations, (<-errs).Error())
 	}
-	if len(violations) != 1 || !strings.Contains(violations[0], `Subscription to "vlp.test.coord.>"`) {
-		t.Fatalf("permission violations %q: want exactly the coordinator subscription refused (publishing a step is allowed)", violations)
+	slices.Sort(violations)
+	if len(violations) != 2 || !strings.Contains(violations[0], `Subscription to "_INBOX.>"`) || !strings.Contains(violations[1], `Subscription to "vlp.test.coord.>"`) {
+		t.Fatalf("permission violations %q: want exactly the _INBOX.> and coordinator subscriptions refused (the workers' inbox and publishing a step are allowed)", violations)
 	}
-	n := len(seen)
-	for range n {
-		if strings.Contains(string(<-seen), token) {
-			t.Fatal("the worker read the job token")
-		}
+	if n := len(seen); n != 0 {
+		t.Fatalf("the worker received %d messages meant for the operator: %q", n, <-seen)
 	}
-	t.Logf("the worker saw %d messages, none with the token", n)
+}
+
+// Worker credentials used for an operator command fail at once with ErrPermissionDenied, not
+// after the whole deadline as "no leader": with the default inbox (as `vlp job stop` with the
+// worker's credentials has it) the reply subscription is refused; with the workers' inbox the
+// request's publish is. The violations are the calls' errors, not asynchronous noise (the
+// caller's error handler sees none of them), and a worker's own calls work under its inbox.
+func TestWorkerCredentialsFailFastOnOperatorCommands(t *testing.T) {
+	c := MakeCluster(t, 1, WithJob("test", "secret"), WithConfig(func(i int, cfg *Config) {
+		cfg.NATS.User, cfg.NATS.Password = "operator", "op-pass"
+		cfg.NATS.Embedded.WorkerUser, cfg.NATS.Embedded.WorkerPassword = "worker", "wk-pass"
+	}))
+	url := c.Leader(t).NATSURL()
+	op, err := Dial(url, "test", "secret", []nats.Option{nats.UserInfo("operator", "op-pass")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := op.Submit(ctx, testSpec("test")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		inbox  []nats.Option
+		status string // what a worker operation's call says: "" for a reply
+	}{
+		{"default inbox", nil, `Subscription to "_INBOX.`},
+		{"workers' inbox", []nats.Option{nats.CustomInboxPrefix(WorkerInboxPrefix("test"))}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forwarded := make(chan error, 16)
+			opts := append([]nats.Option{nats.UserInfo("worker", "wk-pass"),
+				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { forwarded <- err })}, tc.inbox...)
+			w, err := Dial(url, "test", "secret", opts, WithRequestTimeout(5*time.Second), WithDefaultDeadline(30*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			for range 3 {
+				start := time.Now()
+				_, err = w.Stop(context.Background(), "a worker tries to stop the job")
+				if !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "Permissions Violation") {
+					t.Fatalf("stop with worker credentials: %v, want ErrPermissionDenied with the server's violation", err)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("stop with worker credentials failed after %v, want well under the 5 s request timeout", d)
+				}
+			}
+			start := time.Now()
+			_, err = w.Status(ctx)
+			switch {
+			case tc.status == "" && err != nil:
+				t.Fatalf("a worker's status under the workers' inbox: %v", err)
+			case tc.status != "" && (!errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), tc.status)):
+				t.Fatalf("status with worker credentials and the default inbox: %v, want ErrPermissionDenied naming %s", err, tc.status)
+			case time.Since(start) > 2*time.Second:
+				t.Fatalf("status took %v", time.Since(start))
+			}
+			w.Conn().Flush()
+			if len(forwarded) != 0 {
+				t.Fatalf("the caller's error handler got the client's violations: %v", <-forwarded)
+			}
+		})
+	}
+	if st, err := op.Status(ctx); err != nil || st.State != JobRunning {
+		t.Fatalf("job after the workers' stop attempts: %v %+v", err, st)
+	}
 }

@@ -30,7 +30,20 @@ type Options struct {
 	CheckpointDir string
 	// NoSubmit leaves the job unsubmitted (the test submits).
 	NoSubmit bool
+	// RingTransport is the workers' --ring-transport (default nats); with tcp or auto each
+	// worker listens on its own host's address, port 7100.
+	RingTransport string
+	// Credentials turns NATS authentication on: the coordinators get an operator user
+	// (OperatorUser, used by the test's client and CLI) and a worker user (WorkerUser, which the
+	// workers join with).
+	Credentials bool
 }
+
+// The NATS users of a cluster with Options.Credentials: name and password.
+var (
+	OperatorUser = [2]string{"operator", "itest-operator-password"}
+	WorkerUser   = [2]string{"worker", "itest-worker-password"}
+)
 
 // LinearSpec is a job of the linear model over pairs pairs in units of 12, a global batch of 12,
 // a checkpoint every 10 steps, progress every step, one epoch, 5 ms of compute per pair.
@@ -82,6 +95,9 @@ func NewCluster(t testing.TB, bin string, o Options) *Cluster {
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = time.Second
 	}
+	if o.RingTransport == "" {
+		o.RingTransport = "nats"
+	}
 	c := &Cluster{t: t, Bin: bin, Dir: t.TempDir(), Job: "itest", Token: "itest-" + randomID(8), Opts: o, Workers: map[string]*Proc{}}
 	if keep := os.Getenv("VLP_INTEGRATION_KEEP"); keep != "" {
 		// Registered after TempDir, so it runs before the directory is removed.
@@ -116,7 +132,11 @@ func NewCluster(t testing.TB, bin string, o Options) *Cluster {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// Short pings: a coordinator host cut off by LinkDown breaks no connection.
-		c.client, err = coordinator.Dial(strings.Join(urls, ","), c.Job, c.Token, []nats.Option{nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2)})
+		opts := []nats.Option{nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2)}
+		if o.Credentials {
+			opts = append(opts, nats.UserInfo(OperatorUser[0], OperatorUser[1]))
+		}
+		c.client, err = coordinator.Dial(strings.Join(urls, ","), c.Job, c.Token, opts)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -145,6 +165,10 @@ func (c *Cluster) startCoordinator(i int) *Proc {
 		"--data-dir", filepath.Join(c.Dir, name), "--node-id", name,
 		"--raft-addr", h.IP + ":7000", "--nats-listen", "0.0.0.0:4222", "--http-addr", h.IP + ":9090",
 		"--lease-ttl", c.Opts.LeaseTTL.String(), "--heartbeat-interval", (c.Opts.LeaseTTL / 4).String()}
+	if c.Opts.Credentials {
+		args = append(args, "--nats-user", OperatorUser[0], "--nats-password", OperatorUser[1],
+			"--nats-worker-user", WorkerUser[0], "--nats-worker-password", WorkerUser[1])
+	}
 	if c.Opts.Coordinators > 1 {
 		var peers, routes []string
 		for j := 1; j <= c.Opts.Coordinators; j++ {
@@ -171,9 +195,16 @@ func (c *Cluster) StartWorker(name string) *Proc {
 		p.Restart(c.t)
 		return p
 	}
-	args := append([]string{"worker", "join", "--nats-url", c.NATSURLs(), "--job", c.Job, "--token", c.Token,
-		"--name", name, "--ring-transport", "nats", "--checkpoint-dir", c.Opts.CheckpointDir,
-		"--commit-log", c.CommitLog(name), "--rejoin-after", "4s"}, c.Opts.WorkerArgs...)
+	args := []string{"worker", "join", "--nats-url", c.NATSURLs(), "--job", c.Job, "--token", c.Token,
+		"--name", name, "--ring-transport", c.Opts.RingTransport, "--checkpoint-dir", c.Opts.CheckpointDir,
+		"--commit-log", c.CommitLog(name), "--rejoin-after", "4s"}
+	if c.Opts.RingTransport != "nats" {
+		args = append(args, "--ring-listen", c.Net.Host(name).IP+":7100")
+	}
+	if c.Opts.Credentials {
+		args = append(args, "--nats-user", WorkerUser[0], "--nats-password", WorkerUser[1])
+	}
+	args = append(args, c.Opts.WorkerArgs...)
 	p := c.Net.Host(name).Start(c.t, name, c.Bin, filepath.Join(c.Dir, name+".log"), args...)
 	c.Workers[name] = p
 	return p
@@ -198,6 +229,9 @@ func (c *Cluster) CLI(host string, timeout time.Duration, args ...string) (strin
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.Net.Host(host).NS, c.Bin}, args...)...)
 	cmd.Env = append(os.Environ(), "VLP_JOB="+c.Job, "VLP_JOB_TOKEN="+c.Token, "VLP_NATS_URL="+c.NATSURLs())
+	if c.Opts.Credentials {
+		cmd.Env = append(cmd.Env, "VLP_NATS_USER="+OperatorUser[0], "VLP_NATS_PASSWORD="+OperatorUser[1])
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -44,6 +44,7 @@ func TestTLSClusterTrains(t *testing.T) {
 				cl, err := coordinator.Dial(s.NATSURL(), testJob, testToken, []nats.Option{
 					nats.RootCAs(pki.CA), nats.ClientCert(clientCert.Cert, clientCert.Key), nats.UserInfo(user, pass),
 					nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond),
+					nats.CustomInboxPrefix(coordinator.WorkerInboxPrefix(testJob)), // the workers' inbox; the operator may use any
 				}, coordinator.WithWatchPoll(200*time.Millisecond))
 				if err != nil {
 					t.Fatalf("dial %s: %v", s.NATSURL(), err)

@@ -285,6 +285,9 @@ func explain(err error) error {
 		return fmt.Errorf("%w (is a coordinator for this --job running and reachable at --nats-url?)", err)
 	case errors.Is(err, coordinator.ErrUnauthorized):
 		return fmt.Errorf("%w (check --token / VLP_JOB_TOKEN)", err)
+	case errors.Is(err, coordinator.ErrPermissionDenied):
+		return fmt.Errorf("%w (these NATS credentials lack permission for this command: operator commands need the operator's "+
+			"--nats-user/--nats-password or --nats-nkey-seed, not the worker's)", err)
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // `vlp nkeys` makes the operator's and the workers' seeds; a coordinator started with them
@@ -53,6 +54,18 @@ func TestNkeysAndSecurePosture(t *testing.T) {
 	if out, ok := members(); ok {
 		t.Fatalf("members without credentials: %s", out)
 	}
+	// The worker seed on an operator command: one clear error at once, not the violation three
+	// times and "no coordinator" after the whole --timeout.
+	stop := exec.Command(bin, "job", "stop", "--nats-nkey-seed", filepath.Join(dir, "worker.nk"))
+	stop.Env = append(os.Environ(), append(env, "VLP_TIMEOUT=30s")...)
+	start := time.Now()
+	b, err := stop.CombinedOutput()
+	took, out := time.Since(start), string(b)
+	if err == nil || took > 10*time.Second || strings.Count(out, "Permissions Violation") != 1 ||
+		!strings.Contains(out, "lack permission") || !strings.Contains(out, "--nats-nkey-seed") || strings.Contains(out, "no leader") {
+		t.Fatalf("job stop with the worker seed (%v, err %v): want one clear permission error well before --timeout 30s:\n%s", took, err, out)
+	}
+	t.Logf("job stop with the worker seed, failed after %v:\n%s", took.Round(time.Millisecond), out)
 }
 
 // Flag mistakes are reported with the flags' names, before anything starts.

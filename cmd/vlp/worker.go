@@ -97,6 +97,8 @@ func workerJoin(c *cli.Context) error {
 	// A server cut off by the network drops no connection: only pings find it dead. nats.go's
 	// default (2 minutes) would stall the worker that long; this finds it in about 6 s.
 	opts = append(opts, nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(2))
+	// The worker credentials may subscribe to replies under the workers' own inbox prefix only.
+	opts = append(opts, nats.CustomInboxPrefix(coordinator.WorkerInboxPrefix(c.String("job"))))
 	cl, err := coordinator.Dial(n.URL, c.String("job"), token, opts)
 	if err != nil {
 		return err
