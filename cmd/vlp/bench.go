@@ -13,6 +13,7 @@ var benchCommand = &cli.Command{
 		benchDataCommand,
 		benchInferCommand,
 		benchDetectTextCommand,
+		benchImageSizeCommand,
 		// Further benchmarks join this list, one file each.
 	},
 }

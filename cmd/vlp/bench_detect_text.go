@@ -63,15 +63,11 @@ func benchDetectText(c *cli.Context) error {
 	if c.Int("threads") < 0 {
 		return fmt.Errorf("bench detect-text: --threads %d, want ≥ 0", c.Int("threads"))
 	}
-	store, id, hasID, err := parseCheckpointRef(c.String("checkpoint"))
-	if err != nil {
-		return err
-	}
 	runtime.LockOSThread() // LibTorch work stays on one OS thread
 	defer runtime.UnlockOSThread()
-	em, err := loadEvalModel(c, store, id, hasID, c.String("train-data"), c.String("vocab"))
+	em, err := benchCheckpoint(c, "bench detect-text")
 	if err != nil {
-		return fmt.Errorf("bench detect-text: %w", err)
+		return err
 	}
 	defer em.model.Close()
 	var set *eval.Set
@@ -102,6 +98,21 @@ func benchDetectText(c *cli.Context) error {
 		fmt.Fprintf(w, "AP against IoU threshold: %s\n", path)
 	}
 	return nil
+}
+
+// benchCheckpoint restores the model of --checkpoint STORE[#ID] for the
+// bench command cmd as vlp eval does (--train-data, --vocab, --device,
+// --threads); the caller keeps its OS thread locked while it uses it.
+func benchCheckpoint(c *cli.Context, cmd string) (*evalModel, error) {
+	store, id, hasID, err := parseCheckpointRef(c.String("checkpoint"))
+	if err != nil {
+		return nil, err
+	}
+	em, err := loadEvalModel(c, store, id, hasID, c.String("train-data"), c.String("vocab"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return em, nil
 }
 
 // textModeResult is one textMode's COCO statistics and its AP at each of

@@ -39,8 +39,8 @@ var benchInferCommand = &cli.Command{
 		"--batch-up-to px, or predicted to take longer than --max-cell (from its batch-1 time), is skipped\n" +
 		"and says so. A batch of 32 large images can take tens of GiB: past --max-memory of resident\n" +
 		"memory the command stops with an error (not the kernel's OOM killer, which may pick another\n" +
-		"job). Prints a table and draws --out: batch-1 latency against image size. Accuracy against size\n" +
-		"is not measured: it needs a model trained at each size (docs/bench-infer.md).",
+		"job). Prints a table and draws --out: batch-1 latency against image size. Random weights measure\n" +
+		"no accuracy: vlp bench image-size evaluates a checkpoint at each size (docs/bench-infer.md).",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "presets", Value: "tiny,base", Usage: "comma-separated presets (tiny, base, large, rNN-encM)", Category: catBenchInfer},
 		&cli.StringFlag{Name: "sizes", Value: "224,320,480", Usage: "comma-separated shorter image sides in pixels (e.g. 224,320,480,640,800)", Category: catBenchInfer},
@@ -81,8 +81,8 @@ func (o inferOptions) clockName() string {
 	return "wall"
 }
 
-func parseInferOptions(c *cli.Context) (inferOptions, error) {
-	o := inferOptions{batch: c.Int("batch"), batchUpTo: c.Int("batch-up-to"), iters: c.Int("iters"), warmup: c.Int("warmup"),
+func parseInferOptions(c *cli.Context) (o inferOptions, err error) {
+	o = inferOptions{batch: c.Int("batch"), batchUpTo: c.Int("batch-up-to"), iters: c.Int("iters"), warmup: c.Int("warmup"),
 		textLen: c.Int("text-len"), maxCell: c.Duration("max-cell"), seed: c.Uint64("seed")}
 	for _, p := range strings.Split(c.String("presets"), ",") {
 		p = strings.TrimSpace(p)
@@ -91,12 +91,8 @@ func parseInferOptions(c *cli.Context) (inferOptions, error) {
 		}
 		o.presets = append(o.presets, p)
 	}
-	for _, f := range strings.Split(c.String("sizes"), ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 32 || n > 2048 {
-			return o, fmt.Errorf("bench infer: --sizes: %q is not a side in 32..2048 pixels", f)
-		}
-		o.sizes = append(o.sizes, n)
+	if o.sizes, err = parseSides("bench infer", c.String("sizes"), 32, 2048, ""); err != nil {
+		return o, err
 	}
 	switch {
 	case o.batch < 1:
@@ -120,17 +116,37 @@ func parseInferOptions(c *cli.Context) (inferOptions, error) {
 	default:
 		o.maxMemory = availableBytes() / 2
 	}
+	o.cpuClock, err = parseClock("bench infer", c)
+	return o, err
+}
+
+// parseSides reads a comma-separated --sizes list of image sides in
+// lo..hi pixels; why, when set, says where the range comes from.
+func parseSides(cmd, list string, lo, hi int, why string) ([]int, error) {
+	var sides []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("%s: --sizes: %q is not a side in %d..%d pixels%s", cmd, f, lo, hi, why)
+		}
+		sides = append(sides, n)
+	}
+	return sides, nil
+}
+
+// parseClock reads --clock: true for the process's CPU time, which only
+// --device cpu can use.
+func parseClock(cmd string, c *cli.Context) (cpu bool, err error) {
 	switch c.String("clock") {
 	case "wall":
+		return false, nil
 	case "cpu":
 		if c.String("device") != "cpu" {
-			return o, fmt.Errorf("bench infer: --clock cpu times the host's CPU; on %s use --clock wall", c.String("device"))
+			return false, fmt.Errorf("%s: --clock cpu times the host's CPU; on %s use --clock wall", cmd, c.String("device"))
 		}
-		o.cpuClock = true
-	default:
-		return o, fmt.Errorf("bench infer: --clock %q: want wall or cpu", c.String("clock"))
+		return true, nil
 	}
-	return o, nil
+	return false, fmt.Errorf("%s: --clock %q: want wall or cpu", cmd, c.String("clock"))
 }
 
 // inferTimes are one (preset, size, batch) cell's medians; zero when the
@@ -185,7 +201,7 @@ func benchInfer(c *cli.Context) error {
 		if err := inferChart(rows, dev, threads, o).WritePNG(path); err != nil {
 			return fmt.Errorf("bench infer: %w", err)
 		}
-		fmt.Fprintf(w, "latency against image size: %s (accuracy against size not measured: see docs/bench-infer.md)\n", path)
+		fmt.Fprintf(w, "latency against image size: %s (accuracy against size: vlp bench image-size --checkpoint)\n", path)
 	}
 	return nil
 }

@@ -18,17 +18,23 @@ import (
 // checkPNG fails unless path is a PNG of width × the default height.
 func checkPNG(t *testing.T, path string, width int) {
 	t.Helper()
+	checkPNGSize(t, path, width, plot.DefaultHeight)
+}
+
+// checkPNGSize fails unless path decodes as a PNG of width × height.
+func checkPNGSize(t *testing.T, path string, width, height int) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cfg, err := png.DecodeConfig(f)
+	img, err := png.Decode(f)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	if cfg.Width != width || cfg.Height != plot.DefaultHeight {
-		t.Errorf("%s is %d×%d, want %d×%d", path, cfg.Width, cfg.Height, width, plot.DefaultHeight)
+	if b := img.Bounds(); b.Dx() != width || b.Dy() != height {
+		t.Errorf("%s is %d×%d, want %d×%d", path, b.Dx(), b.Dy(), width, height)
 	}
 }
 

@@ -177,23 +177,38 @@ func (c LineChart) build() (*gplot.Plot, gplot.Legend, error) {
 }
 
 // WritePNG draws the chart and writes it to path.
-func (c LineChart) WritePNG(path string) error {
-	if err := c.Validate(); err != nil {
-		return err
+func (c LineChart) WritePNG(path string) error { return WritePanelsPNG(path, c) }
+
+// WritePanelsPNG draws the charts one above the other in one PNG (each
+// with its own title, axes and legend, drawn as wide as the widest, at its
+// own height) and writes it to path: two measures of one sweep that
+// share the x axis but not a unit (latency and accuracy against image
+// size).
+func WritePanelsPNG(path string, charts ...LineChart) error {
+	if len(charts) == 0 {
+		return fmt.Errorf("%w: no chart to draw", ErrChart)
 	}
-	p, legend, err := c.build()
-	if err != nil {
-		return err
+	w, h := 0, 0
+	for _, c := range charts {
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		cw, ch := c.size()
+		w, h = max(w, cw), h+ch
 	}
-	w, h := c.size()
 	canvas := vgimg.NewWith(vgimg.UseWH(vg.Length(w)*vg.Inch/DPI, vg.Length(h)*vg.Inch/DPI), vgimg.UseDPI(DPI))
-	// A margin on every side keeps the last tick label inside the image;
-	// the legend takes a column on the right, below the title's height.
-	dc := draw.Crop(draw.New(canvas), vg.Points(6), -vg.Points(6), vg.Points(6), -vg.Points(6))
-	lw := legend.Rectangle(dc).Size().X + vg.Points(12)
-	p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
-	titleH := p.Title.TextStyle.Rectangle(p.Title.Text).Size().Y + p.Title.Padding
-	legend.Draw(draw.Crop(dc, dc.Size().X-lw+vg.Points(12), 0, 0, -titleH-vg.Points(6)))
+	full := draw.New(canvas)
+	top := 0 // pixels from the top of the image
+	for _, c := range charts {
+		_, ch := c.size()
+		px := func(n int) vg.Length { return vg.Length(n) * vg.Inch / DPI }
+		// draw.Crop's bottom is positive upwards, its top negative downwards.
+		panel := draw.Crop(full, 0, 0, px(h-top-ch), -px(top))
+		if err := c.drawOn(panel); err != nil {
+			return err
+		}
+		top += ch
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("plot: %w", err)
@@ -205,5 +220,21 @@ func (c LineChart) WritePNG(path string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("plot: write %s: %w", path, err)
 	}
+	return nil
+}
+
+// drawOn lays the chart out in the canvas area of dc.
+func (c LineChart) drawOn(full draw.Canvas) error {
+	p, legend, err := c.build()
+	if err != nil {
+		return err
+	}
+	// A margin on every side keeps the last tick label inside the image;
+	// the legend takes a column on the right, below the title's height.
+	dc := draw.Crop(full, vg.Points(6), -vg.Points(6), vg.Points(6), -vg.Points(6))
+	lw := legend.Rectangle(dc).Size().X + vg.Points(12)
+	p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
+	titleH := p.Title.TextStyle.Rectangle(p.Title.Text).Size().Y + p.Title.Padding
+	legend.Draw(draw.Crop(dc, dc.Size().X-lw+vg.Points(12), 0, 0, -titleH-vg.Points(6)))
 	return nil
 }

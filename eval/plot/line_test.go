@@ -128,15 +128,7 @@ func TestWritePNG(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := decodePNG(t, path)
 	if b := img.Bounds(); b.Dx() != 640 || b.Dy() != 400 {
 		t.Fatalf("PNG is %v, want 640×400", b)
 	}
@@ -154,4 +146,60 @@ func TestWritePNG(t *testing.T) {
 	if n := near(title, 0, 0, 0, 80); n < 20 {
 		t.Errorf("title band: %d dark pixels, want text", n)
 	}
+}
+
+func TestWritePanelsPNG(t *testing.T) {
+	x, y := falling(20, 30)
+	top := LineChart{Title: "latency", XLabel: "size (px)", YLabel: "ms", LogY: true, Width: 640, Height: 300,
+		Series: []Series{{Name: "e2e", X: x, Y: y, Thick: true}}}
+	bottom := LineChart{Title: "accuracy", XLabel: "size (px)", YLabel: "rate (0–1)", Width: 640, Height: 200,
+		Series: []Series{{Name: "a", X: x, Y: y}, {Name: "b", X: x, Y: y, Dashed: true}}}
+	path := filepath.Join(t.TempDir(), "p.png")
+	if err := WritePanelsPNG(path, top, bottom); err != nil {
+		t.Fatal(err)
+	}
+	img := decodePNG(t, path)
+	if b := img.Bounds(); b.Dx() != 640 || b.Dy() != 500 {
+		t.Fatalf("PNG is %v, want 640×500 (the panels stacked)", b)
+	}
+	sub := func(r image.Rectangle) image.Image {
+		return img.(interface {
+			SubImage(image.Rectangle) image.Image
+		}).SubImage(r)
+	}
+	// Each panel has its title at its top; the second series' colour (red)
+	// is drawn only in the bottom panel.
+	for _, band := range []image.Rectangle{image.Rect(0, 0, 640, 25), image.Rect(0, 300, 640, 325)} {
+		if n := near(sub(band), 0, 0, 0, 80); n < 20 {
+			t.Errorf("title band %v: %d dark pixels, want text", band, n)
+		}
+	}
+	red := Palette[1]
+	if n := near(sub(image.Rect(0, 0, 640, 300)), red.R, red.G, red.B, 40); n != 0 {
+		t.Errorf("top panel: %d pixels of the bottom panel's colour", n)
+	}
+	if n := near(sub(image.Rect(0, 300, 640, 500)), red.R, red.G, red.B, 40); n < 50 {
+		t.Errorf("bottom panel: %d pixels of its second series' colour, want ≥ 50", n)
+	}
+	if err := WritePanelsPNG(path); !errors.Is(err, ErrChart) {
+		t.Errorf("no chart: %v, want ErrChart", err)
+	}
+	if err := WritePanelsPNG(path, top, LineChart{}); !errors.Is(err, ErrChart) {
+		t.Errorf("an invalid panel: %v, want ErrChart", err)
+	}
+}
+
+// decodePNG reads the PNG at path.
+func decodePNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
