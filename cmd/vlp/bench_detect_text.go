@@ -17,6 +17,10 @@ import (
 
 const catBenchDetectText = "BENCH DETECT-TEXT"
 
+// evalBatch is the rows per forward pass of the study (eval.Config.Batch's
+// default).
+const evalBatch = 16
+
 var benchDetectTextCommand = &cli.Command{
 	Name:  "detect-text",
 	Usage: "detection AP of a checkpoint with and without the paired caption in the encoder",

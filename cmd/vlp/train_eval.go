@@ -8,7 +8,6 @@ import (
 	"runtime"
 
 	"github.com/e2evlp/vlp/coordinator"
-	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/eval"
 	"github.com/urfave/cli/v2"
 )
@@ -57,10 +56,3 @@ func printEval(w io.Writer, r *eval.Report) {
 		fmt.Fprintf(w, "evaluation: %v\n", err)
 	}
 }
-
-// detokenize joins WordPiece tokens back into words (eval.Detokenize).
-func detokenize(v *data.Vocab, ids []int64) string { return eval.Detokenize(v, ids) }
-
-// evalBatch is the rows per forward pass of the studies in
-// bench_detect_text.go (eval.Config.Batch's default).
-const evalBatch = 16

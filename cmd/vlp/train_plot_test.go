@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/e2evlp/vlp/coordinator"
-	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/eval/plot"
 )
 
@@ -76,15 +75,5 @@ func TestLossCurveTitle(t *testing.T) {
 	got := lossCurveTitle("/tmp/out/run", coordinator.JobSpec{Model: "tiny", GlobalBatch: 32})
 	if want := "vlp train run: losses per step (model tiny, global batch 32)"; got != want {
 		t.Fatalf("title %q, want %q", got, want)
-	}
-}
-
-func TestDetokenize(t *testing.T) {
-	v, err := data.NewVocab([]string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "sq", "##uare"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := detokenize(v, []int64{5, 6, 7, 8}); got != "a red square" {
-		t.Fatalf("detokenize = %q", got)
 	}
 }
