@@ -82,6 +82,7 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, px rowPixels) (*Batch,
 	b.SampleIDs = make([]uint64, B)
 	b.ImageIDs = imageIDs
 	b.Targets = make([]DetectionTarget, B)
+	colours, attrs := newColourTokens(v), attributeTokens(v, cfg.AttributeWords)
 	for i, e := range rows {
 		pair := e.PairID()
 		b.SampleIDs[i] = pair
@@ -89,25 +90,18 @@ func collate(cfg *Config, tok *Tokenizer, rows []Example, px rowPixels) (*Batch,
 		for _, t := range e.Meta.Texts {
 			own[t.Text] = true
 		}
-		choice := chooseITM(i, texts, imageIDs, own, cfg, v, newStream(cfg.Seed, cfg.Epoch, pair, purposeITM))
-		b.NegKinds[i] = choice.kind
-		ids, err := tok.Encode(choice.text, cfg.MaxTextLen)
+		rt := rowText{texts: texts, images: imageIDs, own: own}
+		mlm := func() *stream { return newStream(cfg.Seed, cfg.Epoch, pair, purposeMLM) }
+		row, err := buildITMRow(i, rt, cfg, tok, colours, attrs, newStream(cfg.Seed, cfg.Epoch, pair, purposeITM), mlm)
 		if err != nil {
 			return nil, err
 		}
-		labels := make([]int64, len(ids))
-		// Every row is masked the same way, so "the text has a [MASK]" says
-		// nothing about the ITM label; a negative's labels are then dropped.
-		maskTokens(ids, labels, v, cfg.MLMProb, newStream(cfg.Seed, cfg.Epoch, pair, purposeMLM))
-		if choice.kind == NegNone {
+		b.NegKinds[i] = row.kind
+		if row.kind == NegNone {
 			b.ITMLabels[i] = 1
-		} else {
-			for j := range labels {
-				labels[j] = IgnoreIndex
-			}
 		}
-		enc[i], lab[i] = ids, labels
-		b.SeqLen = max(b.SeqLen, len(ids))
+		enc[i], lab[i] = row.ids, row.labels
+		b.SeqLen = max(b.SeqLen, len(row.ids))
 		if caps[i], err = tok.Encode(texts[i], cfg.MaxCaptionLen); err != nil {
 			return nil, err
 		}

@@ -17,9 +17,17 @@ type Config struct {
 	MaxTextLen    int // encoder text length cap, [CLS] and [SEP] included
 	MaxCaptionLen int // decoder caption length cap, [CLS] and [SEP] included
 
-	MLMProb     float64 // share of non-special tokens masked (BERT: 0.15)
-	ITMNegProb  float64 // share of rows given a mismatched text (0.5)
-	HardNegProb float64 // share of the negatives that are colour swaps (see itm.go)
+	MLMProb float64 // share of non-special tokens masked (BERT: 0.15)
+	// AttributeMaskProb masks attribute words — colour words and the words
+	// of AttributeWords — with this probability when it is above MLMProb
+	// (mlm.go): 0 is BERT's masking.
+	AttributeMaskProb float64
+	// AttributeWords name the dataset's object attributes ("small",
+	// "wooden", "light blue"); each word of them that is a whole token is
+	// an attribute word. Colour words always are.
+	AttributeWords []string
+	ITMNegProb     float64 // share of rows given a mismatched text (0.5)
+	HardNegProb    float64 // share of the negatives that are colour swaps (see itm.go)
 
 	Seed  uint64 // with Epoch and the pair id, seeds every random choice
 	Epoch uint64
@@ -63,6 +71,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: MaxCaptionLen %d < 2", ErrConfig, c.MaxCaptionLen)
 	case c.MLMProb < 0 || c.MLMProb > 1:
 		return fmt.Errorf("%w: MLMProb %v outside [0,1]", ErrConfig, c.MLMProb)
+	case c.AttributeMaskProb < 0 || c.AttributeMaskProb > 1:
+		return fmt.Errorf("%w: AttributeMaskProb %v outside [0,1]", ErrConfig, c.AttributeMaskProb)
 	case c.ITMNegProb < 0 || c.ITMNegProb > 1:
 		return fmt.Errorf("%w: ITMNegProb %v outside [0,1]", ErrConfig, c.ITMNegProb)
 	case c.HardNegProb < 0 || c.HardNegProb > 1:

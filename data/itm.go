@@ -1,16 +1,16 @@
 package data
 
-import (
-	"strings"
-)
+import "slices"
 
 // ITM negatives. Each row is, with probability ITMNegProb, given a text that
 // does not describe its image (label 0); the others keep their own text
 // (label 1). A negative is HARD with probability HardNegProb: the row's own
 // text with one colour word swapped for another colour ("a red circle left
 // of a blue square" → "a red circle left of a green square"): the same
-// objects and words, so only the pixels tell them apart. A text with no
-// colour word cannot be made hard that way and falls back to the other kind.
+// objects and words, so only the pixels tell them apart. It is masked as the
+// row's own text would be, except that the swapped word is always shown: a
+// swap hidden behind a [MASK] would be a negative the text cannot tell. A
+// text with no colour word falls back to the other kind.
 // The other negatives take the text of another row of the same batch whose
 // image differs (uniformly among such rows); a text equal to one of the
 // row's own image's texts is never used as a negative. When neither kind is
@@ -25,14 +25,6 @@ var ColourWords = []string{
 	"black", "white", "gray", "grey", "cyan", "magenta",
 }
 
-var colourSet = func() map[string]bool {
-	m := make(map[string]bool, len(ColourWords))
-	for _, c := range ColourWords {
-		m[c] = true
-	}
-	return m
-}()
-
 // NegKind says how a row's ITM text was chosen.
 type NegKind uint8
 
@@ -43,85 +35,149 @@ const (
 	NegOtherInBatch                // the text of another image in the batch
 )
 
-// swapColour returns text with one of its colour words (chosen by rng)
-// replaced by a different colour, and whether it had any. Words are compared
-// case-insensitively; the replacement is lower case. Only colours that are
-// whole tokens of v are used as replacements, so a swap never introduces an
-// [UNK] or an unusual split that would give the negative away.
-func swapColour(text string, v *Vocab, rng *stream) (string, bool) {
-	words := strings.Fields(text)
+// colourTokens are the vocabulary's colour words that are whole tokens, in
+// ColourWords' order, and the same as a set.
+type colourTokens struct {
+	ids []int64
+	set map[int64]bool
+}
+
+func newColourTokens(v *Vocab) colourTokens {
+	c := colourTokens{set: map[int64]bool{}}
+	for _, w := range ColourWords {
+		if id, ok := v.ID(w); ok && !c.set[id] {
+			c.ids = append(c.ids, id)
+			c.set[id] = true
+		}
+	}
+	return c
+}
+
+// swapColour replaces, in place, one colour token of ids (chosen by rng) by
+// another colour token, and returns its position, or -1 when ids has none.
+// Never grey for gray or back: both name the same colour.
+func (c colourTokens) swapColour(ids []int64, v *Vocab, rng *stream) int {
 	var at []int
-	for i, w := range words {
-		if colourSet[strings.ToLower(strings.Trim(w, ".,;:!?\"'"))] {
-			at = append(at, i)
+	for j, id := range ids {
+		if c.set[id] {
+			at = append(at, j)
 		}
 	}
 	if len(at) == 0 {
-		return text, false
+		return -1
 	}
-	i := at[rng.Intn(len(at))]
-	w := words[i]
-	core := strings.Trim(w, ".,;:!?\"'")
-	old := strings.ToLower(core)
-	// Never swap grey↔gray: both name the same colour.
-	var choices []string
-	for _, c := range ColourWords {
-		if _, ok := v.ID(c); ok && c != old && !(isGrey(c) && isGrey(old)) {
-			choices = append(choices, c)
+	j := at[rng.Intn(len(at))]
+	old := v.Token(ids[j])
+	var choices []int64
+	for _, id := range c.ids {
+		if w := v.Token(id); id != ids[j] && !(isGrey(w) && isGrey(old)) {
+			choices = append(choices, id)
 		}
 	}
 	if len(choices) == 0 {
-		return text, false
+		return -1
 	}
-	repl := choices[rng.Intn(len(choices))]
-	words[i] = strings.Replace(w, core, repl, 1)
-	return strings.Join(words, " "), true
+	ids[j] = choices[rng.Intn(len(choices))]
+	return j
 }
 
 func isGrey(s string) bool { return s == "grey" || s == "gray" }
 
-// itmChoice is one row's ITM decision.
-type itmChoice struct {
-	kind NegKind
-	text string // the text the encoder sees
+// itmRow is one row's encoder text after the ITM choice and masking.
+type itmRow struct {
+	kind   NegKind
+	ids    []int64 // [CLS] … [SEP], masked
+	labels []int64 // MLM labels; all IgnoreIndex for a negative
 }
 
-// chooseITM decides the encoder text of row r. texts[i] is row i's own text,
-// images[i] its image id, own[r] the set of all texts of row r's image.
-func chooseITM(r int, texts []string, images []uint64, own map[string]bool, cfg *Config, v *Vocab, rng *stream) itmChoice {
-	pos := itmChoice{kind: NegNone, text: texts[r]}
-	if rng.Float64() >= cfg.ITMNegProb {
-		return pos
-	}
-	hard := rng.Float64() < cfg.HardNegProb
-	tryHard := func() (itmChoice, bool) {
-		s, ok := swapColour(texts[r], v, rng)
-		if !ok || own[s] {
-			return itmChoice{}, false
+// rowText is what buildITMRow needs of the batch: every row's own text and
+// image, and the texts of row r's image.
+type rowText struct {
+	texts  []string
+	images []uint64
+	own    map[string]bool
+}
+
+// buildITMRow decides row r's ITM text, encodes and masks it. itm is the
+// row's ITM stream; mlm returns a fresh copy of its MLM stream, so a text is
+// masked the same way whichever path encodes it.
+func buildITMRow(r int, rt rowText, cfg *Config, tok *Tokenizer, col colourTokens, attrs map[int64]bool, itm *stream, mlm func() *stream) (itmRow, error) {
+	v := tok.Vocab()
+	encode := func(text string) (itmRow, error) {
+		ids, err := tok.Encode(text, cfg.MaxTextLen)
+		if err != nil {
+			return itmRow{}, err
 		}
-		return itmChoice{kind: NegColourSwap, text: s}, true
+		labels := make([]int64, len(ids))
+		maskTokens(ids, labels, v, cfg.MLMProb, cfg.AttributeMaskProb, attrs, mlm())
+		return itmRow{ids: ids, labels: labels}, nil
 	}
-	tryOther := func() (itmChoice, bool) {
+	negative := func(row itmRow, kind NegKind) itmRow {
+		row.kind = kind
+		for j := range row.labels {
+			row.labels[j] = IgnoreIndex
+		}
+		return row
+	}
+	if itm.Float64() >= cfg.ITMNegProb {
+		return encode(rt.texts[r])
+	}
+	hard := itm.Float64() < cfg.HardNegProb
+	tryHard := func() (itmRow, bool, error) {
+		row, err := encode(rt.texts[r])
+		if err != nil {
+			return itmRow{}, false, err
+		}
+		// The text unmasked, with one colour swapped: it must describe
+		// nothing of the image. The swapped token is shown even where
+		// masking chose it, so a swap is never hidden behind a [MASK].
+		plain := append([]int64(nil), row.ids...)
+		for j, l := range row.labels {
+			if l != IgnoreIndex {
+				plain[j] = l
+			}
+		}
+		j := col.swapColour(plain, v, itm)
+		if j < 0 {
+			return itmRow{}, false, nil
+		}
+		row.ids[j] = plain[j]
+		for t := range rt.own {
+			ids, err := tok.Encode(t, cfg.MaxTextLen)
+			if err != nil {
+				return itmRow{}, false, err
+			}
+			if slices.Equal(ids, plain) {
+				return itmRow{}, false, nil
+			}
+		}
+		return negative(row, NegColourSwap), true, nil
+	}
+	tryOther := func() (itmRow, bool, error) {
 		var cands []int
-		for i := range texts {
-			if images[i] != images[r] && !own[texts[i]] {
+		for i := range rt.texts {
+			if rt.images[i] != rt.images[r] && !rt.own[rt.texts[i]] {
 				cands = append(cands, i)
 			}
 		}
 		if len(cands) == 0 {
-			return itmChoice{}, false
+			return itmRow{}, false, nil
 		}
-		return itmChoice{kind: NegOtherInBatch, text: texts[cands[rng.Intn(len(cands))]]}, true
+		row, err := encode(rt.texts[cands[itm.Intn(len(cands))]])
+		if err != nil {
+			return itmRow{}, false, err
+		}
+		return negative(row, NegOtherInBatch), true, nil
 	}
 	first, second := tryOther, tryHard
 	if hard {
 		first, second = tryHard, tryOther
 	}
-	if c, ok := first(); ok {
-		return c
+	for _, try := range []func() (itmRow, bool, error){first, second} {
+		row, ok, err := try()
+		if err != nil || ok {
+			return row, err
+		}
 	}
-	if c, ok := second(); ok {
-		return c
-	}
-	return pos
+	return encode(rt.texts[r])
 }

@@ -16,7 +16,8 @@ import (
 // learnSetup is the learning test's world and recipe.
 type learnSetup struct {
 	side, images, evalImages, batch, steps int
-	lr, mlmProb                            float64
+	lr, mlmProb, attrMask                  float64
+	attrSizes                              bool // size words are attribute words too, not only colours
 	maxObjects, threads, evalEvery         int
 	trainMaxObjects                        int // shapes per training image: 1 to this
 	attrWeight, classWeight, mlmWeight     float64
@@ -76,6 +77,10 @@ func defaultLearnSetup() learnSetup {
 	if v, err := strconv.ParseFloat(os.Getenv("VLP_LEARN_MLM"), 64); err == nil && v > 0 && v < 1 {
 		s.mlmProb = v
 	}
+	if v, err := strconv.ParseFloat(os.Getenv("VLP_LEARN_ATTRMASK"), 64); err == nil && v >= 0 && v <= 1 {
+		s.attrMask = v
+	}
+	envBool("VLP_LEARN_ATTRMASK_SIZES", &s.attrSizes)
 	return s
 }
 
@@ -114,8 +119,8 @@ func TestModelLearnsShapes(t *testing.T) {
 		t.Fatalf("LibTorch runs %d threads, want %d", got, ls.threads)
 	}
 	start := time.Now()
-	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, %d LibTorch threads",
-		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.threads)
+	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, attribute words %g (sizes too: %v), %d LibTorch threads",
+		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.attrMask, ls.attrSizes, ls.threads)
 	t.Logf("seed %d, warm-up %d, clip %g, %d encoder layers, stem max-pool %v, dilated C5 %v", ls.seed, ls.warmup, ls.clip, ls.encoderLayers, ls.stemPool, ls.dilate)
 	t.Logf("max objects %d, attribute weight %g, class weight %g, MLM weight %g, ITM weight %g", ls.maxObjects, ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight)
 	scfg := synth.Config{Seed: ls.worldSeed(101), Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: ls.trainMaxObjects}
@@ -204,7 +209,10 @@ func TestModelLearnsShapes(t *testing.T) {
 
 func learnDataConfig(ls learnSetup) data.Config {
 	dc := data.DefaultConfig()
-	dc.BatchSize, dc.Seed, dc.MLMProb = ls.batch, uint64(4+ls.seed), ls.mlmProb
+	dc.BatchSize, dc.Seed, dc.MLMProb, dc.AttributeMaskProb = ls.batch, uint64(4+ls.seed), ls.mlmProb, ls.attrMask
+	if ls.attrSizes {
+		dc.AttributeWords = synth.AttributeNames
+	}
 	dc.Image = data.SquareImageConfig(ls.side)
 	dc.MaxTextLen, dc.MaxCaptionLen = Tiny().MaxTextLen, Tiny().MaxCaptionLen
 	dc.Workers = 1
@@ -222,7 +230,7 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 		}
 	}
 	dc := learnDataConfig(ls)
-	dc.MLMProb, dc.ITMNegProb = 0, 0
+	dc.MLMProb, dc.AttributeMaskProb, dc.ITMNegProb = 0, 0, 0
 	pos, err := data.BuildBatch(dc, tok, ex)
 	if err != nil {
 		t.Fatal(err)

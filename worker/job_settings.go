@@ -21,12 +21,13 @@ import (
 // Job options (JobSpec.Options) the learners read. Any other key is refused: a misspelt option
 // would otherwise be ignored.
 const (
-	OptImages      = "images"       // E2E-VLP on the synthetic world: its images (default 512)
-	OptImageSize   = "image_size"   // E2E-VLP: side of the square input images in pixels (default 64)
-	OptVocab       = "vocab"        // E2E-VLP on shards: the tokenizer's vocab.txt
-	OptVocabSHA256 = "vocab_sha256" // its sha256, hex
-	OptDim         = "dim"          // linear: parameters (default 64)
-	OptCompute     = "compute"      // linear: simulated compute time per pair (a Go duration)
+	OptImages        = "images"         // E2E-VLP on the synthetic world: its images (default 512)
+	OptImageSize     = "image_size"     // E2E-VLP: side of the square input images in pixels (default 64)
+	OptVocab         = "vocab"          // E2E-VLP on shards: the tokenizer's vocab.txt
+	OptVocabSHA256   = "vocab_sha256"   // its sha256, hex
+	OptAttributeMask = "attribute_mask" // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
+	OptDim           = "dim"            // linear: parameters (default 64)
+	OptCompute       = "compute"        // linear: simulated compute time per pair (a Go duration)
 
 	// optBackboneLR is the spelling of hyper.backbone_lr in specs stored before that field
 	// existed; a resumed run still reads it.
@@ -37,6 +38,7 @@ const (
 type VLPOptions struct {
 	Images, ImageSize  int
 	Vocab, VocabSHA256 string
+	AttributeMask      float64 // data.Config.AttributeMaskProb
 	backboneLR         float64 // the older spelling of hyper.backbone_lr; 0: absent
 }
 
@@ -44,7 +46,7 @@ type VLPOptions struct {
 // value that does not parse, is an error naming the option.
 func ParseVLPOptions(spec coordinator.JobSpec) (VLPOptions, error) {
 	o := VLPOptions{Images: 512, ImageSize: 64, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
-	if err := knownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256}, optBackboneLR); err != nil {
+	if err := knownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask}, optBackboneLR); err != nil {
 		return o, err
 	}
 	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize} {
@@ -55,6 +57,13 @@ func ParseVLPOptions(spec coordinator.JobSpec) (VLPOptions, error) {
 			}
 			*dst = n
 		}
+	}
+	if v, ok := spec.Options[OptAttributeMask]; ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 1) {
+			return o, fmt.Errorf("%w: option %s=%q: want a probability in [0,1]", ErrJobSpec, OptAttributeMask, v)
+		}
+		o.AttributeMask = f
 	}
 	if v, ok := spec.Options[optBackboneLR]; ok {
 		f, err := strconv.ParseFloat(v, 64)
@@ -92,6 +101,9 @@ type VLPJob struct {
 	// min_lr; it lasts hyper.max_steps, or the job's epochs), the dropout seed and the precision.
 	Train   model.TrainConfig
 	Options VLPOptions
+	// Attributes are the data's attribute names (FitData): with the colour words, the words
+	// options.attribute_mask masks.
+	Attributes []string
 }
 
 // ResolveVLPJob resolves spec for E2E-VLP. pairs is the number of pairs in one epoch: without
@@ -158,22 +170,26 @@ func ResolveVLPJob(spec coordinator.JobSpec, pairs int64) (VLPJob, error) {
 	return j, nil
 }
 
-// FitData grows the model's vocabulary, class and attribute counts to fit the data's.
-func (j *VLPJob) FitData(vocab, classes, attributes int) {
+// FitData grows the model's vocabulary, class and attribute counts to fit the data's, and keeps
+// the attribute names as the words options.attribute_mask masks.
+func (j *VLPJob) FitData(vocab int, classes, attributes []string) {
 	j.Model.VocabSize = max(j.Model.VocabSize, vocab)
-	j.Model.NumClasses = max(j.Model.NumClasses, classes)
-	j.Model.NumAttributes = max(j.Model.NumAttributes, attributes)
+	j.Model.NumClasses = max(j.Model.NumClasses, len(classes))
+	j.Model.NumAttributes = max(j.Model.NumAttributes, len(attributes))
+	j.Attributes = append([]string(nil), attributes...)
 }
 
 // DataConfig is how batches are made for the job: square images of options.image_size, the
 // model's text lengths, the job's seed (with the epoch and the pair id it seeds MLM masking and
-// ITM negatives). BatchSize is left for the caller: the global batch in one process, a rank's
+// ITM negatives), options.attribute_mask over the colour words and the data's attribute
+// names (FitData). BatchSize is left for the caller: the global batch in one process, a rank's
 // share in a worker.
 func (j VLPJob) DataConfig() data.Config {
 	d := data.DefaultConfig()
 	d.Image = data.SquareImageConfig(j.Options.ImageSize)
 	d.MaxTextLen, d.MaxCaptionLen = j.Model.MaxTextLen, j.Model.MaxCaptionLen
 	d.Seed = j.Train.Seed
+	d.AttributeMaskProb, d.AttributeWords = j.Options.AttributeMask, j.Attributes
 	return d
 }
 

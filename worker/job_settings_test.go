@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,6 +44,22 @@ func TestResolveVLPJob(t *testing.T) {
 	if j, err = ResolveVLPJob(spec, 500); err != nil || math.Abs(j.Train.Schedule.MinRatio-0.25) > 1e-12 {
 		t.Errorf("hyper.min_lr: %v %v", j.Train.Schedule.MinRatio, err)
 	}
+	// options.attribute_mask reaches the data config with the data's class and attribute names.
+	spec.Options[OptAttributeMask] = "0.5"
+	if j, err = ResolveVLPJob(spec, 500); err != nil {
+		t.Fatal(err)
+	}
+	j.FitData(64, []string{"circle", "traffic light"}, []string{"red"})
+	if d := j.DataConfig(); d.AttributeMaskProb != 0.5 || !slices.Equal(d.AttributeWords, []string{"red"}) {
+		t.Errorf("options.attribute_mask: data config %v %q", d.AttributeMaskProb, d.AttributeWords)
+	}
+	for _, bad := range []string{"1.5", "-0.1", "half"} {
+		spec.Options[OptAttributeMask] = bad
+		if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), OptAttributeMask) {
+			t.Errorf("options.attribute_mask %q: %v", bad, err)
+		}
+	}
+	delete(spec.Options, OptAttributeMask)
 	spec.Options["colour"] = "red"
 	if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), "colour") {
 		t.Errorf("unknown option: %v", err)

@@ -233,7 +233,7 @@ func loadEvalModel(c *cli.Context, store string, id uint64, hasID bool, trainDat
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
-	job.FitData(em.tok.Vocab().Size(), len(em.classes), len(em.attrs))
+	job.FitData(em.tok.Vocab().Size(), em.classes, em.attrs)
 	em.imageSize = job.Options.ImageSize
 	if em.model, err = model.New(job.Model, spec.Seed, dev); err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ var trainCommand = &cli.Command{
 		&cli.Uint64Flag{Name: "seed", Usage: "seed of the model, the data and dropout", Value: 1, EnvVars: []string{"VLP_SEED"}, Category: catTrain},
 		&cli.IntFlag{Name: "images", Usage: "images in the synthetic world", Value: 512, EnvVars: []string{"VLP_IMAGES"}, Category: catTrain},
 		&cli.IntFlag{Name: "image-size", Usage: "side of the synthetic images in pixels", Value: 64, EnvVars: []string{"VLP_IMAGE_SIZE"}, Category: catTrain},
+		&cli.Float64Flag{Name: "attribute-mask", Usage: "probability an attribute word — a colour, an attribute name of the data — is masked for MLM (0: BERT's 15% like any word; docs/model.md)", EnvVars: []string{"VLP_ATTRIBUTE_MASK"}, Category: catTrain},
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda:N", Value: "cpu", EnvVars: []string{"VLP_DEVICE"}, Category: catTrain},
 		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},
 		&cli.BoolFlag{Name: "bf16", Usage: "bf16 autocast for forward and backward", EnvVars: []string{"VLP_BF16"}, Category: catTrain},
@@ -134,7 +135,7 @@ func newLocalRun(c *cli.Context) (*localRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	job.FitData(world.Tokenizer.Vocab().Size(), len(synth.ClassNames), len(synth.AttributeNames))
+	job.FitData(world.Tokenizer.Vocab().Size(), synth.ClassNames, synth.AttributeNames)
 	r := &localRun{spec: spec, job: job, device: dev, threads: c.Int("threads"), world: world, data: job.DataConfig()}
 	r.data.BatchSize = spec.GlobalBatch
 	return r, nil

@@ -62,7 +62,7 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfi
 	vcfg := worker.VLPConfig{PerUnit: perUnit, Seed: spec.Seed, Device: dev, Threads: c.Int("threads")}
 	var (
 		pairs          int64
-		classes, attrs int
+		classes, attrs []string
 		extras         learnerExtras
 		closers        []func()
 	)
@@ -83,7 +83,7 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfi
 			return fail(err)
 		}
 		vcfg.World, vcfg.Tokenizer = world, world.Tokenizer
-		pairs, classes, attrs = int64(len(world.Examples)), len(synth.ClassNames), len(synth.AttributeNames)
+		pairs, classes, attrs = int64(len(world.Examples)), synth.ClassNames, synth.AttributeNames
 	default:
 		if v, ok := spec.Options[worker.OptImages]; ok {
 			return fail(fmt.Errorf("%w: option %s=%s sizes the synthetic world; this job trains on shards", worker.ErrJobSpec, worker.OptImages, v))
@@ -98,7 +98,7 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfi
 		}
 		closers = append(closers, func() { src.Close() })
 		vcfg.Source, vcfg.Tokenizer, extras.checksums = src, js.tokenizer, js.checksums
-		pairs, classes, attrs = js.manifest.Pairs, len(js.manifest.Classes), len(js.manifest.Attributes)
+		pairs, classes, attrs = js.manifest.Pairs, js.manifest.Classes, js.manifest.Attributes
 		if p := c.String("pair-log"); p != "" {
 			pl, err := openPairLog(p)
 			if err != nil {
