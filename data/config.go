@@ -28,6 +28,7 @@ type Config struct {
 	AttributeWords []string
 	ITMNegProb     float64 // share of rows given a mismatched text (0.5)
 	HardNegProb    float64 // share of the negatives that are colour swaps (see itm.go)
+	ExchangeProb   float64 // share of colour swaps that exchange two colours of the text, when it names two
 
 	Seed  uint64 // with Epoch and the pair id, seeds every random choice
 	Epoch uint64
@@ -75,6 +76,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: AttributeMaskProb %v outside [0,1]", ErrConfig, c.AttributeMaskProb)
 	case c.ITMNegProb < 0 || c.ITMNegProb > 1:
 		return fmt.Errorf("%w: ITMNegProb %v outside [0,1]", ErrConfig, c.ITMNegProb)
+	case c.ExchangeProb < 0 || c.ExchangeProb > 1:
+		return fmt.Errorf("%w: ExchangeProb %v outside [0,1]", ErrConfig, c.ExchangeProb)
 	case c.HardNegProb < 0 || c.HardNegProb > 1:
 		return fmt.Errorf("%w: HardNegProb %v outside [0,1]", ErrConfig, c.HardNegProb)
 	case c.Workers < 1:

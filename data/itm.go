@@ -6,9 +6,11 @@ import "slices"
 // does not describe its image (label 0); the others keep their own text
 // (label 1). A negative is HARD with probability HardNegProb: the row's own
 // text with one colour word swapped for another colour ("a red circle left
-// of a blue square" → "a red circle left of a green square"): the same
-// objects and words, so only the pixels tell them apart. It is masked as the
-// row's own text would be, except that the swapped word is always shown: a
+// of a blue square" → "a red circle left of a green square"), or, with
+// probability ExchangeProb when the text names two colours, with the two
+// exchanged ("a blue circle left of a red square": the same words bound to
+// the other objects); only the pixels tell them apart. It is masked as the
+// row's own text would be, except that the swapped words are always shown: a
 // swap hidden behind a [MASK] would be a negative the text cannot tell. A
 // text with no colour word falls back to the other kind.
 // The other negatives take the text of another row of the same batch whose
@@ -53,10 +55,14 @@ func newColourTokens(v *Vocab) colourTokens {
 	return c
 }
 
-// swapColour replaces, in place, one colour token of ids (chosen by rng) by
-// another colour token, and returns its position, or -1 when ids has none.
+// swapColour changes, in place, the colours of ids for a colour-swap
+// negative and returns the positions it changed (none when ids has no
+// colour). With probability exchange, and when ids has two different colour
+// tokens, it exchanges them ("a red circle left of a blue square" → "a blue
+// circle left of a red square": the same words, bound to the other objects);
+// otherwise it replaces one colour token (chosen by rng) by another colour.
 // Never grey for gray or back: both name the same colour.
-func (c colourTokens) swapColour(ids []int64, v *Vocab, rng *stream) int {
+func (c colourTokens) swapColour(ids []int64, v *Vocab, exchange float64, rng *stream) []int {
 	var at []int
 	for j, id := range ids {
 		if c.set[id] {
@@ -64,7 +70,23 @@ func (c colourTokens) swapColour(ids []int64, v *Vocab, rng *stream) int {
 		}
 	}
 	if len(at) == 0 {
-		return -1
+		return nil
+	}
+	if exchange > 0 && rng.Float64() < exchange {
+		var pairs [][2]int
+		for x := range at {
+			for y := x + 1; y < len(at); y++ {
+				a, b := ids[at[x]], ids[at[y]]
+				if a != b && !(isGrey(v.Token(a)) && isGrey(v.Token(b))) {
+					pairs = append(pairs, [2]int{at[x], at[y]})
+				}
+			}
+		}
+		if len(pairs) > 0 {
+			p := pairs[rng.Intn(len(pairs))]
+			ids[p[0]], ids[p[1]] = ids[p[1]], ids[p[0]]
+			return p[:]
+		}
 	}
 	j := at[rng.Intn(len(at))]
 	old := v.Token(ids[j])
@@ -75,10 +97,10 @@ func (c colourTokens) swapColour(ids []int64, v *Vocab, rng *stream) int {
 		}
 	}
 	if len(choices) == 0 {
-		return -1
+		return nil
 	}
 	ids[j] = choices[rng.Intn(len(choices))]
-	return j
+	return []int{j}
 }
 
 func isGrey(s string) bool { return s == "grey" || s == "gray" }
@@ -137,11 +159,13 @@ func buildITMRow(r int, rt rowText, cfg *Config, tok *Tokenizer, col colourToken
 				plain[j] = l
 			}
 		}
-		j := col.swapColour(plain, v, itm)
-		if j < 0 {
+		changed := col.swapColour(plain, v, cfg.ExchangeProb, itm)
+		if len(changed) == 0 {
 			return itmRow{}, false, nil
 		}
-		row.ids[j] = plain[j]
+		for _, j := range changed {
+			row.ids[j] = plain[j]
+		}
 		for t := range rt.own {
 			ids, err := tok.Encode(t, cfg.MaxTextLen)
 			if err != nil {

@@ -133,10 +133,11 @@ func TestSwapColour(t *testing.T) {
 	seen := map[int]bool{}
 	for pair := uint64(0); pair < 200; pair++ {
 		ids := append([]int64(nil), in...)
-		j := col.swapColour(ids, v, newStream(5, 0, pair, purposeITM))
-		if j < 0 {
-			t.Fatal("no colour found")
+		changed := col.swapColour(ids, v, 0, newStream(5, 0, pair, purposeITM))
+		if len(changed) != 1 {
+			t.Fatalf("changed %v, want one position", changed)
 		}
+		j := changed[0]
 		seen[j] = true
 		if d := diffCount(in, ids); d != 1 || ids[j] == in[j] || !col.set[in[j]] || !col.set[ids[j]] {
 			t.Fatalf("%q → %q at %d: want one colour swapped for another", v.Token(in[j]), v.Token(ids[j]), j)
@@ -145,30 +146,49 @@ func TestSwapColour(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatalf("swapped positions %v, want both colours", seen)
 	}
+	// Exchange: the two colours trade places; every other token stays.
+	exchanged := 0
+	for pair := uint64(0); pair < 200; pair++ {
+		ids := append([]int64(nil), in...)
+		changed := col.swapColour(ids, v, 0.5, newStream(7, 0, pair, purposeITM))
+		switch len(changed) {
+		case 2:
+			exchanged++
+			a, b := changed[0], changed[1]
+			if ids[a] != in[b] || ids[b] != in[a] || diffCount(in, ids) != 2 {
+				t.Fatalf("exchange %v: %v → %v", changed, in, ids)
+			}
+		case 1:
+		default:
+			t.Fatalf("changed %v", changed)
+		}
+	}
+	within(t, "exchanged share", float64(exchanged)/200, 0.5, 0.1)
 	// Grey is never swapped for gray.
 	grey, _ := v.ID("grey")
 	for pair := uint64(0); pair < 200; pair++ {
 		ids := []int64{v.CLSID, grey, v.SEPID}
-		if col.swapColour(ids, v, newStream(5, 0, pair, purposeITM)) != 1 {
+		if c := col.swapColour(ids, v, 1, newStream(5, 0, pair, purposeITM)); !slices.Equal(c, []int{1}) {
 			t.Fatal("grey not swapped")
 		}
 		if w := v.Token(ids[1]); isGrey(w) {
 			t.Fatalf("grey swapped for %q", w)
 		}
 	}
-	if col.swapColour([]int64{v.CLSID, in[1], in[2], v.SEPID}, v, newStream(1, 1, 1, purposeITM)) >= 0 {
+	if c := col.swapColour([]int64{v.CLSID, in[1], in[2], v.SEPID}, v, 1, newStream(1, 1, 1, purposeITM)); len(c) != 0 {
 		t.Fatal("swap found a colour in a text without one")
 	}
 }
 
 func TestITMAndMLMInBatches(t *testing.T) {
-	t.Run("bert", func(t *testing.T) { checkITMAndMLM(t, 0) })
-	t.Run("colour-words-0.5", func(t *testing.T) { checkITMAndMLM(t, 0.5) })
+	t.Run("bert", func(t *testing.T) { checkITMAndMLM(t, 0, 0) })
+	t.Run("colour-words-0.5", func(t *testing.T) { checkITMAndMLM(t, 0.5, 0) })
+	t.Run("exchange-0.5", func(t *testing.T) { checkITMAndMLM(t, 0.5, 0.5) })
 }
 
 // checkITMAndMLM builds batches with ColourMaskProb colourMask and checks
 // every row's ITM choice and masking.
-func checkITMAndMLM(t *testing.T, colourMask float64) {
+func checkITMAndMLM(t *testing.T, colourMask, exchange float64) {
 	w, err := NewSynthWorld(synth.Config{Seed: 5, Images: 160, Width: 48, Height: 48}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +198,7 @@ func checkITMAndMLM(t *testing.T, colourMask float64) {
 	cfg.Image = SquareImageConfig(32)
 	cfg.MaxTextLen, cfg.MaxCaptionLen = 40, 40
 	cfg.Seed = 9
-	cfg.AttributeMaskProb = colourMask
+	cfg.AttributeMaskProb, cfg.ExchangeProb = colourMask, exchange
 	batches, err := w.Batches(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +216,7 @@ func checkITMAndMLM(t *testing.T, colourMask float64) {
 	var rows, neg, swap, other, labelled, tokens int
 	var maskPos, tokPos, maskNeg, tokNeg int
 	var ncMaskPos, ncTokPos, ncMaskNeg, ncTokNeg int
+	exchanges := 0
 	for bi, b := range batches {
 		L, T := b.SeqLen, b.CapLen
 		pb := plain[bi]
@@ -245,10 +266,19 @@ func checkITMAndMLM(t *testing.T, colourMask float64) {
 				switch b.NegKinds[i] {
 				case NegColourSwap:
 					swap++
-					// Its own caption masked, one colour shown and swapped.
+					// Its own caption masked, one colour shown and swapped, or
+					// two exchanged.
 					own, plain := masked(capRow(i)), capRow(i)
-					if len(own) != len(enc) || diffCount(plain, pb.TokenIDs[i*pb.SeqLen:i*pb.SeqLen+len(plain)]) != 1 {
+					swapped := pb.TokenIDs[i*pb.SeqLen : i*pb.SeqLen+len(plain)]
+					d := diffCount(plain, swapped)
+					if len(own) != len(enc) || d < 1 || d > 2 {
 						t.Fatalf("row %d: colour swap %v vs its own caption %v", i, enc, plain)
+					}
+					if d == 2 {
+						exchanges++
+						if !reflect.DeepEqual(slices.Sorted(slices.Values(plain)), slices.Sorted(slices.Values(swapped))) {
+							t.Fatalf("row %d: %v is no exchange of %v's colours", i, swapped, plain)
+						}
 					}
 					for j := range own {
 						switch {
@@ -316,6 +346,9 @@ func checkITMAndMLM(t *testing.T, colourMask float64) {
 	}
 	if other == 0 {
 		t.Fatal("no in-batch negatives")
+	}
+	if (exchanges > 0) != (exchange > 0) {
+		t.Errorf("%d colour exchanges with ExchangeProb %g", exchanges, exchange)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 // IoU 0.5 of the object) and the shape class of the best-placed query.
 type learnDiag struct {
 	mlm, itm           [3]ratio // by object count (index 1, 2)
+	mlm2By             [3]ratio // two-shape MLM by colour words in the text (1, 2+)
 	capShape, capCol   ratio
 	capSize, capOther  ratio
 	detLoc, detShape   ratio
@@ -38,8 +39,8 @@ func (r ratio) String() string {
 }
 
 func (d *learnDiag) String() string {
-	return fmt.Sprintf("MLM colour 1/2 shapes %v/%v, ITM 1/2 %v/%v, caption shape %v colour %v size %v other %v, det located %v, shape of best query %v",
-		d.mlm[1], d.mlm[2], d.itm[1], d.itm[2], d.capShape, d.capCol, d.capSize, d.capOther, d.detLoc, d.detShape)
+	return fmt.Sprintf("MLM colour 1/2 shapes %v/%v (two shapes, one/two colour words in the text %v/%v), ITM 1/2 %v/%v, caption shape %v colour %v size %v other %v, det located %v, shape of best query %v",
+		d.mlm[1], d.mlm[2], d.mlm2By[1], d.mlm2By[2], d.itm[1], d.itm[2], d.capShape, d.capCol, d.capSize, d.capOther, d.detLoc, d.detShape)
 }
 
 // wordKinds maps token ids to "shape", "colour" or "size".
@@ -59,13 +60,19 @@ func wordKinds(v *data.Vocab) map[int64]string {
 func objects(in *Inputs, i int) int { return min(len(in.Targets[i].Classes), 2) }
 
 // addMLM adds colour-word MLM results: labels [B·L], preds [M] in label order.
-func (d *learnDiag) addMLM(in *Inputs, labels, pred []int64, L int) {
+// addMLM: labels and pred as the MLM head sees them; colourWords[i] is row
+// i's number of colour words before masking.
+func (d *learnDiag) addMLM(in *Inputs, labels, pred []int64, L int, colourWords []int) {
 	k := 0
 	for j, l := range labels {
 		if l == data.IgnoreIndex {
 			continue
 		}
-		d.mlm[objects(in, j/L)].add(k < len(pred) && pred[k] == l)
+		ok := k < len(pred) && pred[k] == l
+		d.mlm[objects(in, j/L)].add(ok)
+		if objects(in, j/L) == 2 {
+			d.mlm2By[min(colourWords[j/L], 2)].add(ok)
+		}
 		k++
 	}
 }

@@ -16,7 +16,7 @@ import (
 // learnSetup is the learning test's world and recipe.
 type learnSetup struct {
 	side, images, evalImages, batch, steps int
-	lr, mlmProb, attrMask                  float64
+	lr, mlmProb, attrMask, exchange        float64
 	attrSizes                              bool // size words are attribute words too, not only colours
 	maxObjects, threads, evalEvery         int
 	trainMaxObjects                        int // shapes per training image: 1 to this
@@ -81,6 +81,9 @@ func defaultLearnSetup() learnSetup {
 		s.attrMask = v
 	}
 	envBool("VLP_LEARN_ATTRMASK_SIZES", &s.attrSizes)
+	if v, err := strconv.ParseFloat(os.Getenv("VLP_LEARN_EXCHANGE"), 64); err == nil && v >= 0 && v <= 1 {
+		s.exchange = v
+	}
 	return s
 }
 
@@ -119,8 +122,8 @@ func TestModelLearnsShapes(t *testing.T) {
 		t.Fatalf("LibTorch runs %d threads, want %d", got, ls.threads)
 	}
 	start := time.Now()
-	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, attribute words %g (sizes too: %v), %d LibTorch threads",
-		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.attrMask, ls.attrSizes, ls.threads)
+	t.Logf("recipe: %d images, %d held out, batch %d, %d steps, lr %g, MLM %g, attribute words %g (sizes too: %v), colour exchanges %g, %d LibTorch threads",
+		ls.images, ls.evalImages, ls.batch, ls.steps, ls.lr, ls.mlmProb, ls.attrMask, ls.attrSizes, ls.exchange, ls.threads)
 	t.Logf("seed %d, warm-up %d, clip %g, %d encoder layers, stem max-pool %v, dilated C5 %v", ls.seed, ls.warmup, ls.clip, ls.encoderLayers, ls.stemPool, ls.dilate)
 	t.Logf("max objects %d, attribute weight %g, class weight %g, MLM weight %g, ITM weight %g", ls.maxObjects, ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight)
 	scfg := synth.Config{Seed: ls.worldSeed(101), Images: ls.images, Width: ls.side, Height: ls.side, MaxObjects: ls.trainMaxObjects}
@@ -210,6 +213,7 @@ func TestModelLearnsShapes(t *testing.T) {
 func learnDataConfig(ls learnSetup) data.Config {
 	dc := data.DefaultConfig()
 	dc.BatchSize, dc.Seed, dc.MLMProb, dc.AttributeMaskProb = ls.batch, uint64(4+ls.seed), ls.mlmProb, ls.attrMask
+	dc.ExchangeProb = ls.exchange
 	if ls.attrSizes {
 		dc.AttributeWords = synth.AttributeNames
 	}
@@ -256,6 +260,7 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 		masked.MLMLabels[i] = data.IgnoreIndex
 	}
 	L := pos.SeqLen
+	colourWords := make([]int, pos.Size)
 	for row := 0; row < pos.Size; row++ {
 		var at []int
 		for j := 0; j < L; j++ {
@@ -263,6 +268,7 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 				at = append(at, row*L+j)
 			}
 		}
+		colourWords[row] = len(at)
 		if len(at) > 0 {
 			k := at[row%len(at)]
 			masked.MLMLabels[k], masked.TokenIDs[k] = pos.TokenIDs[k], v.MaskID
@@ -282,7 +288,7 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 		pred := out.MLMLogits.Argmax(-1, false)
 		r.MLMColour = accuracy(int64s(t, pred), in.MLMLabels)
 		r.Diag = &learnDiag{}
-		r.Diag.addMLM(in, masked.MLMLabels, int64s(t, pred), L)
+		r.Diag.addMLM(in, masked.MLMLabels, int64s(t, pred), L, colourWords)
 		r.ITM = (itmAccuracy(t, m, s, pos, r.Diag) + itmAccuracy(t, m, s, neg, r.Diag)) / 2
 		// Caption: teacher-forced next-token accuracy over non-padding targets.
 		cp := out.CapLogits.Argmax(-1, false)
