@@ -82,6 +82,11 @@ type Meta struct {
 	// Checksums names the tokenizer and vocabulary files the run depends on
 	// and their digests, so a resume with different files is caught.
 	Checksums map[string]string `json:"checksums,omitempty"`
+	// Layout names the network the parameters belong to (the model's
+	// Config.Layout): two layouts can share every parameter's name and
+	// shape and still compute different functions, so a restore into
+	// another layout is refused. Empty in checkpoints written before it.
+	Layout string `json:"layout,omitempty"`
 	// Created is when the snapshot was taken; Save sets it when zero.
 	Created time.Time `json:"created"`
 }

@@ -19,6 +19,9 @@ func RestoreParams(m *model.Model, snap *checkpoint.Snapshot) error {
 	if snap == nil {
 		return fmt.Errorf("eval: restore: no snapshot")
 	}
+	if err := m.Config.CheckLayout(snap.Meta.Layout); err != nil {
+		return fmt.Errorf("eval: restore: %w", err)
+	}
 	for _, p := range m.Params() {
 		t, ok := snap.Find(checkpoint.GroupParams, p.Name)
 		if !ok {

@@ -135,7 +135,8 @@ func (w *Worker) checkpointNow(ctx context.Context, gen coordinator.GenerationIn
 		return fmt.Errorf("worker: checkpoint snapshot: %w", err)
 	}
 	spec, _ := json.Marshal(w.job)
-	snap.Meta = checkpoint.Meta{Step: int64(w.rec.Step), Epoch: int64(w.rec.Epoch), JobSpec: spec, Checksums: w.cfg.Checksums}
+	// The learner's own meta (the model's layout) is kept.
+	snap.Meta.Step, snap.Meta.Epoch, snap.Meta.JobSpec, snap.Meta.Checksums = int64(w.rec.Step), int64(w.rec.Epoch), spec, w.cfg.Checksums
 	for _, cur := range w.rec.Cursors {
 		b, _ := json.Marshal(cur)
 		snap.Meta.Cursors = append(snap.Meta.Cursors, b)

@@ -359,6 +359,7 @@ func (l *VLPLearner) snapshot() (*checkpoint.Snapshot, error) {
 	for i, s := range steps {
 		binary.LittleEndian.PutUint64(sb[8*i:], uint64(s))
 	}
+	snap.Meta.Layout = l.m.Config.Layout()
 	snap.Optimizer = []checkpoint.Tensor{
 		f32Tensor("adamw.state", st),
 		{Name: "adamw.steps", DType: checkpoint.Int64, Shape: []int64{int64(len(steps))}, Data: sb},
@@ -376,6 +377,9 @@ func (l *VLPLearner) Restore(snap *checkpoint.Snapshot) error {
 func (l *VLPLearner) restore(snap *checkpoint.Snapshot) error {
 	if snap == nil {
 		return fmt.Errorf("%w: no snapshot", ErrState)
+	}
+	if err := l.m.Config.CheckLayout(snap.Meta.Layout); err != nil {
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	for _, p := range l.m.Params() {
 		t, ok := snap.Find(checkpoint.GroupParams, p.Name)

@@ -2,8 +2,10 @@ package worker
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,6 +146,17 @@ func TestVLPSnapshotRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
 		t.Fatal("restored state differs")
+	}
+	// The snapshot names its network; the same tensors from another layout
+	// (every name and shape alike) are refused.
+	if snap.Meta.Layout == "" {
+		t.Fatal("the snapshot records no layout")
+	}
+	other := model.Tiny()
+	other.NoStemPool = !other.NoStemPool
+	snap.Meta.Layout = other.Layout()
+	if err := b.Restore(snap); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "another network") {
+		t.Fatalf("restore from another layout: %v", err)
 	}
 }
 
