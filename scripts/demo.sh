@@ -34,6 +34,7 @@ step "shards"
 step "training: $WORKERS worker processes, tiny preset, $STEPS steps (a coordinator with embedded NATS in this process)"
 "$VLP" --log-level warn train --workers "$WORKERS" --threads "$THREADS" --preset tiny \
 	--data "$OUT/shards" --image-size "$SIZE" --batch 32 --lr 1e-3 --steps "$STEPS" \
+	--attribute-mask 0.5 --itm-negatives 0.25 \
 	--checkpoint-every 200 --progress-every 20 --eval 128 --dir "$OUT/run"
 
 step "checkpoints"

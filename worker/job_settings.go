@@ -25,6 +25,7 @@ const (
 	OptImageSize     = "image_size"     // E2E-VLP: side of the square input images in pixels (default 64)
 	OptVocab         = "vocab"          // E2E-VLP on shards: the tokenizer's vocab.txt
 	OptVocabSHA256   = "vocab_sha256"   // its sha256, hex
+	OptITMNegatives  = "itm_negatives"  // E2E-VLP: share of rows given a mismatched text for ITM (default 0.5)
 	OptAttributeMask = "attribute_mask" // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
 	OptDim           = "dim"            // linear: parameters (default 64)
 	OptCompute       = "compute"        // linear: simulated compute time per pair (a Go duration)
@@ -39,14 +40,15 @@ type VLPOptions struct {
 	Images, ImageSize  int
 	Vocab, VocabSHA256 string
 	AttributeMask      float64 // data.Config.AttributeMaskProb
+	ITMNegatives       float64 // data.Config.ITMNegProb
 	backboneLR         float64 // the older spelling of hyper.backbone_lr; 0: absent
 }
 
 // ParseVLPOptions reads the options of an E2E-VLP job, with their defaults; an unknown key, or a
 // value that does not parse, is an error naming the option.
 func ParseVLPOptions(spec coordinator.JobSpec) (VLPOptions, error) {
-	o := VLPOptions{Images: 512, ImageSize: 64, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
-	if err := knownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask}, optBackboneLR); err != nil {
+	o := VLPOptions{Images: 512, ImageSize: 64, ITMNegatives: data.DefaultConfig().ITMNegProb, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
+	if err := knownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives}, optBackboneLR); err != nil {
 		return o, err
 	}
 	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize} {
@@ -58,12 +60,14 @@ func ParseVLPOptions(spec coordinator.JobSpec) (VLPOptions, error) {
 			*dst = n
 		}
 	}
-	if v, ok := spec.Options[OptAttributeMask]; ok {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || !(f >= 0 && f <= 1) {
-			return o, fmt.Errorf("%w: option %s=%q: want a probability in [0,1]", ErrJobSpec, OptAttributeMask, v)
+	for key, dst := range map[string]*float64{OptAttributeMask: &o.AttributeMask, OptITMNegatives: &o.ITMNegatives} {
+		if v, ok := spec.Options[key]; ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f >= 0 && f <= 1) {
+				return o, fmt.Errorf("%w: option %s=%q: want a probability in [0,1]", ErrJobSpec, key, v)
+			}
+			*dst = f
 		}
-		o.AttributeMask = f
 	}
 	if v, ok := spec.Options[optBackboneLR]; ok {
 		f, err := strconv.ParseFloat(v, 64)
@@ -181,7 +185,7 @@ func (j *VLPJob) FitData(vocab int, classes, attributes []string) {
 
 // DataConfig is how batches are made for the job: square images of options.image_size, the
 // model's text lengths, the job's seed (with the epoch and the pair id it seeds MLM masking and
-// ITM negatives), options.attribute_mask over the colour words and the data's attribute
+// ITM negatives), options.itm_negatives, options.attribute_mask over the colour words and the data's attribute
 // names (FitData). BatchSize is left for the caller: the global batch in one process, a rank's
 // share in a worker.
 func (j VLPJob) DataConfig() data.Config {
@@ -189,7 +193,7 @@ func (j VLPJob) DataConfig() data.Config {
 	d.Image = data.SquareImageConfig(j.Options.ImageSize)
 	d.MaxTextLen, d.MaxCaptionLen = j.Model.MaxTextLen, j.Model.MaxCaptionLen
 	d.Seed = j.Train.Seed
-	d.AttributeMaskProb, d.AttributeWords = j.Options.AttributeMask, j.Attributes
+	d.AttributeMaskProb, d.AttributeWords, d.ITMNegProb = j.Options.AttributeMask, j.Attributes, j.Options.ITMNegatives
 	return d
 }
 

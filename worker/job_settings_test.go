@@ -53,13 +53,22 @@ func TestResolveVLPJob(t *testing.T) {
 	if d := j.DataConfig(); d.AttributeMaskProb != 0.5 || !slices.Equal(d.AttributeWords, []string{"red"}) {
 		t.Errorf("options.attribute_mask: data config %v %q", d.AttributeMaskProb, d.AttributeWords)
 	}
-	for _, bad := range []string{"1.5", "-0.1", "half"} {
-		spec.Options[OptAttributeMask] = bad
-		if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), OptAttributeMask) {
-			t.Errorf("options.attribute_mask %q: %v", bad, err)
-		}
+	if d := j.DataConfig(); d.ITMNegProb != 0.5 {
+		t.Errorf("default ITM negatives %v, want 0.5", d.ITMNegProb)
 	}
-	delete(spec.Options, OptAttributeMask)
+	spec.Options[OptITMNegatives] = "0.25"
+	if j, err = ResolveVLPJob(spec, 500); err != nil || j.DataConfig().ITMNegProb != 0.25 {
+		t.Errorf("options.itm_negatives: %v %v", j.DataConfig().ITMNegProb, err)
+	}
+	for _, key := range []string{OptAttributeMask, OptITMNegatives} {
+		for _, bad := range []string{"1.5", "-0.1", "half"} {
+			spec.Options[key] = bad
+			if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), key) {
+				t.Errorf("options.%s %q: %v", key, bad, err)
+			}
+		}
+		delete(spec.Options, key)
+	}
 	spec.Options["colour"] = "red"
 	if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), "colour") {
 		t.Errorf("unknown option: %v", err)

@@ -38,6 +38,7 @@ var trainCommand = &cli.Command{
 		&cli.Uint64Flag{Name: "seed", Usage: "seed of the model, the data and dropout", Value: 1, EnvVars: []string{"VLP_SEED"}, Category: catTrain},
 		&cli.IntFlag{Name: "images", Usage: "images in the synthetic world", Value: 512, EnvVars: []string{"VLP_IMAGES"}, Category: catTrain},
 		&cli.IntFlag{Name: "image-size", Usage: "side of the synthetic images in pixels", Value: 64, EnvVars: []string{"VLP_IMAGE_SIZE"}, Category: catTrain},
+		&cli.Float64Flag{Name: "itm-negatives", Usage: "share of rows given a mismatched text for image-text matching", Value: 0.5, EnvVars: []string{"VLP_ITM_NEGATIVES"}, Category: catTrain},
 		&cli.Float64Flag{Name: "attribute-mask", Usage: "probability an attribute word — a colour, an attribute name of the data — is masked for MLM (0: BERT's 15% like any word; docs/model.md)", EnvVars: []string{"VLP_ATTRIBUTE_MASK"}, Category: catTrain},
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda:N", Value: "cpu", EnvVars: []string{"VLP_DEVICE"}, Category: catTrain},
 		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},

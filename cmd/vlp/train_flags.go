@@ -57,7 +57,7 @@ var trainFlagScope = []struct {
 		"min-workers", "metrics-base-port", "data", "eval"},
 		func(m trainMode) bool { return !m.local },
 		"--local trains in this one process on the synthetic world, with no coordinator, workers, checkpoints or shards"},
-	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval"},
+	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval"},
 		func(m trainMode) bool { return !m.linear },
 		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, LibTorch threads, schedule or evaluation"},
 	{[]string{"images"},
@@ -149,6 +149,7 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 	}
 	if mdl != "linear" {
 		s.Options[worker.OptAttributeMask] = fmtFloat(c.Float64("attribute-mask"))
+		s.Options[worker.OptITMNegatives] = fmtFloat(c.Float64("itm-negatives"))
 	}
 	return s
 }
@@ -187,6 +188,7 @@ var trainSpecFlags = []struct {
 	}},
 	{"images", "options.images", func(s coordinator.JobSpec) string { return s.Options[worker.OptImages] }},
 	{"image-size", "options.image_size", func(s coordinator.JobSpec) string { return s.Options[worker.OptImageSize] }},
+	{"itm-negatives", "options.itm_negatives", func(s coordinator.JobSpec) string { return s.Options[worker.OptITMNegatives] }},
 	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[worker.OptAttributeMask] }},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
 	{"epochs", "epochs", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Epochs) }},

@@ -49,6 +49,7 @@ type learnerView struct {
 	// AttributeMask and Attributes are how batches mask attribute words.
 	AttributeMask float64
 	Attributes    []string
+	ITMNegatives  float64
 }
 
 // localView is `vlp train --local args…`'s learner, from newLocalRun.
@@ -65,7 +66,7 @@ func localView(t *testing.T, args ...string) (learnerView, error) {
 		}
 		v = learnerView{Model: r.job.Model, Train: r.job.Train, Device: r.device, Threads: r.threads, Batch: r.data.BatchSize,
 			Images: len(r.world.Metas), ImageSize: r.data.Image.Square, MaxSteps: r.spec.Hyper.MaxSteps,
-			AttributeMask: r.data.AttributeMaskProb, Attributes: r.data.AttributeWords}
+			AttributeMask: r.data.AttributeMaskProb, Attributes: r.data.AttributeWords, ITMNegatives: r.data.ITMNegProb}
 		return nil
 	})
 	return v, err
@@ -120,7 +121,7 @@ func workerView(t *testing.T, spec coordinator.JobSpec, args []string) (learnerV
 		defer closeAll()
 		v = learnerView{Model: vc.Model, Train: vc.Train, Device: vc.Device, Threads: vc.Threads, Batch: spec.GlobalBatch,
 			Images: len(vc.World.Metas), ImageSize: vc.Data.Image.Square, MaxSteps: spec.Hyper.MaxSteps,
-			AttributeMask: vc.Data.AttributeMaskProb, Attributes: vc.Data.AttributeWords}
+			AttributeMask: vc.Data.AttributeMaskProb, Attributes: vc.Data.AttributeWords, ITMNegatives: vc.Data.ITMNegProb}
 		if m := c.Uint64("max-steps"); m > 0 {
 			v.MaxSteps = int(m)
 		}
@@ -179,7 +180,7 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 				tc.ClipNorm == 1 && near(tc.WeightDecay, 1e-4) && tc.Beta1 == 0.9 && tc.Beta2 == 0.999 && tc.Eps == 1e-8 &&
 				tc.Schedule == model.Schedule{Warmup: 10, Total: 100, MinRatio: 0.1} && !tc.BF16 && tc.Seed == 1 &&
 				v.Device == torch.CPU && v.Threads == 0 && v.Batch == 16 && v.Images == 8 && v.ImageSize == 64 && v.MaxSteps == 100 &&
-				v.AttributeMask == 0 && slices.Contains(v.Attributes, "red") && slices.Contains(v.Attributes, "small")
+				v.AttributeMask == 0 && v.ITMNegatives == 0.5 && slices.Contains(v.Attributes, "red") && slices.Contains(v.Attributes, "small")
 		}},
 		{"preset", []string{"--preset", "base"}, "model: base\nhyper: {lr: 0.0005, max_steps: 100}", nil, func(v learnerView) bool {
 			return v.Model.EncoderLayers == base.EncoderLayers && v.Model.DModel == base.DModel && v.Train.ClipNorm == 0.1
@@ -210,6 +211,9 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 		}},
 		{"attribute-mask", []string{"--attribute-mask", "0.5"}, "model: tiny\noptions: {images: \"8\", attribute_mask: \"0.5\"}\nhyper: {lr: 0.0005, max_steps: 100}", nil, func(v learnerView) bool {
 			return v.AttributeMask == 0.5
+		}},
+		{"itm-negatives", []string{"--itm-negatives", "0.25"}, "model: tiny\noptions: {images: \"8\", itm_negatives: \"0.25\"}\nhyper: {lr: 0.0005, max_steps: 100}", nil, func(v learnerView) bool {
+			return v.ITMNegatives == 0.25
 		}},
 		{"device", []string{"--device", "cpu"}, "model: tiny\nhyper: {lr: 0.0005, max_steps: 100}", []string{"--device", "cpu"}, func(v learnerView) bool {
 			return v.Device == torch.CPU
