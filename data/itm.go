@@ -1,6 +1,9 @@
 package data
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // ITM negatives. Each row is, with probability ITMNegProb, given a text that
 // does not describe its image (label 0); the others keep their own text
@@ -166,7 +169,13 @@ func buildITMRow(r int, rt rowText, cfg *Config, tok *Tokenizer, col colourToken
 		for _, j := range changed {
 			row.ids[j] = plain[j]
 		}
+		// Only a text naming the new colour can equal it: encode just those
+		// (an image may have dozens of region texts; this runs per row).
+		colour := v.Token(plain[changed[0]])
 		for t := range rt.own {
+			if !strings.Contains(strings.ToLower(t), colour) {
+				continue
+			}
 			ids, err := tok.Encode(t, cfg.MaxTextLen)
 			if err != nil {
 				return itmRow{}, false, err
