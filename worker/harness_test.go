@@ -139,6 +139,8 @@ type nodeOpts struct {
 	recordDelay time.Duration
 	server      string // the NATS server name the worker reports at join
 	servers     *serverBook
+	// wrap, when set, stands between the worker and its coordinator client.
+	wrap func(Coordinator) Coordinator
 }
 
 // serverBook remembers the server every worker id joined with (a worker
@@ -208,6 +210,9 @@ func (c *cluster) start(name string, o nodeOpts) *node {
 	var coord Coordinator = cl
 	if o.servers != nil {
 		coord = joinRecorder{cl, o.servers}
+	}
+	if o.wrap != nil {
+		coord = o.wrap(coord)
 	}
 	w, err := New(cfg, coord, NATSRings(cl.Conn(), rcfg, cfg.Logger), model)
 	if err != nil {

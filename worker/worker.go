@@ -155,6 +155,10 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 					continue
 				}
 			}
+			if errors.Is(err, errJobEnded) {
+				res.Reason, res.Step = w.endReason(ctx), w.rec.Step
+				return res, w.leave(ctx)
+			}
 			return res, err
 		}
 		res.Generations++
@@ -194,6 +198,14 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 					// dropped): leaving and joining again makes one.
 					gen, err = w.rejoin(ctx)
 				}
+			}
+			if errors.Is(err, errJobEnded) {
+				// A rank that finished alone (it heard the stop first) broke
+				// the ring before this one heard it: the job ended while this
+				// worker had nothing uncommitted, so it leaves as its peers did.
+				res.Reason = w.endReason(ctx)
+				w.log.Info("the job is no longer running", "reason", res.Reason, "step", w.rec.Step)
+				return res, w.leave(ctx)
 			}
 			if err != nil {
 				return res, err
@@ -369,6 +381,9 @@ func (w *Worker) rejoin(ctx context.Context) (coordinator.GenerationInfo, error)
 	}
 	w.instance = hex.EncodeToString(nonce[:])
 	jr, err := w.join(ctx)
+	if errors.Is(err, coordinator.ErrJobNotRunning) {
+		return coordinator.GenerationInfo{}, fmt.Errorf("%w: %v", errJobEnded, err)
+	}
 	if err != nil {
 		return coordinator.GenerationInfo{}, err
 	}
@@ -382,6 +397,21 @@ func (w *Worker) rejoin(ctx context.Context) (coordinator.GenerationInfo, error)
 	w.queue = unitQueue{}
 	w.noteGeneration(jr.Generation)
 	return jr.Generation, nil
+}
+
+// errJobEnded: a rejoin found the job stopped or complete. The old
+// membership is still the worker's to end (leave).
+var errJobEnded = errors.New("worker: the job ended")
+
+// endReason names why the job ended for a worker that learnt it from a
+// refused rejoin: "complete" when the coordinator says so, else "stopped".
+func (w *Worker) endReason(ctx context.Context) string {
+	sctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	defer cancel()
+	if st, err := w.coord.Status(sctx); err == nil && st.State == coordinator.JobCompleted {
+		return "complete"
+	}
+	return "stopped"
 }
 
 // waitNewer waits for a generation after n, at most d.

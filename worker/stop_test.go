@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/e2evlp/vlp/coordinator"
+)
+
+// holdingLeases is rank 0's coordinator with its leases held once hold is
+// set: a lease in flight never returns until the caller gives up. held is
+// closed when the first held lease arrives.
+type holdingLeases struct {
+	Coordinator
+	hold atomic.Bool
+	held chan struct{}
+	once atomic.Bool
+}
+
+func (h *holdingLeases) LeaseUnits(ctx context.Context, req coordinator.LeaseRequest) (*coordinator.LeaseReply, error) {
+	if h.hold.Load() {
+		if h.once.CompareAndSwap(false, true) {
+			close(h.held)
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return h.Coordinator.LeaseUnits(ctx, req)
+}
+
+// lateStop is a coordinator whose heartbeats never carry the stop order, as
+// for a worker whose next heartbeat is still due when its ring breaks.
+type lateStop struct{ Coordinator }
+
+func (l lateStop) Heartbeat(ctx context.Context, workerID, generation uint64) (*coordinator.HeartbeatReply, error) {
+	rep, err := l.Coordinator.Heartbeat(ctx, workerID, generation)
+	if rep != nil {
+		cp := *rep
+		cp.Stop = false
+		rep = &cp
+	}
+	return rep, err
+}
+
+// The job is stopped while rank 0 leases for every rank and rank 0 then
+// dies: rank 1, waiting for the lease broadcast, has not heard of the stop
+// (its heartbeat is late), so its ring breaks with units possibly leased to
+// it that it never heard of. It joins again to hand them back, the
+// coordinator refuses the join because the job is stopped, and the worker
+// must leave cleanly with reason "stopped", not fail.
+func TestRejoinIntoStoppedJobLeavesCleanly(t *testing.T) {
+	c := newCluster(t, testSpec(4096, 8, 12, 2))
+	var led ledger
+	lead := &holdingLeases{held: make(chan struct{})}
+	a := c.start("a", nodeOpts{ledger: &led, compute: time.Millisecond, wrap: func(co Coordinator) Coordinator {
+		lead.Coordinator = co
+		return lead
+	}})
+	waitMembers(t, c, 1, 20*time.Second)
+	b := c.start("b", nodeOpts{ledger: &led, compute: time.Millisecond, wrap: func(co Coordinator) Coordinator { return lateStop{co} }})
+	led.waitStep(t, 5, 60*time.Second)
+	lead.hold.Store(true)
+	select {
+	case <-lead.held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("rank 0 did not lease within 30 s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.c.Client(t).Stop(ctx, "test"); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	a.kill()
+	b.wait(t, 60*time.Second)
+	if b.err != nil || b.res.Reason != "stopped" {
+		t.Fatalf("b ended with reason %q, err %v; want a clean stop", b.res.Reason, b.err)
+	}
+	st := status(t, c)
+	if st.State != coordinator.JobStopped {
+		t.Fatalf("the job is %s, want stopped", st.State)
+	}
+	for _, m := range st.Generation.Members {
+		if m.Name == "b" {
+			t.Fatalf("b is still a member after it left: %+v", st.Generation.Members)
+		}
+	}
+}
+
+// waitMembers waits until the job's generation has n members.
+func waitMembers(t *testing.T, c *cluster, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for len(status(t, c).Generation.Members) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d members after %v", n, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
