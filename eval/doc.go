@@ -24,8 +24,8 @@
 // RestoreParams loads a checkpoint's parameters into a model built with
 // the job's configuration; SynthSet (a fresh synthetic world, seeded apart
 // from the training world) or ShardSet (held-out shards) is the data; and
-// Evaluate runs the model over it in batches: every colour word masked
-// for MLM, half the texts mismatched for ITM, detections and captions
+// Evaluate runs the model over it in batches: colour words masked for
+// MLM (one per text, then every one at once), half the texts mismatched for ITM, detections and captions
 // (greedy, and by beam search) from the image alone, and the N² pairs of
 // retrieval. The Report prints as a table (WriteTable), as JSON
 // (WriteReport) and as scalars (Report.Scalars); its Predictions are

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/model"
@@ -80,7 +81,7 @@ func Evaluate(m *model.Model, set *Set, cfg Config) (*Report, error) {
 	p.Classes = set.Classes
 	for lo := 0; lo < len(set.Examples); lo += cfg.Batch {
 		rows := set.Examples[lo:min(lo+cfg.Batch, len(set.Examples))]
-		if err := r.visualAndMLM(rows); err != nil {
+		if err := r.visualAndMLM(lo, rows); err != nil {
 			return nil, err
 		}
 		if err := r.itm(rows); err != nil {
@@ -139,6 +140,51 @@ func (r *runner) dataConfig(rows int) data.Config {
 	return dc
 }
 
+// maskColours returns b with colour words masked for MLM (b is not
+// changed): every one of each text (all), or one per text, the
+// ((lo+row) mod n)-th of its n, the others shown — as the learning test
+// measures, so that across a set each position is asked about.
+func (r *runner) maskColours(b *data.Batch, lo int, all bool) *data.Batch {
+	maskID := r.cfg.Tokenizer.Vocab().MaskID
+	c := *b
+	c.TokenIDs = slices.Clone(b.TokenIDs)
+	c.MLMLabels = slices.Clone(b.MLMLabels)
+	L := b.SeqLen
+	for row := range b.Size {
+		var at []int
+		for k := row * L; k < (row+1)*L; k++ {
+			if r.colourIDs[b.TokenIDs[k]] && !b.TokenMask[k] {
+				at = append(at, k)
+			}
+		}
+		if !all && len(at) > 0 {
+			at = at[(lo+row)%len(at):][:1]
+		}
+		for _, k := range at {
+			c.TokenIDs[k], c.MLMLabels[k] = maskID, b.TokenIDs[k]
+		}
+	}
+	return &c
+}
+
+// countMLM adds the masked tokens of in that out predicts right to acc.
+func countMLM(in *model.Inputs, out *model.Outputs, acc *Accuracy) error {
+	if in.NumMasked == 0 {
+		return nil
+	}
+	pred, err := out.MLMLogits.Argmax(-1, false).Int64s() // [M]
+	if err != nil {
+		return fmt.Errorf("eval: mlm: %w", err)
+	}
+	for i, p := range pred {
+		acc.Total++
+		if p == in.MLMLabels[i] {
+			acc.Correct++
+		}
+	}
+	return nil
+}
+
 // forward uploads b and runs the model on it in evaluation mode.
 func (r *runner) forward(s *torch.Scope, b *data.Batch) (in *model.Inputs, out *model.Outputs, err error) {
 	torch.NoGrad(func() {
@@ -150,38 +196,31 @@ func (r *runner) forward(s *torch.Scope, b *data.Batch) (in *model.Inputs, out *
 	return in, out, err
 }
 
-// visualAndMLM runs one batch of images with every colour word of their
-// texts masked: MLM accuracy on those words, the detections, greedy (and
-// beam) captions from the image alone, and the boxes picture of the
-// first image.
-func (r *runner) visualAndMLM(rows []data.Example) error {
+// visualAndMLM runs one batch of images (rows start at set index lo):
+// MLM on colour words — one per text masked, then every one at once —
+// the detections, greedy (and beam) captions from the image alone, and
+// the boxes picture of the first image.
+func (r *runner) visualAndMLM(lo int, rows []data.Example) error {
 	v := r.cfg.Tokenizer.Vocab()
 	b, err := data.BuildBatch(r.dataConfig(len(rows)), r.cfg.Tokenizer, rows)
 	if err != nil {
 		return fmt.Errorf("eval: batch: %w", err)
 	}
-	for k, id := range b.TokenIDs {
-		if r.colourIDs[id] && !b.TokenMask[k] {
-			b.TokenIDs[k], b.MLMLabels[k] = v.MaskID, id
-		}
-	}
 	s := torch.NewScope()
 	defer s.Close()
-	in, out, err := r.forward(s, b)
+	in, out, err := r.forward(s, r.maskColours(b, lo, false))
 	if err != nil {
 		return fmt.Errorf("eval: forward: %w", err)
 	}
-	if in.NumMasked > 0 {
-		pred, err := out.MLMLogits.Argmax(-1, false).Int64s() // [M]
-		if err != nil {
-			return fmt.Errorf("eval: mlm: %w", err)
-		}
-		for i, p := range pred {
-			r.rep.ColourMLM.Total++
-			if p == in.MLMLabels[i] {
-				r.rep.ColourMLM.Correct++
-			}
-		}
+	if err := countMLM(in, out, &r.rep.ColourMLM); err != nil {
+		return err
+	}
+	inAll, outAll, err := r.forward(s, r.maskColours(b, lo, true))
+	if err != nil {
+		return fmt.Errorf("eval: forward: %w", err)
+	}
+	if err := countMLM(inAll, outAll, &r.rep.ColourMLMAll); err != nil {
+		return err
 	}
 	objs, err := r.m.PostProcess(s, in, out.Det)
 	if err != nil {

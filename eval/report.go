@@ -7,9 +7,12 @@ import "strconv"
 type Report struct {
 	Images     int           `json:"images"`
 	Checkpoint CheckpointRef `json:"checkpoint"` // filled by the caller
-	// ColourMLM: every colour word of each image's text masked, the
-	// encoder must restore it (it can only read colours off the pixels).
-	ColourMLM Accuracy `json:"colour_mlm"`
+	// ColourMLM: one colour word of each image's text masked, the others
+	// shown (the learning test's measure); the encoder must restore it,
+	// and only the pixels tell it. ColourMLMAll: every colour word masked
+	// at once, so that none can be had by excluding another named one.
+	ColourMLM    Accuracy `json:"colour_mlm"`
+	ColourMLMAll Accuracy `json:"colour_mlm_all"`
 	// ITM: each row's text is its own or, half the time, another image's
 	// or its own with a colour swapped; the model says which.
 	ITM        Accuracy           `json:"itm"`
@@ -81,19 +84,20 @@ type ImageInfo struct {
 // Scalars are the report's numbers by TensorBoard tag.
 func (r *Report) Scalars() map[string]float64 {
 	s := map[string]float64{
-		"eval/colour_mlm_accuracy": r.ColourMLM.Rate(),
-		"eval/itm_accuracy":        r.ITM.Rate(),
-		"eval/det/ap":              r.Detection.AP,
-		"eval/det/ap50":            r.Detection.AP50,
-		"eval/det/ap75":            r.Detection.AP75,
-		"eval/det/ap_small":        r.Detection.APSmall,
-		"eval/det/ap_medium":       r.Detection.APMedium,
-		"eval/det/ap_large":        r.Detection.APLarge,
-		"eval/det/ar1":             r.Detection.AR1,
-		"eval/det/ar10":            r.Detection.AR10,
-		"eval/det/ar100":           r.Detection.AR100,
-		"eval/det/attr_top1":       r.Attributes.Top1Rate(),
-		"eval/det/attr_exact":      r.Attributes.ExactRate(),
+		"eval/colour_mlm_accuracy":     r.ColourMLM.Rate(),
+		"eval/colour_mlm_all_accuracy": r.ColourMLMAll.Rate(),
+		"eval/itm_accuracy":            r.ITM.Rate(),
+		"eval/det/ap":                  r.Detection.AP,
+		"eval/det/ap50":                r.Detection.AP50,
+		"eval/det/ap75":                r.Detection.AP75,
+		"eval/det/ap_small":            r.Detection.APSmall,
+		"eval/det/ap_medium":           r.Detection.APMedium,
+		"eval/det/ap_large":            r.Detection.APLarge,
+		"eval/det/ar1":                 r.Detection.AR1,
+		"eval/det/ar10":                r.Detection.AR10,
+		"eval/det/ar100":               r.Detection.AR100,
+		"eval/det/attr_top1":           r.Attributes.Top1Rate(),
+		"eval/det/attr_exact":          r.Attributes.ExactRate(),
 	}
 	caps := func(prefix string, c CaptionScores) {
 		for n, b := range c.BLEU {

@@ -20,7 +20,8 @@ func WriteTable(w io.Writer, r *Report) error {
 		return fmt.Sprintf("%.3f\t", v)
 	}
 	fmt.Fprintln(tw, "METRIC\tVALUE\t")
-	fmt.Fprintf(tw, "MLM accuracy, masked colour words\t%s\n", pct(r.ColourMLM))
+	fmt.Fprintf(tw, "MLM accuracy, one colour word masked\t%s\n", pct(r.ColourMLM))
+	fmt.Fprintf(tw, "MLM accuracy, every colour word masked\t%s\n", pct(r.ColourMLMAll))
 	fmt.Fprintf(tw, "ITM accuracy (half mismatched)\t%s\n", pct(r.ITM))
 	d := r.Detection
 	for _, m := range []struct {

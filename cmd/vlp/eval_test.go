@@ -51,7 +51,8 @@ func TestEvalCommand(t *testing.T) {
 	}
 	for _, re := range []string{
 		`evaluation on 6 held-out images \(checkpoint 1, step 2\)`,
-		`MLM accuracy, masked colour words\s+[0-9.]+%\s+\(\d+/[1-9]\d*\)`,
+		`MLM accuracy, one colour word masked\s+[0-9.]+%\s+\(\d+/[1-9]\d*\)`,
+		`MLM accuracy, every colour word masked\s+[0-9.]+%\s+\(\d+/[1-9]\d*\)`,
 		`ITM accuracy \(half mismatched\)\s+[0-9.]+%\s+\(\d+/6\)`,
 		`detection AP @\[\.50:\.95\]\s+[0-9.]+`,
 		`detection AR@100\s+[0-9.]+`,

@@ -104,7 +104,8 @@ func TestTrainOnShards(t *testing.T) {
 	// held-out images, the two pictures, and the report in run/eval.
 	for _, re := range []*regexp.Regexp{
 		regexp.MustCompile(`evaluation on 16 held-out images \(checkpoint \d+, step \d+\)`),
-		regexp.MustCompile(`MLM accuracy, masked colour words\s+[0-9.]+%\s+\(\d+/[1-9]\d*\)`),
+		regexp.MustCompile(`MLM accuracy, one colour word masked\s+[0-9.]+%\s+\(\d+/[1-9]\d*\)`),
+		regexp.MustCompile(`MLM accuracy, every colour word masked\s+[0-9.]+%\s+\(\d+/[1-9]\d*\)`),
 		regexp.MustCompile(`ITM accuracy \(half mismatched\)\s+[0-9.]+%\s+\(\d+/16\)`),
 		regexp.MustCompile(`detection AP50\s+[0-9.]+`),
 		regexp.MustCompile(`captions greedy CIDEr-D\s+[0-9.]+\s+\(16 images\)`),
