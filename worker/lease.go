@@ -63,10 +63,9 @@ func (w *Worker) lease(ctx context.Context, ring Collective, gen coordinator.Gen
 	}
 	if res.Stopped {
 		// Every rank received the same broadcast: a joint stop, decided
-		// collectively as a published stop order is (finishReason).
+		// collectively as a published stop order is (finish.go).
 		w.leaseOpen = false
-		w.stopReq.Store(true)
-		w.stopPublished, w.allStopping = true, true
+		w.leaseSaysStopped()
 		return errJobStopped
 	}
 	if res.Err != "" {

@@ -44,7 +44,7 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 		}
 		return err
 	}
-	w.stopPublished, w.allStopping = false, false
+	w.newGeneration()
 	log.Info("training in generation", "step", w.rec.Step, "sync", time.Since(start).Round(time.Millisecond))
 	for {
 		switch {
@@ -74,29 +74,11 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 	}
 }
 
-// finishReason says whether training ends at this step boundary. Every rank
-// reaches the same answer from the shared record. A stop order counts once it
-// was published in a committed step's metadata: when every rank published one
-// there, all finish together; otherwise it ends only the ranks that did (the
-// others see a new generation). Acting on an unpublished stop would let a rank
-// leave while rank 0 still records the final checkpoint of a joint stop.
-func (w *Worker) finishReason() string {
-	switch {
-	case w.done:
-		return "complete"
-	case w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps:
-		return "max-steps"
-	case w.stopPublished:
-		return "stopped"
-	}
-	return ""
-}
-
 // finish ends training at a step boundary: rank 0 reports the last step and
 // writes a final checkpoint, and the ranks that all finish together wait for
 // it, so that the job's last departure rolls back to exactly this step.
 func (w *Worker) finish(ctx context.Context, ring Collective, gen coordinator.GenerationInfo, rank int) error {
-	all := w.done || (w.cfg.MaxSteps > 0 && w.rec.Step >= w.cfg.MaxSteps) || w.allStopping
+	all := w.finishTogether()
 	if rank == 0 || !all {
 		if rank == 0 && w.rec.Gen == gen.Number {
 			final := w.cfg.FinalCheckpoint && w.rec.Step > 0 && w.lastCkpt != w.rec.Step
@@ -145,7 +127,7 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	if total == 0 {
 		// Only a lease that found the job complete leaves every rank
 		// without pairs (leaseFor waits for anything else).
-		w.done = true
+		w.phase = phaseComplete
 		return nil
 	}
 	next := w.rec.Step + 1
@@ -191,10 +173,11 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	// Commit: the queue, the shared record, then the parameters.
 	w.queue.consume(segs)
 	w.rec.commit(next, gen.Number, metas)
-	w.stopPublished, w.allStopping = meta.Stopping, true
+	all := true
 	for _, m := range metas {
-		w.allStopping = w.allStopping && m.Stopping
+		all = all && m.Stopping
 	}
+	w.committed(meta.Stopping, all)
 	global := 0
 	sums := map[string]float64{}
 	for r, m := range metas {

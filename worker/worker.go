@@ -36,7 +36,7 @@ type Worker struct {
 	queue  unitQueue
 	levels []int // pairs each rank of the current generation holds
 	grad   []float32
-	done   bool // the coordinator said every epoch is done
+	phase  finishPhase // where this worker stands on the way out (finish.go)
 	// leaseOpen: a lease was due and this rank has not received its grants
 	// yet. Should the generation fail now, units may be leased to this
 	// worker that it does not know of: it rejoins so that they return.
@@ -49,17 +49,12 @@ type Worker struct {
 	// which it is still in flight.
 	beforeRecord func()
 
-	// A stop is decided collectively: a rank acts on its stop request only once the request
-	// rode in the metadata of a committed step, so every rank knows who is leaving there.
-	stopPublished bool // this rank's stop was in the last committed step's metadata
-	allStopping   bool // every rank's was: they finish together, through the barrier
-
 	// Shared with the heartbeat and watch goroutines.
 	mu      sync.Mutex
 	newest  coordinator.GenerationInfo
 	hbID    atomic.Uint64 // the worker id the heartbeats carry
 	heard   atomic.Uint64 // newest generation number heard of
-	stopReq atomic.Bool   // leave after the step in flight
+	stopReq atomic.Bool   // a stop order: published in the next step (finish.go)
 	removed atomic.Bool
 	// interrupts counts RingInterrupted calls: a step that sees it change
 	// is abandoned.
