@@ -3,6 +3,7 @@
 #   make demo    install what is missing, build, and run the demo
 #   make test    install what is missing, build, check formatting/vet, run every test
 #   make chaos   every integration scenario and a seeded 10-minute chaos run (root; docs/reliability.md)
+#   make image   the control-plane container image, build/image/vlp-control.tar (no Docker daemon)
 #
 # LIBTORCH points at a LibTorch installation: Debian's libtorch-dev by default
 # (headers under /usr/include, libraries under /usr/lib/x86_64-linux-gnu), or a
@@ -37,7 +38,7 @@ DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision 
 # Packages whose tests run under the race detector (they are concurrent).
 RACE_PKGS := ./coordinator/... ./allreduce/... ./worker/...
 
-.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle fuzz chaos
+.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle fuzz chaos image
 
 all: build
 
@@ -98,6 +99,21 @@ demo: deps build
 chaos: bin
 	VLP_BIN=$(CURDIR)/$(BIN) VLP_CHAOS_SEED=$(or $(SEED),1) VLP_CHAOS_TIME=$(or $(CHAOS_TIME),10m) \
 		$(GO) test -count=1 -timeout 60m -v ./integration/
+
+# image writes the control-plane image (coordinators, the chart's submit Job and helm test) as a
+# tarball with Go code, no Docker daemon: vlp built with CGO_ENABLED=0 and the few shared
+# libraries purego still links (package image), then reads it back and runs its checks
+# (docker load -i, kind load image-archive or crane push take the tarball). The GPU worker image
+# is helm/images/worker.Dockerfile.
+IMAGE_REPO ?= ghcr.io/e2evlp/vlp-control
+image:
+	@mkdir -p $(BUILD)/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BUILD)/image/vlp ./cmd/vlp
+	$(GO) run ./cmd/vlp-image --binary $(BUILD)/image/vlp --out $(BUILD)/image/vlp-control.tar \
+		--repository $(IMAGE_REPO) --revision "$$(git rev-parse HEAD 2>/dev/null)"
+	VLP_IMAGE=$(CURDIR)/$(BUILD)/image/vlp-control.tar \
+		VLP_IMAGE_TAG=$(IMAGE_REPO):$$($(BUILD)/image/vlp version | cut -d' ' -f2) \
+		$(GO) test -count=1 -run 'TestImageFile' -v ./image/
 
 # gpu-bundle fills the git-ignored gpu/ with what a GPU host (no Go, no network) needs to build
 # the shim against its own PyTorch and run the binding's tests there: scripts/gpu-check.sh.

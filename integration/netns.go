@@ -25,11 +25,12 @@ type Net struct {
 
 // Host is one simulated machine: a network namespace with one address on the bridge.
 type Host struct {
-	Name string
-	NS   string // network namespace
-	IP   string
-	veth string // the bridge side of its veth pair
-	net  *Net
+	Name    string
+	NS      string // network namespace
+	IP      string
+	veth    string   // the bridge side of its veth pair
+	aliases []string // more names in the hosts files (AddNames)
+	net     *Net
 }
 
 var (
@@ -102,21 +103,42 @@ func NewNet(t testing.TB, hosts ...string) *Net {
 		n.must("ip", "-n", h.NS, "link", "set", "eth0", "up")
 		n.must("ip", "-n", h.NS, "link", "set", "lo", "up")
 	}
+	if err := n.writeHosts(); err != nil {
+		t.Fatalf("integration: hosts file: %v", err)
+	}
+	return n
+}
+
+// writeHosts writes every host's hosts file: each host by its name and its aliases (AddNames).
+func (n *Net) writeHosts() error {
 	var hostsFile strings.Builder
 	hostsFile.WriteString("127.0.0.1 localhost\n")
 	for _, name := range n.order {
-		fmt.Fprintf(&hostsFile, "%s %s\n", n.Hosts[name].IP, name)
+		h := n.Hosts[name]
+		fmt.Fprintf(&hostsFile, "%s %s\n", h.IP, strings.Join(append([]string{name}, h.aliases...), " "))
 	}
 	for _, name := range n.order {
 		dir := filepath.Join("/etc/netns", n.Hosts[name].NS)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatalf("integration: hosts file: %v", err)
+			return err
 		}
 		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hostsFile.String()), 0o644); err != nil {
-			t.Fatalf("integration: hosts file: %v", err)
+			return err
 		}
 	}
-	return n
+	return nil
+}
+
+// AddNames gives host more names in every host's hosts file (e.g. the DNS names a Kubernetes
+// cluster would give a pod: <pod>.<service>.<namespace>.svc.cluster.local). Processes already
+// running see them at their next lookup.
+func (n *Net) AddNames(host string, names ...string) {
+	n.t.Helper()
+	h := n.Host(host)
+	h.aliases = append(h.aliases, names...)
+	if err := n.writeHosts(); err != nil {
+		n.t.Fatalf("integration: hosts file: %v", err)
+	}
 }
 
 // Host returns the named host.

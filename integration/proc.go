@@ -16,6 +16,7 @@ type Proc struct {
 	Host    *Host
 	LogPath string
 	args    []string
+	env     []string // nil: the test process's environment
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error
@@ -32,6 +33,16 @@ func (h *Host) Start(t testing.TB, name, bin, logPath string, args ...string) *P
 	return p
 }
 
+// StartEnv is Start with the process's whole environment given (KEY=VALUE; nil: the test
+// process's, as Start does), for processes that must see only what they would be given on a
+// real host, such as a container's environment.
+func (h *Host) StartEnv(t testing.TB, name, logPath string, env []string, argv ...string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, Host: h, LogPath: logPath, args: argv, env: env}
+	p.start(t)
+	return p
+}
+
 func (p *Proc) start(t testing.TB) {
 	t.Helper()
 	f, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -41,6 +52,9 @@ func (p *Proc) start(t testing.TB) {
 	fmt.Fprintf(f, "=== %s start %s: %s\n", time.Now().UTC().Format(time.RFC3339Nano), p.Name, strings.Join(p.args, " "))
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", p.Host.NS}, p.args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if p.env != nil {
+		p.cmd.Env = p.env
+	}
 	p.done = make(chan struct{})
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
