@@ -34,10 +34,3 @@ func TestRenderDecodes(t *testing.T) {
 		})
 	}
 }
-
-func TestShowDefault(t *testing.T) {
-	r := render(t, install(), nil)
-	for _, o := range append(r.Objects, r.Hooks...) {
-		t.Logf("--- %s %s/%s\n%s", o.Source, o.Kind, o.Name, o.YAML)
-	}
-}

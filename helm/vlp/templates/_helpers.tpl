@@ -207,8 +207,8 @@ name: {{ .Values.job.name }}
 {{- fail (printf "job.spec.%s: required (job.yaml as vlp job submit reads it; vlp job init writes one)" $key) -}}
 {{- end -}}
 {{- end -}}
-{{- $max := int (default 1024 $spec.max_workers) -}}
-{{- $min := int (default 1 $spec.min_workers) -}}
+{{- $max := int (get $spec "max_workers" | default 1024) -}}
+{{- $min := int (get $spec "min_workers" | default 1) -}}
 {{- if gt (int .Values.workers.replicas) $max -}}
 {{- fail (printf "workers.replicas %d: more than the job's max_workers %d (the coordinator would refuse the rest with job_full)" (int .Values.workers.replicas) $max) -}}
 {{- end -}}
