@@ -26,8 +26,9 @@
 // (<pod>.<headless service>.<namespace>.svc.cluster.local). Probes are run as rendered. The
 // group forms, the submit Job submits, workers join and train; a coordinator pod is killed and
 // recreated; an upgrade (a new image tag and a third worker) rolls every pod; an uninstall and
-// an install on the same claims resume the job from its checkpoint. Every pair is counted once
-// over all of it.
+// an install on the same claims resume the job from its checkpoint; no pair is trained twice
+// over all of it (the workers' commit logs, counted as the integration tests count them).
+// TestChartRunsSingleCoordinator runs the other shape: one coordinator, no TLS, a NATS ring.
 //
 // # Caveats
 //

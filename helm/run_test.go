@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -309,4 +310,45 @@ func stepsSince(logs []string, t time.Time) int {
 		}
 	}
 	return len(steps)
+}
+
+// TestChartRunsSingleCoordinator runs the other shape of the chart: one coordinator (no peers
+// to route to, no budget), no TLS, the ring over NATS, one worker. The group of one forms, the
+// spec is submitted, the worker trains, and the operator's commands work through kubectl exec.
+func TestChartRunsSingleCoordinator(t *testing.T) {
+	integration.RequireNet(t)
+	k := newKubelet(t, testNamespace, []string{"vlp-coordinator-0", "vlp-worker-0", "submit"})
+	k.net.AddNames("vlp-coordinator-0", fmt.Sprintf("vlp-coordinator-0.vlp-coordinator-headless.%s.svc.%s", testNamespace, testDomain))
+	k.secrets["ops-auth"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ops-auth"}, Data: map[string][]byte{
+		"job-token": []byte("single-token"), "operator-password": []byte("single-operator"), "worker-password": []byte("single-worker"),
+	}}
+	vals := merge(runValues("1", 1), values("coordinators.replicas", 1, "tls.enabled", false, "workers.ringTransport", "nats"))
+	r := render(t, install(), vals)
+	if r.pdb("vlp-coordinator") != nil {
+		t.Errorf("one coordinator: a PodDisruptionBudget was rendered")
+	}
+	k.apply(r)
+	tmpl := templates{}
+	k.rollout(r.statefulSet("vlp-coordinator"), tmpl, time.Minute)
+	submit := k.runJob(r.jobs()[0], "submit")
+	k.rollout(r.statefulSet("vlp-worker"), tmpl, time.Minute)
+	coord := k.pods["vlp-coordinator-0"]
+	took := k.waitFor(60*time.Second, "the spec submitted and the worker training", func() bool {
+		if !submit.succeeded || !k.ready(coord) {
+			return false
+		}
+		out, err := k.exec(coord, 10*time.Second, "job", "status", "--json")
+		if err != nil {
+			return false
+		}
+		var st coordinator.JobStatus
+		return json.Unmarshal([]byte(out), &st) == nil && st.Generation.Ready && len(st.Generation.Members) == 1 && st.Step > 5
+	})
+	t.Logf("one coordinator, no TLS: training %v after the pods started", took.Round(time.Millisecond))
+	if err := k.probe(coord, readyz(coord)); err != nil {
+		t.Errorf("/readyz of a group of one: %v", err)
+	}
+	if out, err := k.exec(k.pods["vlp-worker-0"], 10*time.Second, "job", "stop"); err == nil || !strings.Contains(out, "permission") {
+		t.Errorf("vlp job stop with the worker's credentials: %v\n%s; want a permission error", err, out)
+	}
 }
