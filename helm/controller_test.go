@@ -112,17 +112,6 @@ func (k *kubelet) uninstall(tmpl templates) {
 	}
 }
 
-// running says whether the pods named are all running (not necessarily ready).
-func (k *kubelet) running(names ...string) bool {
-	for _, n := range names {
-		p, ok := k.pods[n]
-		if !ok || p.deleted || p.proc.Exited() {
-			return false
-		}
-	}
-	return true
-}
-
 // allReady says whether every pod named is ready.
 func (k *kubelet) allReady(names ...string) bool {
 	for _, n := range names {

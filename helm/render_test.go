@@ -5,7 +5,7 @@ import (
 	"maps"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,7 +15,6 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/engine"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
-	"sigs.k8s.io/yaml"
 )
 
 // The release every test renders, unless it says otherwise.
@@ -167,29 +166,9 @@ func mergeInto(dst, src map[string]any) {
 	}
 }
 
-// fromYAML reads a values tree written as YAML (a values file).
-func fromYAML(t testing.TB, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatalf("helm: values YAML: %v", err)
-	}
-	return m
-}
-
 func showValues(vals map[string]any) string {
 	if len(vals) == 0 {
 		return "the default values"
 	}
-	keys := slicesSorted(maps.Keys(vals))
-	return "values " + strings.Join(keys, ",")
-}
-
-func slicesSorted(seq func(func(string) bool)) []string {
-	var out []string
-	for k := range seq {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return "values " + strings.Join(slices.Sorted(maps.Keys(vals)), ",")
 }
