@@ -2,6 +2,7 @@ package helm
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -83,4 +84,23 @@ func (k *kubelet) waitReady(p *pod, d, minReady time.Duration) {
 			k.t.Fatalf("kubelet: %s was ready, and not %v later\n%s", p.name, minReady, p.proc.Tail(2000))
 		}
 	}
+}
+
+// get fetches path from the pod's named port, as a scraper would.
+func (k *kubelet) get(p *pod, portName, path string) (string, error) {
+	port, err := p.port(intstr.FromString(portName))
+	if err != nil {
+		return "", err
+	}
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(fmt.Sprintf("http://%s:%d%s", p.host.IP, port, path))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return string(b), err
 }

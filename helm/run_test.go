@@ -116,6 +116,17 @@ func TestChartRunsAsRendered(t *testing.T) {
 		t.Errorf("members %v, want %v (the pods' names)", got, workers[:2])
 	}
 
+	// What the ServiceMonitor scrapes: the ports it names serve the metrics.
+	for name, metric := range map[string]string{coords[0]: "vlp_coordinator_leader", workers[0]: "vlp_worker_global_step"} {
+		port := "http"
+		if strings.HasPrefix(name, "vlp-worker") {
+			port = "metrics"
+		}
+		if body, err := k.get(k.pods[name], port, "/metrics"); err != nil || !strings.Contains(body, metric) {
+			t.Errorf("%s: /metrics on port %s: %v; want %s in it", name, port, err, metric)
+		}
+	}
+
 	// kubectl exec into a coordinator, and helm test.
 	if out, err := k.exec(k.pods[coords[1]], 30*time.Second, "job", "status"); err != nil || !strings.Contains(out, "running") {
 		t.Errorf("kubectl exec %s -- vlp job status: %v\n%s", coords[1], err, out)
