@@ -6,7 +6,8 @@ import "testing"
 // and the reason and barrier each phase gives at a step boundary.
 func TestFinishPhases(t *testing.T) {
 	type event func(w *Worker)
-	commit := func(own, all bool) event { return func(w *Worker) { w.committed(own, all) } }
+	commit := func(own, all bool) event { return func(w *Worker) { w.committed(own, all, false) } }
+	jobCommit := func(w *Worker) { w.committed(false, false, true) }
 	lease := func(w *Worker) { w.leaseSaysStopped() }
 	complete := func(w *Worker) { w.phase = phaseComplete }
 	regen := func(w *Worker) { w.newGeneration() }
@@ -21,6 +22,7 @@ func TestFinishPhases(t *testing.T) {
 		{"own stop published alone", []event{commit(true, false)}, phaseStopAlone, "stopped", false},
 		{"every rank published", []event{commit(true, true)}, phaseStopJoint, "stopped", true},
 		{"lease says stopped", []event{lease}, phaseStopJoint, "stopped", true},
+		{"every rank heard the job stop", []event{jobCommit}, phaseStopJoint, "stopped", true},
 		{"complete stays complete", []event{complete, commit(true, true), lease, regen}, phaseComplete, "complete", true},
 		{"a new generation forgets a published stop", []event{commit(true, false), regen}, phaseTraining, "", false},
 		{"a joint stop forgotten too", []event{lease, regen}, phaseTraining, "", false},
@@ -36,11 +38,11 @@ func TestFinishPhases(t *testing.T) {
 			}
 		})
 	}
-	// The lease's stop is also a stop order: a new generation publishes it.
+	// The lease's stop is the job's: a new generation publishes it.
 	w := &Worker{}
 	w.leaseSaysStopped()
-	if !w.stopReq.Load() {
-		t.Fatal("a stopped lease did not set the stop order")
+	if !w.jobStop.Load() {
+		t.Fatal("a stopped lease did not set the job stop")
 	}
 	// max_steps ends every rank together whatever the phase.
 	w = &Worker{cfg: Config{MaxSteps: 5}}

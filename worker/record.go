@@ -20,6 +20,9 @@ type stepMeta struct {
 	Losses    Losses                 `json:"l,omitempty"`
 	Acked     uint64                 `json:"k,omitempty"` // rank 0: last step the coordinator acknowledged
 	Stopping  bool                   `json:"x,omitempty"` // this rank leaves after the step
+	// JobStopped: this rank heard that the job was stopped. Every rank
+	// finishes together once all of them have (a job stop is joint).
+	JobStopped bool `json:"j,omitempty"`
 }
 
 // Commit is the record of one committed global step that every rank of the

@@ -159,7 +159,7 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	if rank == 0 {
 		meta.Acked = w.rec.Acked
 	}
-	meta.Stopping = w.stopReq.Load()
+	meta.Stopping, meta.JobStopped = w.stopReq.Load(), w.jobStop.Load()
 	raw, err := w.allReduce(sctx, ring, meta)
 	if err != nil {
 		return cut(fmt.Errorf("%w: all-reduce of step %d: %v", ErrGeneration, next, err))
@@ -173,11 +173,12 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 	// Commit: the queue, the shared record, then the parameters.
 	w.queue.consume(segs)
 	w.rec.commit(next, gen.Number, metas)
-	all := true
+	all, job := true, true
 	for _, m := range metas {
 		all = all && m.Stopping
+		job = job && m.JobStopped
 	}
-	w.committed(meta.Stopping, all)
+	w.committed(meta.Stopping, all, job)
 	global := 0
 	sums := map[string]float64{}
 	for r, m := range metas {

@@ -99,3 +99,69 @@ func waitMembers(t *testing.T, c *cluster, n int, d time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// delayedStop is a coordinator whose heartbeats carry the job's stop only
+// delay after the first reply that said it: a worker whose heartbeat comes
+// later than its peers'.
+type delayedStop struct {
+	Coordinator
+	delay time.Duration
+	first atomic.Int64 // unix nanoseconds of the first reply with Stop
+}
+
+func (d *delayedStop) Heartbeat(ctx context.Context, workerID, generation uint64) (*coordinator.HeartbeatReply, error) {
+	rep, err := d.Coordinator.Heartbeat(ctx, workerID, generation)
+	if rep != nil && rep.Stop {
+		now := time.Now().UnixNano()
+		d.first.CompareAndSwap(0, now)
+		if time.Duration(now-d.first.Load()) < d.delay {
+			cp := *rep
+			cp.Stop = false
+			rep = &cp
+		}
+	}
+	return rep, err
+}
+
+// `vlp job stop` heard by one rank a second before the others: a job stop
+// is joint, so no rank leaves alone (which would break the ring before
+// rank 0 reports the last step). Every rank ends in the generation it
+// trained in, at the same step, and the job keeps that step with a final
+// checkpoint at it.
+func TestJobStopHeardAtDifferentTimesIsJoint(t *testing.T) {
+	spec := testSpec(1<<16, 4096, 12, 3) // units big enough that no lease comes for seconds
+	spec.CheckpointEvery = 100000
+	c := newCluster(t, spec)
+	var led ledger
+	ckpt := t.TempDir()
+	late := func(co Coordinator) Coordinator { return &delayedStop{Coordinator: co, delay: time.Second} }
+	var nodes []*node
+	for _, n := range []struct {
+		name string
+		wrap func(Coordinator) Coordinator
+	}{{"a", late}, {"b", late}, {"c", nil}} {
+		nodes = append(nodes, c.start(n.name, nodeOpts{ledger: &led, ckptDir: ckpt, compute: time.Millisecond, wrap: n.wrap}))
+		waitMembers(t, c, len(nodes), 20*time.Second)
+	}
+	led.waitStep(t, 10, 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.c.Client(t).Stop(ctx, "test"); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	for _, n := range nodes {
+		n.wait(t, 30*time.Second)
+		if n.err != nil || n.res.Reason != "stopped" || n.res.Generations != 1 || n.res.Step != nodes[0].res.Step {
+			t.Fatalf("%s ended with %q at step %d after %d generation(s), err %v; a left at step %d: want every rank stopped together in its one generation",
+				n.name, n.res.Reason, n.res.Step, n.res.Generations, n.err, nodes[0].res.Step)
+		}
+	}
+	st := status(t, c)
+	last := nodes[0].res.Step
+	if st.State != coordinator.JobStopped || st.Step != last {
+		t.Fatalf("after the stop the job is %s at step %d, want stopped at %d", st.State, st.Step, last)
+	}
+	if r := st.Generation.Restore; r == nil || r.Step != last {
+		t.Fatalf("the job resumes from %+v, want the final checkpoint of step %d", r, last)
+	}
+}

@@ -54,7 +54,8 @@ type Worker struct {
 	newest  coordinator.GenerationInfo
 	hbID    atomic.Uint64 // the worker id the heartbeats carry
 	heard   atomic.Uint64 // newest generation number heard of
-	stopReq atomic.Bool   // a stop order: published in the next step (finish.go)
+	stopReq atomic.Bool   // a stop order for this worker: published in the next step (finish.go)
+	jobStop atomic.Bool   // the coordinator says the job is stopped: every rank finishes together
 	removed atomic.Bool
 	// interrupts counts RingInterrupted calls: a step that sees it change
 	// is abandoned.
@@ -170,7 +171,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 				return res, ctx.Err()
 			}
 			w.log.Info("generation ended", "generation", gen.Number, "step", w.rec.Step, "err", err)
-			if w.stopReq.Load() && (errors.Is(err, errStepTimeout) || errors.Is(err, errRingInterrupted)) {
+			if (w.stopReq.Load() || w.jobStop.Load()) && (errors.Is(err, errStepTimeout) || errors.Is(err, errRingInterrupted)) {
 				// A stop order and a stuck step: nothing of the step was
 				// committed, so leaving now loses nothing, and the ring
 				// that could carry a joint stop is gone; the handover
@@ -280,7 +281,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context, every time.Duration) {
 			continue
 		}
 		if rep.Stop {
-			w.stopReq.Store(true)
+			w.jobStop.Store(true)
 		}
 		if rep.Generation > w.heard.Load() {
 			w.heard.Store(rep.Generation)
@@ -335,7 +336,7 @@ func (w *Worker) waitUsable(ctx context.Context, gen coordinator.GenerationInfo)
 		if w.removed.Load() {
 			return gen, ErrRemoved
 		}
-		if w.stopReq.Load() {
+		if w.stopReq.Load() || w.jobStop.Load() {
 			return gen, errStopWhileWaiting
 		}
 		if w.newer(gen.Number) || !gen.Ready {
