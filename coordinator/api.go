@@ -74,6 +74,8 @@ func (s *Server) serve(l *leadership, op string, data []byte) (any, error) {
 		return handleOp(req.Body, func(b *ProgressRequest) (any, error) { return s.opProgress(l, b) })
 	case OpCheckpoint:
 		return handleOp(req.Body, func(b *CheckpointRequest) (any, error) { return s.apply(CmdCheckpoint, b) })
+	case OpLostState:
+		return handleOp(req.Body, func(b *LostStateRequest) (any, error) { return s.apply(CmdLostState, b) })
 	case OpStatus:
 		return handleOp(req.Body, func(*StatusRequest) (any, error) { return s.Status(), nil })
 	case OpSubmit:

@@ -276,6 +276,24 @@ func (s *State) applyRollback(atMS int64, b *RollbackRequest) (any, error) {
 	return &RollbackReply{Generation: s.Generation, Restore: s.Restore.clone()}, nil
 }
 
+// applyLostState: no member of the current generation holds the job's state. While the job already
+// waits for a restore (a rollback or a new job) that restore stands; otherwise the job goes back to
+// its latest usable checkpoint, as when its last member departs. A request of an older generation
+// is stale: the members sync again in the newer one.
+func (s *State) applyLostState(atMS int64, b *LostStateRequest) (any, error) {
+	if err := s.requireJob(); err != nil {
+		return nil, err
+	}
+	if b.Generation != s.Generation {
+		return nil, fmt.Errorf("%w: generation %d, current %d", ErrStaleGeneration, b.Generation, s.Generation)
+	}
+	if s.Restore != nil {
+		return &LostStateReply{Generation: s.Generation, Restore: s.Restore.clone()}, nil
+	}
+	s.rollbackTo(atMS, s.latestUsable())
+	return &LostStateReply{Generation: s.Generation, Restore: s.Restore.clone(), RolledBack: true}, nil
+}
+
 // rollbackTo makes the job restart from checkpoint c (nil: from scratch): every unit not done by
 // c's step returns to pending, with the offset c's cursors give it and pinned to the rank that
 // held it; every lease is dropped; every member must reload. It starts a new generation.

@@ -1,6 +1,9 @@
 package coordinator
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 // TestFSMLastLeaveKeepsCompletedJob: the final progress report of a run completes the job; the
 // members leaving afterwards must not roll it back to running (nothing is left to train).
@@ -83,5 +86,45 @@ func TestFSMJoinKeepsServersAdjacent(t *testing.T) {
 	}
 	if h.Rank != 4 {
 		t.Fatalf("h was given rank %d, want 4", h.Rank)
+	}
+}
+
+// TestFSMLostStateGoesBackToCheckpoint: after a report cleared the restore point, members that
+// hold no state (the holders left) report it: the job goes back to its latest usable checkpoint
+// in a new generation; a second report of the same loss in that generation, or one of an older
+// generation, changes nothing.
+func TestFSMLostStateGoesBackToCheckpoint(t *testing.T) {
+	spec := JobSpec{Name: "lost", GlobalBatch: 32, Epochs: 1, MaxWorkers: 4, Units: UnitsSpec{Pairs: 64, PerUnit: 16}}.WithDefaults()
+	d := newDriver(t)
+	d.must(CmdSubmit, SubmitRequest{Spec: spec})
+	a := d.must(CmdJoin, JoinRequest{Instance: "a"}).(*JoinReply)
+	gen := a.Generation.Number
+	grants := d.must(CmdLease, LeaseRequest{Generation: gen, Asks: []LeaseAsk{{WorkerID: a.WorkerID, Count: 1}}}).(*LeaseReply).Grants
+	u := grants[0].Units[0]
+	d.must(CmdProgress, ProgressRequest{Generation: gen, Step: 2, Cursors: []RankCursor{{Rank: 0, WorkerID: a.WorkerID, Epoch: u.Epoch, Unit: int64(u.Unit), Offset: 8}}})
+	b := d.must(CmdJoin, JoinRequest{Instance: "b"}).(*JoinReply) // joins, never synced
+	d.must(CmdLeave, Departure{WorkerID: a.WorkerID})             // the only holder leaves
+	var cur uint64
+	var restore *Restore
+	d.read(func(s *State) { cur, restore = s.Generation, s.Restore })
+	if restore != nil {
+		t.Fatalf("a member is left, so the departure alone rolls nothing back (restore %+v)", restore)
+	}
+	if _, err := d.do(CmdLostState, LostStateRequest{Generation: b.Generation.Number}); !errors.Is(err, ErrStaleGeneration) {
+		t.Fatalf("a loss reported in an older generation: err %v, want stale", err)
+	}
+	rep := d.must(CmdLostState, LostStateRequest{Generation: cur}).(*LostStateReply)
+	if !rep.RolledBack || rep.Restore == nil || rep.Restore.Step != 0 || rep.Generation <= cur {
+		t.Fatalf("lost state: %+v, want a rollback to the start (no checkpoint) in a new generation", rep)
+	}
+	var step uint64
+	var pending bool
+	d.read(func(s *State) { step, pending = s.Step, s.unit(u.Epoch, u.Unit).State == UnitPending })
+	if step != 0 || !pending {
+		t.Fatalf("after the rollback the job is at step %d, unit pending %v: want step 0 and the unit back", step, pending)
+	}
+	again := d.must(CmdLostState, LostStateRequest{Generation: rep.Generation}).(*LostStateReply)
+	if again.RolledBack || again.Generation != rep.Generation || again.Restore == nil || again.Restore.Step != 0 {
+		t.Fatalf("the same loss again: %+v, want the standing restore point and no new generation", again)
 	}
 }

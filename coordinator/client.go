@@ -190,6 +190,12 @@ func (c *Client) RecordCheckpoint(ctx context.Context, req CheckpointRequest) (*
 	return &rep, c.call(ctx, OpCheckpoint, req, &rep)
 }
 
+// LostState tells the coordinator that no member of generation holds the job's state.
+func (c *Client) LostState(ctx context.Context, generation uint64) (*LostStateReply, error) {
+	var rep LostStateReply
+	return &rep, c.call(ctx, OpLostState, LostStateRequest{Generation: generation}, &rep)
+}
+
 // Status returns the job's status as the leader has it.
 func (c *Client) Status(ctx context.Context) (*JobStatus, error) {
 	var rep JobStatus

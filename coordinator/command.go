@@ -25,6 +25,7 @@ const (
 	CmdProgress   CommandType = "progress"   // ProgressRequest
 	CmdCheckpoint CommandType = "checkpoint" // CheckpointRequest
 	CmdRollback   CommandType = "rollback"   // RollbackRequest
+	CmdLostState  CommandType = "lost_state" // LostStateRequest
 )
 
 // Command is one Raft log entry: a typed, versioned body and the leader's clock. The leader stamps

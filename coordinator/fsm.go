@@ -102,6 +102,11 @@ func (f *FSM) apply(index uint64, data []byte) *ApplyResult {
 		if err = decodeBody(cmd.Body, &b); err == nil {
 			v, err = s.applyRollback(cmd.AtMS, &b)
 		}
+	case CmdLostState:
+		var b LostStateRequest
+		if err = decodeBody(cmd.Body, &b); err == nil {
+			v, err = s.applyLostState(cmd.AtMS, &b)
+		}
 	default:
 		err = fmt.Errorf("%w: unknown command type %q", ErrBadRequest, cmd.Type)
 	}

@@ -220,6 +220,21 @@ type RollbackReply struct {
 	Restore    *Restore `json:"restore"`
 }
 
+// LostStateRequest: the members of Generation found that none of them holds the job's state
+// (every holder left before passing it on, e.g. the last old worker of a rolling upgrade) and the
+// generation names no restore point. The job must go back to its latest usable checkpoint.
+type LostStateRequest struct {
+	Generation uint64 `json:"generation"`
+}
+
+// LostStateReply names the generation and restore point to train from. RolledBack: the job went
+// back to Restore in a new generation, which the members must sync in.
+type LostStateReply struct {
+	Generation uint64   `json:"generation"`
+	Restore    *Restore `json:"restore"`
+	RolledBack bool     `json:"rolled_back"`
+}
+
 // MembersRequest asks for the Raft configuration; it has no fields.
 type MembersRequest struct{}
 

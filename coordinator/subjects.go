@@ -9,6 +9,7 @@ const (
 	OpProgress   = "progress"
 	OpCheckpoint = "checkpoint"
 	OpStatus     = "status"
+	OpLostState  = "lost-state"
 
 	// Operator operations live under "admin." so that NATS permissions can keep workers off them.
 	OpSubmit     = "admin.submit"
@@ -21,7 +22,7 @@ const (
 
 // WorkerOps are the operations a worker calls; OperatorOps need the operator's NATS user.
 var (
-	WorkerOps   = []string{OpJoin, OpHeartbeat, OpLeave, OpLease, OpProgress, OpCheckpoint, OpStatus}
+	WorkerOps   = []string{OpJoin, OpHeartbeat, OpLeave, OpLease, OpProgress, OpCheckpoint, OpStatus, OpLostState}
 	OperatorOps = []string{OpSubmit, OpStop, OpRollback, OpMembers, OpAddPeer, OpRemovePeer}
 )
 

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -227,8 +228,42 @@ func TestChartRunsAsRendered(t *testing.T) {
 	}
 	t.Logf("tally over install, kill, upgrade and reinstall: %v", tally)
 	if tally.Duplicated != 0 || tally.Steps < 50 {
-		t.Errorf("tally %v: want no pair trained twice over at least 50 steps", tally)
+		t.Errorf("tally %v: want no pair trained twice over at least 50 steps; the logs by generation:\n%s", tally, generations(logs))
 	}
+}
+
+// generations describes the commit logs by generation: each one's steps, time span and writers.
+func generations(logs []string) string {
+	type span struct {
+		first, last uint64
+		from, to    int64
+		lines       int
+		writers     map[string]bool
+	}
+	byGen := map[uint64]*span{}
+	for _, p := range logs {
+		lines, err := worker.ReadCommitLog(p)
+		if err != nil {
+			return err.Error()
+		}
+		for _, l := range lines {
+			g := byGen[l.Generation]
+			if g == nil {
+				g = &span{first: l.Step, last: l.Step, from: l.AtMS, to: l.AtMS, writers: map[string]bool{}}
+				byGen[l.Generation] = g
+			}
+			g.first, g.last = min(g.first, l.Step), max(g.last, l.Step)
+			g.from, g.to = min(g.from, l.AtMS), max(g.to, l.AtMS)
+			g.lines++
+			g.writers[filepath.Base(p)] = true
+		}
+	}
+	var b strings.Builder
+	for _, g := range slices.Sorted(maps.Keys(byGen)) {
+		sp := byGen[g]
+		fmt.Fprintf(&b, "  generation %d: steps %d–%d, %d lines, %d ms from %d, by %v\n", g, sp.first, sp.last, sp.lines, sp.to-sp.from, sp.from, slices.Sorted(maps.Keys(sp.writers)))
+	}
+	return b.String()
 }
 
 // dialOperator connects the test to the group as the operator would from a pod: mutual TLS

@@ -17,6 +17,8 @@ type Coordinator interface {
 	ReportProgress(ctx context.Context, req coordinator.ProgressRequest) (*coordinator.ProgressReply, error)
 	RecordCheckpoint(ctx context.Context, req coordinator.CheckpointRequest) (*coordinator.CheckpointReply, error)
 	Status(ctx context.Context) (*coordinator.JobStatus, error)
+	// LostState says that no member of the generation holds the job's state.
+	LostState(ctx context.Context, generation uint64) (*coordinator.LostStateReply, error)
 	// Watch delivers the newest generation whenever it changes until ctx ends.
 	Watch(ctx context.Context) (<-chan coordinator.GenerationInfo, error)
 }

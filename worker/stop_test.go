@@ -165,3 +165,51 @@ func TestJobStopHeardAtDifferentTimesIsJoint(t *testing.T) {
 		t.Fatalf("the job resumes from %+v, want the final checkpoint of step %d", r, last)
 	}
 }
+
+// The only worker holding the job's state is stopped while a new one joins
+// (the last old worker of a rolling upgrade): it finishes in its own
+// generation and leaves without passing the state on, and the newcomer — a
+// member all along, so the job never had zero members — holds nothing. The
+// newcomer must not start the job over from the seed (training its pairs
+// again on fresh parameters): the job goes back to its latest checkpoint and
+// the newcomer restores it.
+func TestHolderLeavesBeforeNewcomerSyncs(t *testing.T) {
+	c := newCluster(t, testSpec(1<<16, 8, 12, 1)) // a checkpoint every 5 steps
+	var led ledger
+	ckpt := t.TempDir()
+	// Every checkpoint record waits 1.5 s: the final one keeps the stopped
+	// worker in its finish while the newcomer joins.
+	a := c.start("a", nodeOpts{ledger: &led, ckptDir: ckpt, compute: time.Millisecond, recordDelay: 1500 * time.Millisecond})
+	deadline := time.Now().Add(60 * time.Second)
+	verified := func() bool {
+		for _, ck := range status(t, c).Checkpoints {
+			if ck.Status == coordinator.CheckpointVerified {
+				return true
+			}
+		}
+		return false
+	}
+	for !verified() {
+		if time.Now().After(deadline) {
+			t.Fatal("no verified checkpoint within 60 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.w.Stop()
+	time.Sleep(400 * time.Millisecond) // a publishes the stop and waits in its final record
+	b := c.start("b", nodeOpts{ledger: &led, ckptDir: ckpt, compute: time.Millisecond})
+	a.wait(t, 30*time.Second)
+	stopped := a.res.Step
+	led.waitWorker(t, "b", 30*time.Second)
+	led.waitStep(t, led.maxStep()+20, 30*time.Second)
+	b.w.Stop()
+	waitAll(t, 30*time.Second, a, b)
+	if first := led.firstStep("b"); first <= 1 {
+		t.Fatalf("b's first step is %d (a stopped at %d): it started the job over from the seed instead of a checkpoint", first, stopped)
+	}
+	for id, n := range led.consumed(t, []string{"b", "a"}, b.res.Step, 8) {
+		if n != 1 {
+			t.Fatalf("pair %d consumed %d times", id, n)
+		}
+	}
+}

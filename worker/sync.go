@@ -176,7 +176,26 @@ func (w *Worker) handover(ctx context.Context) error {
 func (w *Worker) restoreStart(ctx context.Context, gen coordinator.GenerationInfo) error {
 	rs := gen.Restore
 	if rs == nil {
-		rs = w.restore
+		// The job has trained past its last restore point and nobody here
+		// holds that state: its holders left before passing it on (the
+		// last old worker of a rolling upgrade). Starting from the seed
+		// would train the job's pairs again on fresh parameters; the
+		// coordinator sends the job back to its latest usable checkpoint.
+		lctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+		rep, err := w.coord.LostState(lctx, gen.Number)
+		cancel()
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: no member holds the job's state, and reporting it failed: %v", ErrGeneration, err)
+		case rep.RolledBack:
+			step := uint64(0)
+			if rep.Restore != nil {
+				step = rep.Restore.Step
+			}
+			w.log.Warn("no member holds the job's state: the job went back to its latest checkpoint", "step", step, "generation", rep.Generation)
+			return fmt.Errorf("%w: no member held the job's state; the job went back to step %d in generation %d", ErrGeneration, step, rep.Generation)
+		}
+		rs = rep.Restore
 	}
 	for rs != nil && rs.Location != "" {
 		snap, err := w.loadCheckpoint(rs.Location)

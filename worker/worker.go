@@ -28,7 +28,6 @@ type Worker struct {
 	id       uint64
 	job      coordinator.JobSpec
 	hb       time.Duration
-	restore  *coordinator.Restore // from the join reply
 
 	// Training state, owned by the Run goroutine.
 	has    bool // the learner holds the state of rec.Step
@@ -224,7 +223,7 @@ func (w *Worker) join(ctx context.Context) (*coordinator.JoinReply, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: join: %w", err)
 	}
-	w.id, w.job, w.restore = jr.WorkerID, jr.Job, jr.Restore
+	w.id, w.job = jr.WorkerID, jr.Job
 	w.hbID.Store(jr.WorkerID)
 	w.removed.Store(false)
 	w.hb = time.Duration(jr.HeartbeatIntervalMS) * time.Millisecond
