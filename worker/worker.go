@@ -151,8 +151,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 				}
 			}
 			if errors.Is(err, errJobEnded) {
-				res.Reason, res.Step = w.endReason(ctx), w.rec.Step
-				return res, w.leave(ctx)
+				return w.leaveEnded(ctx, res)
 			}
 			return res, err
 		}
@@ -170,7 +169,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 				return res, ctx.Err()
 			}
 			w.log.Info("generation ended", "generation", gen.Number, "step", w.rec.Step, "err", err)
-			if (w.stopReq.Load() || w.jobStop.Load()) && (errors.Is(err, errStepTimeout) || errors.Is(err, errRingInterrupted)) {
+			if w.stopping() && (errors.Is(err, errStepTimeout) || errors.Is(err, errRingInterrupted)) {
 				// A stop order and a stuck step: nothing of the step was
 				// committed, so leaving now loses nothing, and the ring
 				// that could carry a joint stop is gone; the handover
@@ -195,12 +194,9 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 				}
 			}
 			if errors.Is(err, errJobEnded) {
-				// A rank that finished alone (it heard the stop first) broke
-				// the ring before this one heard it: the job ended while this
-				// worker had nothing uncommitted, so it leaves as its peers did.
-				res.Reason = w.endReason(ctx)
-				w.log.Info("the job is no longer running", "reason", res.Reason, "step", w.rec.Step)
-				return res, w.leave(ctx)
+				// The ring broke while the job was stopped (or completed):
+				// nothing of this worker's is uncommitted, so it leaves.
+				return w.leaveEnded(ctx, res)
 			}
 			if err != nil {
 				return res, err
@@ -335,7 +331,7 @@ func (w *Worker) waitUsable(ctx context.Context, gen coordinator.GenerationInfo)
 		if w.removed.Load() {
 			return gen, ErrRemoved
 		}
-		if w.stopReq.Load() || w.jobStop.Load() {
+		if w.stopping() {
 			return gen, errStopWhileWaiting
 		}
 		if w.newer(gen.Number) || !gen.Ready {
@@ -398,16 +394,22 @@ func (w *Worker) rejoin(ctx context.Context) (coordinator.GenerationInfo, error)
 // membership is still the worker's to end (leave).
 var errJobEnded = errors.New("worker: the job ended")
 
-// endReason names why the job ended for a worker that learnt it from a
-// refused rejoin: "complete" when the coordinator says so, else "stopped".
-func (w *Worker) endReason(ctx context.Context) string {
+// leaveEnded ends the old membership of a worker whose rejoin found the job
+// no longer running, with reason "complete" when the coordinator says so,
+// else "stopped".
+func (w *Worker) leaveEnded(ctx context.Context, res Result) (Result, error) {
+	res.Reason, res.Step = "stopped", w.rec.Step
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
-	defer cancel()
 	if st, err := w.coord.Status(sctx); err == nil && st.State == coordinator.JobCompleted {
-		return "complete"
+		res.Reason = "complete"
 	}
-	return "stopped"
+	cancel()
+	w.log.Info("the job is no longer running", "reason", res.Reason, "step", res.Step)
+	return res, w.leave(ctx)
 }
+
+// stopping: a stop order for this worker, or the job's stop, was heard.
+func (w *Worker) stopping() bool { return w.stopReq.Load() || w.jobStop.Load() }
 
 // waitNewer waits for a generation after n, at most d.
 func (w *Worker) waitNewer(ctx context.Context, n uint64, d time.Duration) (coordinator.GenerationInfo, error) {
