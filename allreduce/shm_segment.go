@@ -22,6 +22,7 @@ import (
 //
 //	page 0              header (shmHdr* offsets below)
 //	page 1 + s·stride   link of sender s: a page of counters, then LinkBytes of ring
+//	after the links     the arena, when the whole generation shares the host (shm_reduce.go)
 //
 // The owner creates the file under a temporary name, takes an exclusive
 // flock on it, fills the header and renames it into place: a file under its
@@ -49,6 +50,7 @@ const (
 	shmHdrState    = 52 // uint32: shmStateOpen, shmStateClosed
 	shmHdrDoorbell = 64 // uint32 futex word: bumped by senders after publishing
 	shmHdrSleeping = 68 // uint32: 1 while the owner waits on the doorbell
+	shmHdrArena    = 80 // uint64: ArenaBytes of the arena after the links, 0 without one
 
 	shmLinkHead    = 0   // uint64: bytes written in all (sender)
 	shmLinkTail    = 64  // uint64: bytes consumed in all (owner), its own cache line
@@ -80,8 +82,13 @@ func shmJobPrefix(job string) string {
 	return fmt.Sprintf("vlp-ring-%s-%016x", safe, jobID(job))
 }
 
-// shmFileSize is the size of an inbox of n ranks with links of link bytes.
-func shmFileSize(n, link int) int64 {
+// shmFileSize is the size of an inbox of n ranks with links of link bytes
+// and an arena of arena bytes (0: none).
+func shmFileSize(n, link, arena int) int64 {
+	return shmArenaOffset(n, link) + shmArenaSize(arena)
+}
+
+func shmArenaOffset(n, link int) int64 {
 	return int64(shmPage) + int64(n)*int64(shmPage+link)
 }
 
@@ -147,10 +154,11 @@ func checkShmDir(dir string, need int64) error {
 }
 
 // createInbox makes, locks and maps rank's inbox of gen, sized for senders
-// neighbours, and publishes it under its final name.
-func createInbox(dir string, gen Generation, rank, link, senders int) (*shmMap, error) {
-	size := shmFileSize(gen.Size(), link)
-	if err := checkShmDir(dir, int64(shmPage)+int64(senders)*int64(shmPage+link)); err != nil {
+// neighbours and an arena of arena bytes, and publishes it under its final
+// name.
+func createInbox(dir string, gen Generation, rank, link, arena, senders int) (*shmMap, error) {
+	size := shmFileSize(gen.Size(), link, arena)
+	if err := checkShmDir(dir, int64(shmPage)+int64(senders)*int64(shmPage+link)+shmArenaSize(arena)); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, shmName(gen.Job, gen.Number, rank))
@@ -174,6 +182,11 @@ func createInbox(dir string, gen Generation, rank, link, senders int) (*shmMap, 
 	if err := unix.Fallocate(m.fd, 0, 0, shmPage); err != nil {
 		return fail(fmt.Errorf("allreduce: shm: allocate %s: %w", tmp, err))
 	}
+	if arena > 0 {
+		if err := unix.Fallocate(m.fd, 0, shmArenaOffset(gen.Size(), link), shmArenaSize(arena)); err != nil {
+			return fail(fmt.Errorf("allreduce: shm: allocate the arena of %s (ShmConfig.ArenaBytes): %w", tmp, err))
+		}
+	}
 	if m.mem, err = unix.Mmap(m.fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return fail(fmt.Errorf("allreduce: shm: map %s: %w", tmp, err))
 	}
@@ -182,6 +195,7 @@ func createInbox(dir string, gen Generation, rank, link, senders int) (*shmMap, 
 	*m.u32(shmHdrRank) = uint32(rank)
 	*m.u32(shmHdrSize) = uint32(gen.Size())
 	*m.u64(shmHdrLink) = uint64(link)
+	*m.u64(shmHdrArena) = uint64(arena)
 	*m.u32(shmHdrPid) = uint32(os.Getpid())
 	*m.u32(shmHdrVersion) = shmVersion
 	atomic.StoreUint32(m.u32(shmHdrState), shmStateOpen)
@@ -197,10 +211,10 @@ func createInbox(dir string, gen Generation, rank, link, senders int) (*shmMap, 
 // errInboxAbsent: the peer's inbox is not there yet, or only a dead owner's is.
 var errInboxAbsent = errors.New("inbox not there")
 
-// attachInbox maps rank to's inbox of gen as sender `from` and allocates the
-// sender's link. It returns errInboxAbsent (wrapped) while there is no inbox
-// with a live owner; a mismatch of the header is an ErrConfig.
-func attachInbox(dir string, gen Generation, from, to, link int) (*shmMap, error) {
+// attachInbox maps rank to's inbox of gen. It returns errInboxAbsent
+// (wrapped) while there is no inbox with a live owner; a mismatch of the
+// header is an ErrConfig. The sender's link is allocated by allocLink.
+func attachInbox(dir string, gen Generation, to, link, arena int) (*shmMap, error) {
 	path := filepath.Join(dir, shmName(gen.Job, gen.Number, to))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -219,9 +233,9 @@ func attachInbox(dir string, gen Generation, from, to, link int) (*shmMap, error
 		m.unmap()
 		return nil, fmt.Errorf("%w: %s is a dead owner's", errInboxAbsent, path)
 	}
-	if want := shmFileSize(gen.Size(), link); st.Size() != want {
+	if want := shmFileSize(gen.Size(), link, arena); st.Size() != want {
 		m.unmap()
-		return nil, configErr("the inbox of rank %d (%s) has %d bytes, want %d: the ranks disagree on ShmConfig.LinkBytes or the ring size", to, path, st.Size(), want)
+		return nil, configErr("the inbox of rank %d (%s) has %d bytes, want %d: the ranks disagree on ShmConfig.LinkBytes, ShmConfig.ArenaBytes, the transport kind or the ring size", to, path, st.Size(), want)
 	}
 	if m.mem, err = unix.Mmap(m.fd, 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		m.unmap()
@@ -229,19 +243,25 @@ func attachInbox(dir string, gen Generation, from, to, link int) (*shmMap, error
 	}
 	if atomic.LoadUint64(m.u64(shmHdrMagic)) != shmMagic || *m.u32(shmHdrVersion) != shmVersion ||
 		*m.u64(shmHdrJob) != jobID(gen.Job) || *m.u64(shmHdrGen) != gen.Number ||
-		*m.u32(shmHdrRank) != uint32(to) || *m.u32(shmHdrSize) != uint32(gen.Size()) || *m.u64(shmHdrLink) != uint64(link) {
+		*m.u32(shmHdrRank) != uint32(to) || *m.u32(shmHdrSize) != uint32(gen.Size()) ||
+		*m.u64(shmHdrLink) != uint64(link) || *m.u64(shmHdrArena) != uint64(arena) {
 		m.unmap()
 		return nil, configErr("%s is not the inbox of rank %d of generation %d of job %q", path, to, gen.Number, gen.Job)
 	}
+	return m, nil
+}
+
+// allocLink allocates sender from's link in the inbox m, so that a full
+// tmpfs is an error here rather than a SIGBUS at the first write.
+func (m *shmMap) allocLink(from, link int) error {
 	off := shmLinkOffset(from, link)
 	if err := unix.Fallocate(m.fd, 0, int64(off), int64(shmPage+link)); err != nil {
-		m.unmap()
 		if errors.Is(err, unix.ENOSPC) {
-			return nil, configErr("%s is full: no room for a %d MiB link to rank %d (ShmConfig.LinkBytes)", dir, link>>20, to)
+			return configErr("%s is full: no room for a %d MiB link (ShmConfig.LinkBytes)", filepath.Dir(m.path), link>>20)
 		}
-		return nil, fmt.Errorf("allreduce: shm: allocate the link to rank %d: %w", to, err)
+		return fmt.Errorf("allreduce: shm: allocate a link in %s: %w", m.path, err)
 	}
-	return m, nil
+	return nil
 }
 
 // sweepShm removes the inbox files (and half-made ones) of job's generations

@@ -32,6 +32,8 @@ type ShmTransport struct {
 	rank     int
 	maxFrame int
 	inbox    *shmMap
+	arena    int       // ArenaBytes of every rank's inbox, 0 without arenas
+	rounds   uint64    // arena rounds run so far (the Ring's runner only)
 	links    []shmLink // the links into the inbox, by sender (the own one unused)
 	peers    []*shmPeer
 	queue    *queue[recvItem]
@@ -47,8 +49,9 @@ var _ Transport = (*ShmTransport)(nil)
 
 // shmPeer is this rank's sending side toward one peer.
 type shmPeer struct {
-	mu       sync.Mutex // held by Send and by Close's unmap
-	link     shmLink
+	mu       sync.Mutex // held by Send, attach and Close's unmap
+	link     shmLink    // set once the link is allocated
+	linked   bool
 	broken   error
 	attached atomic.Pointer[shmMap] // the peer's inbox, once attached
 }
@@ -59,6 +62,12 @@ type shmPeer struct {
 // Peers are attached when first sent to (or Connect), waiting for their inbox
 // to appear until the call's deadline.
 func NewShmTransport(gen Generation, rank int, cfg ShmConfig) (*ShmTransport, error) {
+	return newShmTransport(gen, rank, cfg, true)
+}
+
+// newShmTransport makes an inbox with an arena (every rank of gen on this
+// host, the shm kind) or without (some links of an auto transport).
+func newShmTransport(gen Generation, rank int, cfg ShmConfig, withArena bool) (*ShmTransport, error) {
 	if err := gen.Validate(rank); err != nil {
 		return nil, err
 	}
@@ -69,12 +78,16 @@ func NewShmTransport(gen Generation, rank int, cfg ShmConfig) (*ShmTransport, er
 	n := gen.Size()
 	senders := min(n-1, 2) // the ring neighbours send; others may, unreserved
 	sweepShm(cfg.Dir, gen.Job, gen.Number)
-	inbox, err := createInbox(cfg.Dir, gen, rank, cfg.LinkBytes, senders)
+	arena := 0
+	if withArena && n > 1 {
+		arena = cfg.ArenaBytes
+	}
+	inbox, err := createInbox(cfg.Dir, gen, rank, cfg.LinkBytes, arena, senders)
 	if err != nil {
 		return nil, err
 	}
 	t := &ShmTransport{
-		cfg: cfg, gen: gen, rank: rank, maxFrame: maxShmFrame(cfg.LinkBytes), inbox: inbox,
+		cfg: cfg, gen: gen, rank: rank, maxFrame: maxShmFrame(cfg.LinkBytes), inbox: inbox, arena: arena,
 		links: make([]shmLink, n), peers: make([]*shmPeer, n), queue: newQueue(releaseItem),
 	}
 	t.pool.max = t.maxFrame
@@ -103,9 +116,27 @@ func (t *ShmTransport) Connect(ctx context.Context, to int) error {
 	p := t.peers[to]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return t.attachLocked(ctx, p, to)
+	return t.linkLocked(ctx, p, to)
 }
 
+// linkLocked attaches to `to`'s inbox and allocates this rank's link in it.
+func (t *ShmTransport) linkLocked(ctx context.Context, p *shmPeer, to int) error {
+	if p.linked {
+		return nil
+	}
+	if err := t.attachLocked(ctx, p, to); err != nil {
+		return err
+	}
+	m := p.attached.Load()
+	if err := m.allocLink(t.rank, t.cfg.LinkBytes); err != nil {
+		return err
+	}
+	p.link = newShmLink(m, t.rank, t.cfg.LinkBytes)
+	p.linked = true
+	return nil
+}
+
+// attachLocked maps `to`'s inbox, waiting for it until ctx is done.
 func (t *ShmTransport) attachLocked(ctx context.Context, p *shmPeer, to int) error {
 	if p.broken != nil {
 		return p.broken
@@ -118,9 +149,8 @@ func (t *ShmTransport) attachLocked(ctx context.Context, p *shmPeer, to int) err
 		if t.closed.Load() {
 			return ErrClosed
 		}
-		m, err := attachInbox(t.cfg.Dir, t.gen, t.rank, to, t.cfg.LinkBytes)
+		m, err := attachInbox(t.cfg.Dir, t.gen, to, t.cfg.LinkBytes, t.arena)
 		if err == nil {
-			p.link = newShmLink(m, t.rank, t.cfg.LinkBytes)
 			p.attached.Store(m)
 			return nil
 		}
@@ -152,7 +182,7 @@ func (t *ShmTransport) Send(ctx context.Context, to int, parts ...[]byte) error 
 	p := t.peers[to]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := t.attachLocked(ctx, p, to); err != nil {
+	if err := t.linkLocked(ctx, p, to); err != nil {
 		return err
 	}
 	m := p.attached.Load()
@@ -295,9 +325,6 @@ func (t *ShmTransport) Close() error {
 	t.queue.close(ErrClosed)
 	var errs []error
 	for _, p := range t.peers {
-		if m := p.attached.Load(); m != nil {
-			futexWake(p.link.space())
-		}
 		p.mu.Lock()
 		if m := p.attached.Load(); m != nil {
 			errs = append(errs, m.unmap())
