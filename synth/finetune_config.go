@@ -76,11 +76,12 @@ func (c FinetuneConfig) Validate() error {
 }
 
 // heldOut splits n items: the first train are for training, the next
-// (n-train)/2 the first held-out split, the rest the second.
+// half of the rest (rounded up) the first held-out split, the others the
+// second.
 func (c FinetuneConfig) heldOut(n int) (train, firstEnd int) {
 	held := int(c.HeldOut*float64(n) + 0.5)
 	train = n - held
-	return train, train + held/2
+	return train, train + (held+1)/2
 }
 
 // renderEach renders images 0..n-1 of the world on cfg.Workers goroutines,

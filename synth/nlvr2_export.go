@@ -58,6 +58,9 @@ func ExportNLVR2(cfg FinetuneConfig, dir string) (NLVR2Stats, error) {
 		return st, fmt.Errorf("%w: NLVR2 needs at least %d images, World.Images is %d", ErrInvalidConfig, nlvr2SetImages, cfg.World.Images)
 	}
 	train, devEnd := cfg.heldOut(sets)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return st, err
+	}
 	lines := map[string]*jsonLines{}
 	for _, split := range NLVR2Splits {
 		l, err := createLines(filepath.Join(dir, split+".json"))
