@@ -18,8 +18,8 @@ type FinetuneConfig struct {
 	// of each kind.
 	Questions int
 	// Noise is the chance that a synthetic VQA annotator gives a wrong
-	// answer; default 0.2 (about one question in 30 then has a wrong
-	// majority answer). Negative means none.
+	// answer; default 0.2 (then about 3 questions in 1,000 have a wrong
+	// majority answer, mostly yes/no ones). Negative means none.
 	Noise float64
 	// Restval is the fraction of the Karpathy training images marked
 	// "restval" (COCO's val2014 images that the split trains on); default
