@@ -6,12 +6,18 @@ import "context"
 
 // ShmTransport needs Linux (futexes, fallocate on tmpfs); elsewhere
 // NewShmTransport refuses.
-type ShmTransport struct{}
+type ShmTransport struct {
+	hook func()
+}
 
 var _ Transport = (*ShmTransport)(nil)
 
 // NewShmTransport refuses: the shm transport needs Linux.
 func NewShmTransport(gen Generation, rank int, cfg ShmConfig) (*ShmTransport, error) {
+	return newShmTransport(gen, rank, cfg, true)
+}
+
+func newShmTransport(Generation, int, ShmConfig, bool) (*ShmTransport, error) {
 	return nil, configErr("the shm transport needs Linux")
 }
 

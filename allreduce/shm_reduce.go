@@ -91,20 +91,9 @@ func (t *ShmTransport) reducesLocally() bool { return t.arena > 0 }
 // allReduceLocal implements localReducer.
 func (t *ShmTransport) allReduceLocal(ctx context.Context, failed <-chan struct{}, seq uint64, buf []float32, wire DType, meta []byte, metas [][]byte) error {
 	n, L := t.gen.Size(), len(buf)
-	views := make([]arenaView, n)
-	for q := range n {
-		if q == t.rank {
-			views[q] = t.arenaOf(t.inbox)
-			continue
-		}
-		p := t.peers[q]
-		p.mu.Lock()
-		err := t.attachLocked(ctx, p, q)
-		p.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		views[q] = t.arenaOf(p.attached.Load())
+	views, err := t.attachArenas(ctx, failed)
+	if err != nil {
+		return err
 	}
 	own := views[t.rank]
 	per := t.arena / 4 // elements per round
@@ -129,6 +118,9 @@ func (t *ShmTransport) allReduceLocal(ctx context.Context, failed <-chan struct{
 		copy(stage[:shareLo], buf[lo:lo+shareLo])
 		copy(stage[shareLo+shareLen:hi-lo], buf[lo+shareLo+shareLen:hi])
 		own.publish(arenaStaged, g)
+		if t.hook != nil {
+			t.hook()
+		}
 		if err := t.waitArena(ctx, failed, views, arenaStaged, g); err != nil {
 			return err
 		}
@@ -170,6 +162,42 @@ func (t *ShmTransport) allReduceLocal(ctx context.Context, failed <-chan struct{
 		t.rounds = g
 	}
 	return nil
+}
+
+// attachArenas maps every peer's inbox (the first op waits for those not
+// there yet) and returns the arenas by rank. A peer that died before it was
+// mapped leaves an inbox nobody holds: the wait ends when the Ring fails.
+func (t *ShmTransport) attachArenas(ctx context.Context, failed <-chan struct{}) ([]arenaView, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-failed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	views := make([]arenaView, t.gen.Size())
+	for q := range views {
+		if q == t.rank {
+			views[q] = t.arenaOf(t.inbox)
+			continue
+		}
+		p := t.peers[q]
+		p.mu.Lock()
+		err := t.attachLocked(ctx, p, q)
+		p.mu.Unlock()
+		select {
+		case <-failed:
+			return nil, errRingFailed
+		default:
+		}
+		if err != nil {
+			return nil, err
+		}
+		views[q] = t.arenaOf(p.attached.Load())
+	}
+	return views, nil
 }
 
 // reduceShare sums elements [from, from+len(out)) of the buffer (of L

@@ -39,6 +39,9 @@ type ShmTransport struct {
 	queue    *queue[recvItem]
 	pool     bufPool
 
+	// hook, when set by tests, runs after this rank staged an arena round.
+	hook func()
+
 	closed atomic.Bool
 	life   context.Context
 	cancel context.CancelFunc
