@@ -339,6 +339,9 @@ func (c *Config) Posture() string {
 			tlsState = "TLS (--nats-ca)"
 		}
 		p = append(p, "nats=external "+redactURL(c.NATS.URL)+" ("+tlsState+")")
+		if c.NATS.WorkerNkeysFile != "" {
+			p = append(p, "per-worker-nkeys=checked by the API (the external server's users are its operator's)")
+		}
 	} else {
 		e := c.NATS.Embedded
 		clients := "plain TCP"
