@@ -36,7 +36,7 @@ var trainClusterFlags = []cli.Flag{
 	&cli.IntFlag{Name: "per-unit", Value: 0, Usage: "pairs per work unit (0: the per-worker batch)", Category: catTrain},
 	&cli.IntFlag{Name: "checkpoint-every", Value: 50, Usage: "checkpoint interval in steps", EnvVars: []string{"VLP_CHECKPOINT_EVERY"}, Category: catTrain},
 	&cli.IntFlag{Name: "progress-every", Value: 10, Usage: "progress report interval in steps", Category: catTrain},
-	&cli.StringFlag{Name: "ring-transport", Value: "nats", Usage: "auto, nats or tcp", EnvVars: []string{"VLP_RING_TRANSPORT"}, Category: catTrain},
+	&cli.StringFlag{Name: "ring-transport", Value: "nats", Usage: "auto, nats, tcp or shm (the workers run on this machine: shm and auto go through /dev/shm)", EnvVars: []string{"VLP_RING_TRANSPORT"}, Category: catTrain},
 	&cli.IntFlag{Name: "min-workers", Usage: "members the ring needs to train (default: --workers)", Category: catTrain},
 	&cli.DurationFlag{Name: "linear-compute", Usage: "linear model only: simulated compute time per pair", Category: catTrain},
 	&cli.StringFlag{Name: "data", Usage: "shard directory (manifest.json + shards from `vlp shard build`); empty: the in-memory synthetic world", EnvVars: []string{"VLP_DATA"}, Category: catTrain},
