@@ -32,16 +32,16 @@ type ShmTransport struct {
 	rank     int
 	maxFrame int
 	inbox    *shmMap
-	arena    int       // ArenaBytes of every rank's inbox, 0 without arenas
-	rounds   uint64    // arena rounds run so far (the Ring's runner only)
+	arena    int    // ArenaBytes of every rank's inbox, 0 without arenas
+	rounds   uint64 // arena rounds run so far (the Ring's runner only)
 	// arenaMu is held by an all-reduce through the arenas, and by Close
 	// before it unmaps them: a Ring closed mid-collective must not pull the
 	// memory from under its runner.
 	arenaMu sync.Mutex
-	links    []shmLink // the links into the inbox, by sender (the own one unused)
-	peers    []*shmPeer
-	queue    *queue[recvItem]
-	pool     bufPool
+	links   []shmLink // the links into the inbox, by sender (the own one unused)
+	peers   []*shmPeer
+	queue   *queue[recvItem]
+	pool    bufPool
 
 	// hook, when set by tests, runs after this rank staged an arena round.
 	hook func()
