@@ -25,9 +25,11 @@ import (
 //	listener → dialer  verdict, 1 byte: status
 //
 // After an OK verdict the connection carries frames from dialer to listener
-// only, each prefixed by its length (u32, little-endian) and, unless the
-// security is RingPlain, followed by its tag under the key both ends derive
-// from the token and the handshake (tcp_security.go).
+// only, each prefixed by its length (u32, little-endian); unless the security
+// is RingPlain, the frame's bytes travel in pieces, each followed by its tag
+// under the key both ends derive from the token and the handshake
+// (tcp_security.go, tcp_frames.go). The security byte names the frame format
+// as well as the mode (RingSecurity.wire).
 const (
 	hsMagic   = 0x48504c56 // "VLPH"
 	hsSize    = 64
@@ -58,7 +60,7 @@ func hsError(status byte, newest uint64) error {
 	case hsBusy:
 		return fmt.Errorf("allreduce: the peer has too many connections waiting")
 	case hsSecurity:
-		return fmt.Errorf("%w: the peer protects ring frames another way (TCPConfig.Security, --ring-security)", ErrConfig)
+		return fmt.Errorf("%w: the peer protects ring frames another way (TCPConfig.Security, --ring-security) or frames them in another format (another vlp version)", ErrConfig)
 	}
 	return fmt.Errorf("allreduce: handshake status %d", status)
 }

@@ -186,7 +186,7 @@ func (n *TCPNode) serve(conn net.Conn) {
 	h, key, err := serverHandshake(conn, n.cfg.Token, time.Now().Add(n.cfg.HandshakeTimeout), n.decide)
 	if err != nil {
 		n.rejected.Add(1)
-		n.log.Warn("allreduce: refused TCP connection", "remote", conn.RemoteAddr().String(), "gen", h.gen, "from", h.from, "err", err)
+		n.log.Warn("allreduce: refused TCP connection", "remote", conn.RemoteAddr().String(), "gen", h.gen, "from", h.from, "security", describeWireSecurity(h.security), "err", err)
 		conn.Close()
 		return
 	}
@@ -254,7 +254,7 @@ func (n *TCPNode) Join(gen Generation, rank int) (*TCPTransport, error) {
 		peers: make([]*tcpPeer, gen.Size()),
 	}
 	t.life, t.cancel = context.WithCancel(context.Background())
-	t.pool.max = n.cfg.MaxFrame
+	t.pool.max = n.cfg.MaxFrame + frameTagSize // a protected frame is read with room for a tag
 	for i := range t.peers {
 		t.peers[i] = &tcpPeer{}
 	}

@@ -1,11 +1,8 @@
 package allreduce
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -17,12 +14,13 @@ import (
 // Every mode but RingPlain keys each connection with its own AES-256 key,
 // derived with HKDF-SHA256 from the job token, both handshake nonces and the
 // hello (job, generation, both ranks): a key is bound to one generation and
-// one direction, and the token itself never keys a frame. Each frame carries
-// a 16-byte GCM tag over its bytes (GCM binds their length), with the frame's
-// sequence number on the connection (0, 1, …) as the nonce; the sequence
-// number is not sent, so a replayed, reordered, dropped or altered frame fails
-// its tag. A frame that fails is a peer fault: the connection is closed and
-// the ring sees a lost peer (a new generation), never the frame's bytes.
+// one direction, and the token itself never keys a frame. A frame travels in
+// pieces of 64 KiB, each with a 16-byte GCM tag whose nonce is the piece's
+// number on the connection (0, 1, …; not sent) beside the frame's length
+// (tcp_frames.go), so a replayed, reordered, dropped, cut or altered piece
+// fails its tag. A frame that fails is a peer fault: the connection is
+// closed and the ring sees a lost peer (a new generation), never the frame's
+// bytes.
 type RingSecurity uint8
 
 const (
@@ -41,9 +39,6 @@ const (
 // replayed, reordered or cut). It reaches the Ring as the cause of a
 // *PeerError, so it is handled as a lost peer.
 var ErrFrameAuth = errors.New("allreduce: frame failed authentication")
-
-// frameTagSize is the bytes a protected frame adds on the wire.
-const frameTagSize = 16
 
 // ParseRingSecurity reads "auth", "encrypt" or "plain".
 func ParseRingSecurity(s string) (RingSecurity, error) {
@@ -70,90 +65,42 @@ func (s RingSecurity) String() string {
 	return fmt.Sprintf("RingSecurity(%d)", uint8(s))
 }
 
-// wire is the mode's byte in the hello; 0 (what a peer from before frame
-// protection sends) matches no mode.
-func (s RingSecurity) wire() byte { return byte(s) + 1 }
+// wire is the mode's byte in the hello, which names the frame format too: 0
+// (a peer from before frame protection) and 1 and 2 (auth and encrypt with
+// one tag per frame, before frames were tagged in pieces) match no mode of
+// this build, so builds that frame differently refuse each other at the
+// handshake instead of exchanging frames neither can check.
+func (s RingSecurity) wire() byte {
+	switch s {
+	case RingAuth:
+		return 4
+	case RingEncrypt:
+		return 5
+	}
+	return 3 // RingPlain, whose frames have not changed
+}
+
+// describeWireSecurity names a hello's security byte, for the log of a
+// refused connection.
+func describeWireSecurity(b byte) string {
+	switch b {
+	case 0:
+		return "no frame protection (a vlp build from before it)"
+	case 1, 2:
+		return "one tag per frame (an older vlp build)"
+	}
+	for _, s := range []RingSecurity{RingAuth, RingEncrypt, RingPlain} {
+		if s.wire() == b {
+			return s.String()
+		}
+	}
+	return fmt.Sprintf("unknown (%d)", b)
+}
 
 func (s RingSecurity) valid() bool { return s <= RingPlain }
 
 // frameKey derives a connection's frame key from the job token and the
 // handshake: the hello (with the dialer's nonce) and the listener's nonce.
 func frameKey(token, helloBytes, nonceL []byte) ([]byte, error) {
-	return hkdf.Key(sha256.New, token, nonceL, "vlp-ring-frames-v1\x00"+string(helloBytes), 32)
-}
-
-// frameCipher protects the frames of one direction of one connection. It is
-// not safe for concurrent use: the sender holds its peer's lock, the
-// receiver has one read loop.
-type frameCipher struct {
-	mode  RingSecurity
-	aead  cipher.AEAD
-	seq   uint64
-	nonce [12]byte
-	buf   []byte // sender: the frame being sealed
-}
-
-// newFrameCipher returns nil for RingPlain.
-func newFrameCipher(mode RingSecurity, key []byte) (*frameCipher, error) {
-	if mode == RingPlain {
-		return nil, nil
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &frameCipher{mode: mode, aead: aead}, nil
-}
-
-func (c *frameCipher) next() []byte {
-	binary.LittleEndian.PutUint64(c.nonce[4:], c.seq)
-	c.seq++
-	return c.nonce[:]
-}
-
-// seal returns the bytes to write for one frame: its length prefix (the
-// protected length, tag included), the frame's bytes (encrypted with
-// RingEncrypt) and the tag. The result is valid until the next seal.
-func (c *frameCipher) seal(parts [][]byte) []byte {
-	size := totalLen(parts)
-	need := 4 + size + frameTagSize
-	if cap(c.buf) < need {
-		c.buf = make([]byte, need)
-	}
-	b := c.buf[:4+size]
-	binary.LittleEndian.PutUint32(b, uint32(size+frameTagSize))
-	off := 4
-	for _, p := range parts {
-		off += copy(b[off:], p)
-	}
-	nonce := c.next()
-	if c.mode == RingEncrypt {
-		return c.aead.Seal(b[:4], nonce, b[4:], nil) // in place
-	}
-	return c.aead.Seal(b, nonce, nil, b[4:]) // appends the tag: a MAC of the frame
-}
-
-// open checks (and with RingEncrypt decrypts, in place) one frame as read
-// from the wire, tag included. It returns the frame without its tag,
-// aliasing b.
-func (c *frameCipher) open(b []byte) ([]byte, error) {
-	if len(b) < frameTagSize {
-		return nil, fmt.Errorf("%w: frame of %d bytes has no tag", ErrFrameAuth, len(b))
-	}
-	seq, nonce := c.seq, c.next()
-	n := len(b) - frameTagSize
-	var err error
-	if c.mode == RingEncrypt {
-		_, err = c.aead.Open(b[:0], nonce, b, nil)
-	} else {
-		_, err = c.aead.Open(nil, nonce, b[n:], b[:n])
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: frame %d of the connection", ErrFrameAuth, seq)
-	}
-	return b[:n], nil
+	return hkdf.Key(sha256.New, token, nonceL, "vlp-ring-frames-v2\x00"+string(helloBytes), 32)
 }

@@ -17,11 +17,14 @@ import (
 type relayAttack int
 
 const (
-	passThrough relayAttack = iota
-	flipByte                // flip one bit in the payload of the first data frame from `at` on
-	replayFrame             // send frame `at` twice
-	dropFrame               // never deliver frame `at`
-	swapFrames              // deliver frames `at` and `at+1` in the other order
+	passThrough   relayAttack = iota
+	flipByte                  // flip one bit in the payload of the first data frame from `at` on
+	replayFrame               // send frame `at` twice
+	dropFrame                 // never deliver frame `at`
+	swapFrames                // deliver frames `at` and `at+1` in the other order
+	flipLastTag               // flip one bit in the last tag of the first frame of several pieces from `at` on
+	swapPieces                // swap the first two pieces (and tags) of the first frame of several pieces from `at` on
+	truncateFrame             // cut the first frame of several pieces from `at` on to its first piece, length rewritten
 )
 
 // relay sits between a ring rank and its right neighbour's TCP listener, as
@@ -29,6 +32,7 @@ const (
 // records the frame stream and alters it as told.
 type relay struct {
 	*proxy
+	sec    RingSecurity // how the frames are laid out on the wire
 	attack relayAttack
 	at     int
 
@@ -36,9 +40,9 @@ type relay struct {
 	captured bytes.Buffer // every byte the dialer sent after the handshake
 }
 
-func newRelay(t *testing.T, target string, attack relayAttack, at int) *relay {
+func newRelay(t *testing.T, target string, sec RingSecurity, attack relayAttack, at int) *relay {
 	t.Helper()
-	r := &relay{attack: attack, at: at}
+	r := &relay{sec: sec, attack: attack, at: at}
 	r.proxy = startProxy(t, &proxy{target: target, up: r.forward})
 	return r
 }
@@ -68,7 +72,12 @@ func (r *relay) forward(dst, src net.Conn) {
 		if _, err := io.ReadFull(src, lb[:]); err != nil {
 			return
 		}
-		frame := make([]byte, 4+binary.LittleEndian.Uint32(lb[:]))
+		n := int(binary.LittleEndian.Uint32(lb[:]))
+		wireLen := n
+		if r.sec != RingPlain {
+			wireLen = protectedLen(n)
+		}
+		frame := make([]byte, 4+wireLen)
 		copy(frame, lb[:])
 		if _, err := io.ReadFull(src, frame[4:]); err != nil {
 			return
@@ -80,6 +89,22 @@ func (r *relay) forward(dst, src net.Conn) {
 		if r.attack == flipByte && k >= r.at && !flipped && len(frame) > 4+headerSize+frameTagSize {
 			frame[4+headerSize+(len(frame)-4-headerSize-frameTagSize)/2] ^= 0x10
 			flipped = true
+		}
+		if k >= r.at && !flipped && n > framePieceSize {
+			const p, tp = framePieceSize, framePieceSize + frameTagSize
+			switch r.attack {
+			case flipLastTag:
+				frame[len(frame)-1] ^= 0x01
+				flipped = true
+			case swapPieces: // the second piece may be the shorter
+				swapped := append(append([]byte(nil), frame[4+tp:]...), frame[4:4+tp]...)
+				copy(frame[4:], swapped)
+				flipped = true
+			case truncateFrame:
+				binary.LittleEndian.PutUint32(frame, p)
+				out = [][]byte{frame[:4+tp]}
+				flipped = true
+			}
 		}
 		if k == r.at {
 			switch r.attack {
@@ -123,24 +148,35 @@ func reduceAll(t *testing.T, rings []*Ring, L int) (inputs, bufs [][]float32, er
 }
 
 // A relay between rank 0 and rank 1 that alters, replays, drops or reorders
-// one frame is detected by rank 1 (the frame fails its tag), and every rank
-// returns a lost peer: nothing is summed from the altered bytes, nobody
-// crashes, and the next generation, without the relay, reduces correctly.
+// one frame, or one piece of a frame (a tag, two pieces swapped, a frame cut
+// to its first piece with its length rewritten), is detected by rank 1 (a
+// piece fails its tag), and every rank returns a lost peer: nothing is
+// summed from the altered bytes, nobody crashes, and the next generation,
+// without the relay, reduces correctly. The piece attacks run with chunks of
+// 100 KB (segments of 400 KB), so that data frames have two pieces.
 func TestTCPTamperingRelayDetected(t *testing.T) {
-	const n, L = 2, 20000
+	const n = 2
 	for _, sec := range []RingSecurity{RingAuth, RingEncrypt} {
 		for _, tc := range []struct {
 			name   string
 			attack relayAttack
-		}{{"flip", flipByte}, {"replay", replayFrame}, {"drop", dropFrame}, {"swap", swapFrames}} {
+			pieces bool
+		}{
+			{"flip", flipByte, false}, {"replay", replayFrame, false}, {"drop", dropFrame, false}, {"swap", swapFrames, false},
+			{"flip-last-tag", flipLastTag, true}, {"swap-pieces", swapPieces, true}, {"truncate", truncateFrame, true},
+		} {
 			t.Run(sec.String()+"/"+tc.name, func(t *testing.T) {
+				L, cfg := 20000, testConfig(t)
+				if tc.pieces {
+					L, cfg.ChunkBytes, cfg.WindowBytes = 200000, 128<<10, 1<<20
+				}
 				gen, nodes := securedNodes(t, testGeneration("jobtamper", 1, n), sec)
-				rel := newRelay(t, nodes[1].Addr(), tc.attack, 5)
+				rel := newRelay(t, nodes[1].Addr(), sec, tc.attack, 5)
 				attacked := gen
 				attacked.Members = append([]Member(nil), gen.Members...)
 				attacked.Members[1].Addr = rel.Addr()
 				_, ts := tcpTransports(t, attacked, nodes)
-				rings := newRings(t, attacked, ts, testConfig(t))
+				rings := newRings(t, attacked, ts, cfg)
 				_, _, errs := reduceAll(t, rings, L)
 				checkLost(t, errs, -1, -1)
 				var pe *PeerError
@@ -166,7 +202,7 @@ func TestTCPTamperingRelayDetected(t *testing.T) {
 func TestTCPPlainRingTamperingGoesUnnoticed(t *testing.T) {
 	const n, L = 2, 20000
 	gen, nodes := securedNodes(t, testGeneration("jobplain", 1, n), RingPlain)
-	rel := newRelay(t, nodes[1].Addr(), flipByte, 5)
+	rel := newRelay(t, nodes[1].Addr(), RingPlain, flipByte, 5)
 	gen.Members[1].Addr = rel.Addr()
 	_, ts := tcpTransports(t, gen, nodes)
 	rings := newRings(t, gen, ts, testConfig(t))
@@ -199,7 +235,7 @@ func TestTCPEncryptHidesFrames(t *testing.T) {
 	}{{RingAuth, true}, {RingEncrypt, false}} {
 		t.Run(tc.sec.String(), func(t *testing.T) {
 			gen, nodes := securedNodes(t, testGeneration("jobsecret", 1, n), tc.sec)
-			rel := newRelay(t, nodes[1].Addr(), passThrough, -1)
+			rel := newRelay(t, nodes[1].Addr(), tc.sec, passThrough, -1)
 			gen.Members[1].Addr = rel.Addr()
 			_, ts := tcpTransports(t, gen, nodes)
 			rings := newRings(t, gen, ts, testConfig(t))

@@ -60,8 +60,8 @@ func (t *TCPTransport) adopt(conn net.Conn, from int, key []byte) {
 }
 
 // readLoop reads length-prefixed frames from one peer into pooled buffers,
-// checking each frame's tag unless open is nil (RingPlain). A frame that
-// fails its tag ends the connection: the peer is reported lost.
+// checking each piece's tag as it arrives unless open is nil (RingPlain). A
+// frame that fails a tag ends the connection: the peer is reported lost.
 func (t *TCPTransport) readLoop(conn net.Conn, from int, open *frameCipher) {
 	defer t.wg.Done()
 	br := bufio.NewReaderSize(conn, 64<<10)
@@ -77,32 +77,32 @@ func (t *TCPTransport) readLoop(conn net.Conn, from int, open *frameCipher) {
 				return err
 			}
 			n := int(binary.LittleEndian.Uint32(lb[:]))
-			if n > t.node.cfg.MaxFrame+tag || n < headerSize+tag {
-				return fmt.Errorf("frame of %d bytes outside [%d, %d]", n, headerSize+tag, t.node.cfg.MaxFrame+tag)
+			if n > t.node.cfg.MaxFrame || n < headerSize {
+				return fmt.Errorf("frame of %d bytes outside [%d, %d]", n, headerSize, t.node.cfg.MaxFrame)
 			}
-			b := t.pool.get(n)
-			if _, err := io.ReadFull(br, b); err != nil {
-				t.pool.put(b)
-				return err
-			}
-			data := b
+			b := t.pool.get(n + tag)[:n] // room for a piece's tag after the frame
+			var err error
 			if open != nil {
-				var err error
-				if data, err = open.open(b); err != nil {
-					t.pool.put(b)
+				err = open.read(br, b)
+			} else {
+				_, err = io.ReadFull(br, b)
+			}
+			if err != nil {
+				t.pool.put(b)
+				if errors.Is(err, ErrFrameAuth) {
 					t.node.tampered.Add(1)
 					t.node.log.Warn("allreduce: TCP frame failed authentication: dropping the peer", "gen", t.gen.Number, "from", from, "remote", conn.RemoteAddr().String(), "err", err)
 					reason = "frame failed authentication"
-					return err
 				}
+				return err
 			}
 			// The handshake authenticated the sender's rank: a frame that
 			// claims another is dropped here.
-			if int(binary.LittleEndian.Uint32(data[32:])) != from {
+			if int(binary.LittleEndian.Uint32(b[32:])) != from {
 				t.pool.put(b)
 				continue
 			}
-			t.inbox.push(recvItem{f: Frame{Data: data, release: t.pool.put}})
+			t.inbox.push(recvItem{f: Frame{Data: b, release: t.pool.put}})
 		}
 	}()
 	conn.Close()
@@ -215,10 +215,11 @@ func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, []byte, erro
 	}
 }
 
-// Send writes the frame with one writev; with RingPlain the parts are not
-// copied, otherwise they are sealed into the peer's buffer first. ctx
-// bounds the wait for the connection; a frame once started is written whole
-// (see TCPConfig.WriteTimeout).
+// Send writes the frame: with RingPlain with one writev of the parts, not
+// copied; otherwise sealed and written piece by piece (tcp_frames.go), so the
+// peer checks the first pieces while the last are sealed. ctx bounds the wait
+// for the connection; a frame once started is written whole (see
+// TCPConfig.WriteTimeout).
 func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error {
 	if to < 0 || to >= len(t.peers) {
 		return fmt.Errorf("allreduce: tcp send to rank %d of %d", to, len(t.peers))
@@ -238,20 +239,20 @@ func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error 
 		return err // not started: the stream stays whole
 	}
 	conn.SetWriteDeadline(time.Now().Add(t.node.cfg.WriteTimeout))
-	var bufs net.Buffers
 	if p.seal != nil {
-		bufs = net.Buffers{p.seal.seal(parts)}
+		err = p.seal.write(conn, parts)
 	} else {
 		binary.LittleEndian.PutUint32(p.lenBuf[:], uint32(size))
-		bufs = make(net.Buffers, 0, len(parts)+1)
+		bufs := make(net.Buffers, 0, len(parts)+1)
 		bufs = append(bufs, p.lenBuf[:])
 		for _, b := range parts {
 			if len(b) > 0 {
 				bufs = append(bufs, b)
 			}
 		}
+		_, err = bufs.WriteTo(conn)
 	}
-	if _, err := bufs.WriteTo(conn); err != nil {
+	if err != nil {
 		// A partial frame leaves the stream unusable.
 		conn.Close()
 		if t.isClosed() {
