@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -154,7 +155,14 @@ func runTrainCluster(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "resuming job in %s at step %d (model %s, %d steps)\n", dir, st.Step, spec.Model, spec.Hyper.MaxSteps)
 	}
 
-	// Step summaries from rank 0 feed the progress line.
+	// Step summaries from rank 0 feed the progress line and DIR/steps.jsonl (one JSON
+	// worker.StepSummary a line: losses, gradient norm, the step-time split; vlp bench train
+	// reads it).
+	stepLog, err := os.OpenFile(filepath.Join(dir, "steps.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer stepLog.Close()
 	var mu sync.Mutex
 	var last worker.StepSummary
 	var firstStep time.Time
@@ -175,6 +183,7 @@ func runTrainCluster(c *cli.Context) error {
 				split.Total += t.Total
 				seen++
 				curve = append(curve, lossPoint{Step: s.Step, Losses: s.Losses})
+				stepLog.Write(append(bytes.TrimSpace(m.Data), '\n'))
 			}
 			if firstStep.IsZero() {
 				firstStep = time.Now()
