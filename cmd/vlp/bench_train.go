@@ -268,5 +268,3 @@ func lastBytes(s string, n int) string {
 	}
 	return s
 }
-
-
