@@ -29,6 +29,13 @@ type StepResult struct {
 // step's sync) and fails fast on a non-finite loss, before backward. The
 // caller owns s (the step's scope) and zeroes the gradients beforehand.
 func TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (StepResult, error) {
+	return TrainStepWith(s, m, b, gen, nil)
+}
+
+// TrainStepWith is TrainStep calling afterForward (when not nil) between the forward pass and
+// backward, with the losses: a data-parallel learner starts its first collective there (the step's
+// losses ride on it) so that the gradient buckets can follow while backward runs.
+func TrainStepWith(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator, afterForward func(StepResult) error) (StepResult, error) {
 	var r StepResult
 	t0 := time.Now()
 	in, err := BatchToTensors(s, b, m.Device)
@@ -51,6 +58,11 @@ func TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (S
 	for name, v := range r.Losses {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return r, fmt.Errorf("%w: %s = %v", ErrNonFinite, name, v)
+		}
+	}
+	if afterForward != nil {
+		if err := afterForward(r); err != nil {
+			return r, err
 		}
 	}
 	t1 := time.Now()
@@ -136,14 +148,19 @@ func (c TrainConfig) ParamGroup(params []*torch.Tensor, lr float64) torch.ParamG
 // TrainStep is TrainStep under c's precision: bf16 autocast around forward and backward when
 // c.BF16, plain fp32 otherwise. Trainer and the distributed learner both step through it.
 func (c TrainConfig) TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (StepResult, error) {
+	return c.TrainStepWith(s, m, b, gen, nil)
+}
+
+// TrainStepWith is TrainStep with TrainStepWith's afterForward.
+func (c TrainConfig) TrainStepWith(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator, afterForward func(StepResult) error) (StepResult, error) {
 	if !c.BF16 {
-		return TrainStep(s, m, b, gen)
+		return TrainStepWith(s, m, b, gen, afterForward)
 	}
 	var (
 		r   StepResult
 		err error
 	)
-	if aerr := torch.Autocast(torch.BFloat16, func() { r, err = TrainStep(s, m, b, gen) }); aerr != nil && err == nil {
+	if aerr := torch.Autocast(torch.BFloat16, func() { r, err = TrainStepWith(s, m, b, gen, afterForward) }); aerr != nil && err == nil {
 		err = aerr
 	}
 	return r, err

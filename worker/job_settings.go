@@ -27,6 +27,7 @@ const (
 	OptVocabSHA256   = "vocab_sha256"   // its sha256, hex
 	OptITMNegatives  = "itm_negatives"  // E2E-VLP: share of rows given a mismatched text for ITM (default 0.5)
 	OptAttributeMask = "attribute_mask" // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
+	OptBucketMiB     = "bucket_mib"     // E2E-VLP: size of an all-reduce bucket in MiB (default: 25, or an eighth of a smaller model's gradients; the first one at most 1)
 	OptDim           = "dim"            // linear: parameters (default 64)
 	OptCompute       = "compute"        // linear: simulated compute time per pair (a Go duration)
 
@@ -41,6 +42,7 @@ type VLPOptions struct {
 	Vocab, VocabSHA256 string
 	AttributeMask      float64 // data.Config.AttributeMaskProb
 	ITMNegatives       float64 // data.Config.ITMNegProb
+	BucketMiB          float64 // VLPConfig.BucketBytes in MiB; 0: automatic
 	backboneLR         float64 // the older spelling of hyper.backbone_lr; 0: absent
 }
 
@@ -48,7 +50,7 @@ type VLPOptions struct {
 // value that does not parse, is an error naming the option.
 func ParseVLPOptions(spec coordinator.JobSpec) (VLPOptions, error) {
 	o := VLPOptions{Images: 512, ImageSize: 64, ITMNegatives: data.DefaultConfig().ITMNegProb, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
-	if err := knownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives}, optBackboneLR); err != nil {
+	if err := knownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB}, optBackboneLR); err != nil {
 		return o, err
 	}
 	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize} {
@@ -68,6 +70,13 @@ func ParseVLPOptions(spec coordinator.JobSpec) (VLPOptions, error) {
 			}
 			*dst = f
 		}
+	}
+	if v, ok := spec.Options[OptBucketMiB]; ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 1.0/1024 && f <= 1024) {
+			return o, fmt.Errorf("%w: option %s=%q: want a size in MiB between 1/1024 and 1024", ErrJobSpec, OptBucketMiB, v)
+		}
+		o.BucketMiB = f
 	}
 	if v, ok := spec.Options[optBackboneLR]; ok {
 		f, err := strconv.ParseFloat(v, 64)
@@ -244,3 +253,6 @@ func ResolveLinearJob(spec coordinator.JobSpec) (LinearJob, error) {
 	}
 	return j, nil
 }
+
+// BucketBytes is options.bucket_mib in bytes (VLPConfig.BucketBytes; 0: automatic).
+func (j VLPJob) BucketBytes() int { return int(j.Options.BucketMiB * (1 << 20)) }

@@ -33,6 +33,9 @@ type Learner interface {
 	// Prepare is a hint that pairs will be asked for next (prefetch);
 	// it must not block.
 	Prepare(pairs []Pair)
+	// Load waits until what Gradients needs for pairs is ready (prepared
+	// ahead, or made now): the time it takes is the step's data phase.
+	Load(ctx context.Context, pairs []Pair) error
 	// Gradients runs forward and backward over pairs and overwrites grad
 	// with the gradient of the SUM of the per-pair losses (not the mean:
 	// the ranks' sums add up, and the loop divides by the global count).

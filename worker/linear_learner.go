@@ -80,6 +80,9 @@ func (l *LinearLearner) Init(seed uint64) error {
 // Prepare implements Learner.
 func (l *LinearLearner) Prepare([]Pair) {}
 
+// Load implements Learner: the linear model's data is computed, not loaded.
+func (l *LinearLearner) Load(context.Context, []Pair) error { return nil }
+
 // Gradients implements Learner.
 func (l *LinearLearner) Gradients(ctx context.Context, pairs []Pair, grad []float32) (Losses, error) {
 	clear(grad)

@@ -34,6 +34,11 @@ type VLPConfig struct {
 	// one locked thread: a reduction split over a different number of
 	// threads would give different bits.
 	Threads int
+	// Overlap keeps the gradients in buckets (vlp_buckets.go) whose all-reduce the worker
+	// starts while backward still runs; BucketBytes is their size (0: autoBucketBytes).
+	// Without it the gradients are copied into the worker's buffer after backward.
+	Overlap     bool
+	BucketBytes int
 }
 
 // VLPLearner trains E2E-VLP (package model) as a Learner: TrainStep for
@@ -54,6 +59,8 @@ type VLPLearner struct {
 	buffers []*torch.Tensor
 	nGrad   int
 	nBuf    int
+	bk      *torch.Buckets // with Overlap: the gradients' flat buffer and its buckets
+	data    batchAhead     // batches built ahead, off the LibTorch thread
 
 	work chan func()
 	quit chan struct{}
@@ -115,6 +122,7 @@ func NewVLPLearner(cfg VLPConfig) (*VLPLearner, error) {
 		return nil, err
 	}
 	l := &VLPLearner{cfg: cfg}
+	l.data.build = l.buildBatch
 	l.startThread()
 	var err error
 	l.do(func() { err = l.build() })
@@ -160,6 +168,14 @@ func (l *VLPLearner) build() error {
 	}
 	l.nGrad = int(torch.NumElements(l.train))
 	l.nBuf = int(torch.NumElements(l.buffers))
+	if cfg.Overlap {
+		if err := l.buildBuckets(); err != nil {
+			l.gen.Close()
+			l.opt.Close()
+			m.Close()
+			return err
+		}
+	}
 	return nil
 }
 
@@ -169,6 +185,7 @@ func (l *VLPLearner) Model() *model.Model { return l.m }
 // Close frees the model, the optimizer state and the generator.
 func (l *VLPLearner) Close() {
 	l.do(func() {
+		l.bk.Close()
 		l.gen.Close()
 		l.opt.Close()
 		l.m.Close()
@@ -216,11 +233,21 @@ func numel(shape []int64) int {
 	return n
 }
 
-// Prepare implements Learner.
-func (l *VLPLearner) Prepare([]Pair) {}
+// Prepare implements Learner: the batch of pairs is built ahead, on a goroutine.
+func (l *VLPLearner) Prepare(pairs []Pair) { l.data.prepare(pairs) }
+
+// Load implements Learner: it waits for the batch of pairs.
+func (l *VLPLearner) Load(ctx context.Context, pairs []Pair) error { return l.data.load(ctx, pairs) }
 
 // Gradients implements Learner.
-func (l *VLPLearner) Gradients(_ context.Context, pairs []Pair, grad []float32) (Losses, error) {
+func (l *VLPLearner) Gradients(ctx context.Context, pairs []Pair, grad []float32) (Losses, error) {
+	if l.bk != nil {
+		losses, err := l.GradientsOverlapped(ctx, pairs, nil, nil)
+		if err == nil && !sameBuffer(grad, l.bk.Host()) {
+			copy(grad, l.bk.Host())
+		}
+		return losses, err
+	}
 	var (
 		r0  Losses
 		err error
@@ -234,13 +261,7 @@ func (l *VLPLearner) gradients(pairs []Pair, grad []float32) (Losses, error) {
 	if len(pairs) == 0 {
 		return Losses{}, nil
 	}
-	ex, err := l.cfg.Source.Examples(pairs)
-	if err != nil {
-		return nil, err
-	}
-	dc := l.cfg.Data
-	dc.BatchSize, dc.Seed, dc.Epoch = len(ex), l.cfg.Seed, pairs[0].Epoch
-	b, err := data.BuildBatch(dc, l.cfg.Tokenizer, ex)
+	b, err := l.data.take(pairs)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +316,9 @@ func (l *VLPLearner) Apply(grad []float32, step uint64) (float64, error) {
 		r0  float64
 		err error
 	)
+	if l.bk != nil && !sameBuffer(grad, l.bk.Host()) {
+		copy(l.bk.Host(), grad)
+	}
 	l.do(func() { r0, err = l.apply(grad, step) })
 	return r0, err
 }
@@ -310,7 +334,13 @@ func (l *VLPLearner) apply(grad []float32, step uint64) (float64, error) {
 			return 0, err
 		}
 	}
-	if err := torch.UnflattenGrads(l.train, grad[:l.nGrad]); err != nil {
+	if l.bk != nil {
+		// The gradients are views into the buffer the worker all-reduced (on CUDA, its host
+		// copy goes back to the device).
+		if err := l.bk.ToDevice(); err != nil {
+			return 0, err
+		}
+	} else if err := torch.UnflattenGrads(l.train, grad[:l.nGrad]); err != nil {
 		return 0, err
 	}
 	if l.nBuf > 0 {
@@ -411,4 +441,9 @@ func (l *VLPLearner) restore(snap *checkpoint.Snapshot) error {
 		steps[i] = int64(binary.LittleEndian.Uint64(ts.Data[8*i:]))
 	}
 	return l.opt.UnflattenState(st, steps)
+}
+
+// sameBuffer reports whether a and b are the same memory.
+func sameBuffer(a, b []float32) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

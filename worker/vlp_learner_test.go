@@ -3,8 +3,10 @@ package worker
 import (
 	"bytes"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +50,12 @@ func vlpFactory(t *testing.T, perUnit uint32, seed uint64) func() Learner {
 // vlpFactoryWith is vlpFactory with edit applied to the training configuration.
 func vlpFactoryWith(t *testing.T, perUnit uint32, seed uint64, edit func(*model.TrainConfig)) func() Learner {
 	t.Helper()
+	return vlpFactoryConfig(t, perUnit, seed, edit, func(*VLPConfig) {})
+}
+
+// vlpFactoryConfig is vlpFactoryWith with editCfg applied to the learner's configuration.
+func vlpFactoryConfig(t *testing.T, perUnit uint32, seed uint64, edit func(*model.TrainConfig), editCfg func(*VLPConfig)) func() Learner {
+	t.Helper()
 	loadTorch(t)
 	world, err := data.NewSynthWorld(synth.Config{Seed: seed, Images: 16, Width: 64, Height: 64, MaxObjects: 2}, false)
 	if err != nil {
@@ -64,7 +72,9 @@ func vlpFactoryWith(t *testing.T, perUnit uint32, seed uint64, edit func(*model.
 	tc.LR, tc.BackboneLR, tc.Seed = 1e-3, 1e-3, seed
 	edit(&tc)
 	return func() Learner {
-		l, err := NewVLPLearner(VLPConfig{Model: cfg, Train: tc, Device: torch.CPU, World: world, Data: dcfg, PerUnit: perUnit, Seed: seed, Threads: 1})
+		vc := VLPConfig{Model: cfg, Train: tc, Device: torch.CPU, World: world, Data: dcfg, PerUnit: perUnit, Seed: seed, Threads: 1}
+		editCfg(&vc)
+		l, err := NewVLPLearner(vc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +103,104 @@ func snapshotBytes(t *testing.T, l Learner) []byte {
 func TestVLPTwoWorkersDeterministic(t *testing.T) {
 	spec := testSpec(int64(16*5), 2, 4, 2) // captions: 5 pairs per image
 	spec.Model = "tiny"
-	mk := vlpFactory(t, 2, spec.Seed)
+	first := trainTwoVLPWorkers(t, spec, vlpFactory(t, 2, spec.Seed))
+	if second := trainTwoVLPWorkers(t, spec, vlpFactory(t, 2, spec.Seed)); !bytes.Equal(first, second) {
+		t.Fatalf("two runs differ (first difference at byte %d of %d)", firstDiff(first, second), len(first))
+	}
+	if fresh := snapshotBytes(t, vlpFactory(t, 2, spec.Seed)()); bytes.Equal(first, fresh) {
+		t.Fatal("training changed nothing")
+	}
+}
+
+// Gradients all-reduced bucket by bucket while backward runs (Overlap, buckets of 64 KiB: many
+// collectives a step) train two workers to the same bits as gradients all-reduced after backward:
+// with two ranks every element is the same one sum, whatever the buckets.
+func TestVLPOverlapTrainsAsAfterBackward(t *testing.T) {
+	spec := testSpec(int64(16*5), 2, 4, 2)
+	spec.Model = "tiny"
+	plain := trainTwoVLPWorkers(t, spec, vlpFactory(t, 2, spec.Seed))
+	overlapped := trainTwoVLPWorkers(t, spec, vlpFactoryConfig(t, 2, spec.Seed, func(*model.TrainConfig) {}, func(c *VLPConfig) {
+		c.Overlap, c.BucketBytes = true, 64<<10
+	}))
+	if !bytes.Equal(plain, overlapped) {
+		t.Fatalf("overlapped buckets train to other bits than the all-reduce after backward (first difference at byte %d of %d)",
+			firstDiff(plain, overlapped), len(plain))
+	}
+}
+
+// GradientsOverlapped hands the buffer over as a partition in a fixed order: started first, then
+// the BatchNorm statistics, then the buckets in layout order, each range once; the gradients are
+// those Gradients writes without buckets, and the same again on the next step.
+func TestVLPOverlapRanges(t *testing.T) {
+	pairs := []Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}
+	plain := vlpFactory(t, 2, 5)()
+	want := make([]float32, plain.GradSize())
+	wantLosses, err := plain.Gradients(t.Context(), pairs, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := vlpFactoryConfig(t, 2, 5, func(*model.TrainConfig) {}, func(c *VLPConfig) { c.Overlap, c.BucketBytes = true, 256<<10 })().(*VLPLearner)
+	if got := len(l.GradBuffer()); got != l.GradSize() {
+		t.Fatalf("GradBuffer holds %d elements, GradSize is %d", got, l.GradSize())
+	}
+	for round := range 2 {
+		var calls []string
+		var ranges [][2]int
+		losses, err := l.GradientsOverlapped(t.Context(), pairs, func(Losses) error {
+			calls = append(calls, "started")
+			return nil
+		}, func(lo, hi int) {
+			calls = append(calls, "ready")
+			ranges = append(ranges, [2]int{lo, hi})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(calls) < 3 || calls[0] != "started" || slices.Contains(calls[1:], "started") {
+			t.Fatalf("round %d: calls %v, want started once, first", round, calls)
+		}
+		if ranges[0] != [2]int{l.nGrad, l.nGrad + l.nBuf} {
+			t.Fatalf("round %d: the first range is %v, want the statistics [%d, %d)", round, ranges[0], l.nGrad, l.nGrad+l.nBuf)
+		}
+		next := 0
+		for _, r := range ranges[1:] {
+			if r[0] != next || r[1] <= r[0] {
+				t.Fatalf("round %d: ranges %v are not the buckets in order", round, ranges)
+			}
+			next = r[1]
+		}
+		if next != l.nGrad || len(ranges)-1 != l.bk.Len() || l.bk.Len() < 3 {
+			t.Fatalf("round %d: %d bucket ranges end at %d; want the %d buckets (at least 3) to cover %d", round, len(ranges)-1, next, l.bk.Len(), l.nGrad)
+		}
+		if losses["total"] != wantLosses["total"] {
+			t.Fatalf("round %d: total loss %v, want %v", round, losses["total"], wantLosses["total"])
+		}
+		// The same values as the plain learner's flat buffer, in the buckets' layout (the
+		// statistics only in round 0: each forward pass moves them on).
+		n := l.nGrad
+		if round == 0 {
+			n += l.nBuf
+		}
+		if got, w := sortedBits(l.GradBuffer()[:n]), sortedBits(want[:n]); !slices.Equal(got, w) {
+			t.Fatalf("round %d: the overlapped gradients are not the plain ones", round)
+		}
+	}
+}
+
+// sortedBits is v's elements' bits, sorted: the same multiset of values whatever the layout.
+func sortedBits(v []float32) []uint32 {
+	out := make([]uint32, len(v))
+	for i, f := range v {
+		out[i] = math.Float32bits(f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// trainTwoVLPWorkers trains spec for three steps with two workers built by mk and returns the
+// state both end with (bitwise the same, or the test fails).
+func trainTwoVLPWorkers(t *testing.T, spec coordinator.JobSpec, mk func() Learner) []byte {
+	t.Helper()
 	run := func() []byte {
 		// LibTorch steps starve the heartbeats on two busy cores: a long
 		// lease keeps a slow worker from being declared dead.
@@ -114,13 +221,7 @@ func TestVLPTwoWorkersDeterministic(t *testing.T) {
 		}
 		return sa
 	}
-	first := run()
-	if second := run(); !bytes.Equal(first, second) {
-		t.Fatalf("two runs differ (first difference at byte %d of %d)", firstDiff(first, second), len(first))
-	}
-	if fresh := snapshotBytes(t, mk()); bytes.Equal(first, fresh) {
-		t.Fatal("training changed nothing")
-	}
+	return run()
 }
 
 // A snapshot restored into a fresh learner reproduces the state exactly.

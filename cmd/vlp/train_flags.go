@@ -53,11 +53,11 @@ var trainFlagScope = []struct {
 	applies func(trainMode) bool
 	why     string
 }{
-	{[]string{"workers", "dir", "model", "epochs", "per-unit", "checkpoint-every", "progress-every", "ring-transport",
+	{[]string{"workers", "dir", "model", "epochs", "per-unit", "checkpoint-every", "progress-every", "ring-transport", "bucket-mib",
 		"min-workers", "metrics-base-port", "data", "eval"},
 		func(m trainMode) bool { return !m.local },
 		"--local trains in this one process on the synthetic world, with no coordinator, workers, checkpoints or shards"},
-	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval"},
+	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib"},
 		func(m trainMode) bool { return !m.linear },
 		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, LibTorch threads, schedule or evaluation"},
 	{[]string{"images"},
@@ -150,6 +150,9 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 	if mdl != "linear" {
 		s.Options[worker.OptAttributeMask] = fmtFloat(c.Float64("attribute-mask"))
 		s.Options[worker.OptITMNegatives] = fmtFloat(c.Float64("itm-negatives"))
+		if c.IsSet("bucket-mib") && c.Float64("bucket-mib") != 0 {
+			s.Options[worker.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
+		}
 	}
 	return s
 }
@@ -190,6 +193,7 @@ var trainSpecFlags = []struct {
 	{"image-size", "options.image_size", func(s coordinator.JobSpec) string { return s.Options[worker.OptImageSize] }},
 	{"itm-negatives", "options.itm_negatives", func(s coordinator.JobSpec) string { return s.Options[worker.OptITMNegatives] }},
 	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[worker.OptAttributeMask] }},
+	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[worker.OptBucketMiB] }},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
 	{"epochs", "epochs", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Epochs) }},
 	{"per-unit", "units.per_unit", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Units.PerUnit) }},

@@ -117,5 +117,6 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfi
 	}
 	job.FitData(vcfg.Tokenizer.Vocab().Size(), classes, attrs)
 	vcfg.Model, vcfg.Train, vcfg.Data = job.Model, job.Train, job.DataConfig()
+	vcfg.Overlap, vcfg.BucketBytes = true, job.BucketBytes()
 	return vcfg, extras, closeAll, nil
 }
