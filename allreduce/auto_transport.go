@@ -129,6 +129,10 @@ type Endpoints struct {
 	// WithControlConn); a second connection to the same server or cluster.
 	NATSControl *nats.Conn
 	TCP         *TCPNode // the worker's TCP listener (tcp, auto)
+	// Shm configures the shared-memory inboxes (shm; auto, toward
+	// neighbours on the same host). The zero value is /dev/shm with the
+	// defaults.
+	Shm ShmConfig
 	// ProbeTimeout bounds the auto transport's TCP probe of each
 	// neighbour. Default 3 s.
 	ProbeTimeout time.Duration
@@ -140,10 +144,12 @@ const (
 	KindNATS = "nats"
 	KindTCP  = "tcp"
 	KindAuto = "auto"
+	KindShm  = "shm"
 )
 
-// NewTransport builds rank's transport of gen: "nats", "tcp", or "auto" (TCP
-// to each ring neighbour that answers a probe, NATS to the others).
+// NewTransport builds rank's transport of gen: "nats", "tcp", "shm" (every
+// rank on this host, through shared memory), or "auto" (TCP to each ring
+// neighbour that answers a probe, NATS to the others).
 func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep Endpoints) (Transport, error) {
 	if err := gen.Validate(rank); err != nil {
 		return nil, err
@@ -159,6 +165,8 @@ func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep
 			return nil, configErr("the tcp transport needs Endpoints.TCP")
 		}
 		return ep.TCP.Join(gen, rank)
+	case KindShm:
+		return NewShmTransport(gen, rank, ep.Shm)
 	case KindAuto:
 		if ep.NATS == nil || ep.TCP == nil {
 			return nil, configErr("the auto transport needs Endpoints.NATS and Endpoints.TCP")
@@ -179,5 +187,5 @@ func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep
 		n := gen.Size()
 		return NewAutoTransport(ctx, tt, nt, []int{(rank + n - 1) % n, (rank + 1) % n}, probe, ep.Logger), nil
 	}
-	return nil, fmt.Errorf("%w: unknown transport %q (want nats, tcp or auto)", ErrConfig, kind)
+	return nil, fmt.Errorf("%w: unknown transport %q (want nats, tcp, shm or auto)", ErrConfig, kind)
 }

@@ -23,8 +23,9 @@ import (
 const childEnv = "VLP_ALLREDUCE_CHILD"
 
 type childSpec struct {
-	Kind    string // nats or tcp
+	Kind    string // nats, tcp, shm, or shm-links (shared memory without the arena: the ring over its links)
 	NATSURL string
+	ShmDir  string
 	Rank    int
 	Length  int
 	Token   string
@@ -66,7 +67,13 @@ func runChild() int {
 			return 2
 		}
 	}
-	tr, err := NewTransport(context.Background(), spec.Kind, gen, spec.Rank, ep)
+	var tr Transport
+	if spec.Kind == "shm-links" {
+		tr, err = newShmTransport(gen, spec.Rank, ShmConfig{Dir: spec.ShmDir}, false)
+	} else {
+		ep.Shm.Dir = spec.ShmDir
+		tr, err = NewTransport(context.Background(), spec.Kind, gen, spec.Rank, ep)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -77,9 +84,13 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	ring.hook = func(kind, uint32) {
+	hang := func() {
 		fmt.Println("mid")
 		select {} // hang inside the collective; the parent kills us
+	}
+	ring.hook = func(kind, uint32) { hang() }
+	if st, ok := tr.(*ShmTransport); ok {
+		st.hook = hang // the arena passes no data frames
 	}
 	buf := make([]float32, spec.Length)
 	_, err = ring.AllReduce(context.Background(), buf, nil)

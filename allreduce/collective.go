@@ -154,7 +154,11 @@ func (r *Ring) run(op *Op) {
 	if err == nil && r.size > 1 {
 		switch op.kind {
 		case opAllReduce:
-			err = r.runAllReduce(op)
+			if lr, ok := r.t.(localReducer); ok && lr.reducesLocally() {
+				err = r.runLocalAllReduce(op, lr)
+			} else {
+				err = r.runAllReduce(op)
+			}
 		case opBroadcast:
 			err = r.runBroadcast(op)
 		}

@@ -16,6 +16,12 @@ type Member struct {
 	// Server names the NATS server the member is connected to
 	// (nats.Conn.ConnectedServerName); TopologyOrder groups members by it.
 	Server string
+	// Subject, when set, is the NATS subject prefix under which the member
+	// receives ring frames: <Subject>.<generation>.<rank> (and .ctl). A
+	// member whose NATS credential may subscribe to its own subjects only
+	// (the coordinator's per-worker nkeys) gets one; "" is the job's shared
+	// vlp.<job>.ring. Only the nats and auto transports use it.
+	Subject string
 }
 
 // Generation identifies one ring: a job, a generation number that the
@@ -44,6 +50,9 @@ func (g Generation) Validate(rank int) error {
 	}
 	seen := make(map[string]bool, len(g.Members))
 	for i, m := range g.Members {
+		if m.Subject != "" && !validSubject(m.Subject) {
+			return configErr("Generation.Members[%d].Subject %q is not a NATS subject without wildcards", i, m.Subject)
+		}
 		if m.ID == "" {
 			continue
 		}
@@ -91,6 +100,28 @@ func jobID(job string) uint64 {
 // receives every message addressed to it.
 func ringSubject(job string, gen uint64, rank int) string {
 	return fmt.Sprintf("vlp.%s.ring.%d.%d", job, gen, rank)
+}
+
+// subject is where rank receives: its member's Subject, or the job's shared
+// ring subject.
+func (g Generation) subject(rank int) string {
+	if s := g.Members[rank].Subject; s != "" {
+		return fmt.Sprintf("%s.%d.%d", s, g.Number, rank)
+	}
+	return ringSubject(g.Job, g.Number, rank)
+}
+
+// validSubject: dot-separated non-empty tokens, no wildcards, no white space.
+func validSubject(s string) bool {
+	if strings.ContainsAny(s, " *>\t\r\n") {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // TopologyOrder returns the members reordered so that members on the same

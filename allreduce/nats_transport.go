@@ -13,7 +13,8 @@ import (
 // NATSTransport carries frames over core NATS (no JetStream): rank r of
 // generation g of job j receives data frames on vlp.<j>.ring.<g>.<r> and
 // control frames (acknowledgements, heartbeats, aborts) on
-// vlp.<j>.ring.<g>.<r>.ctl. Every frame crosses a server (client → server →
+// vlp.<j>.ring.<g>.<r>.ctl, or under its Member.Subject instead of
+// vlp.<j>.ring when it has one. Every frame crosses a server (client → server →
 // client), which caps a NATS ring's bandwidth at the server's relay rate;
 // see docs/allreduce.md. Frames are never larger than the connection's
 // MaxPayload. The connections stay the caller's: Close unsubscribes only.
@@ -66,8 +67,8 @@ func NewNATSTransport(nc *nats.Conn, gen Generation, rank int, opts ...NATSOptio
 		return nil, configErr("NATS max_payload %d is too small for a frame", t.maxFrame)
 	}
 	for r := range gen.Size() {
-		t.data = append(t.data, ringSubject(gen.Job, gen.Number, r))
-		t.control = append(t.control, ringSubject(gen.Job, gen.Number, r)+".ctl")
+		t.data = append(t.data, gen.subject(r))
+		t.control = append(t.control, gen.subject(r)+".ctl")
 	}
 	deliver := func(m *nats.Msg) { t.inbox.push(recvItem{f: Frame{Data: m.Data}}) }
 	for _, s := range []struct {

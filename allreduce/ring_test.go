@@ -29,6 +29,9 @@ func allTransports(t *testing.T) map[string]transportMaker {
 		"auto-mixed": func(t *testing.T, gen Generation) (Generation, []Transport) {
 			return autoTransports(t, s, gen, gen.Size()/2)
 		},
+		"shm": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			return gen, shmTransports(t, gen, ShmConfig{})
+		},
 		// One rank takes smaller frames than its neighbours send: it cannot
 		// pass them on as they are, and cuts them anew.
 		"inmem-small-frames": func(t *testing.T, gen Generation) (Generation, []Transport) {

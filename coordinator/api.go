@@ -34,13 +34,21 @@ func (s *Server) dispatch(l *leadership, m *nats.Msg) {
 // is wrong with a request, it gets an error reply and the state is untouched.
 func (s *Server) handle(l *leadership, m *nats.Msg) {
 	start := time.Now()
-	op := strings.TrimPrefix(m.Subject, s.subjects.Op(""))
-	body, err := s.serve(l, op, m.Data)
+	op, identity, ok := splitOp(strings.TrimPrefix(m.Subject, s.subjects.Op("")))
+	var body any
+	var err error
+	if ok {
+		body, err = s.serve(l, op, identity, m.Data)
+	} else {
+		err = errorf(CodeBadRequest, "unknown operation %q", op)
+	}
 	s.respond(m, op, body, err)
 	s.metrics.observeRequest(op, err, time.Since(start))
 }
 
-func (s *Server) serve(l *leadership, op string, data []byte) (any, error) {
+// serve runs one request. identity is the worker nkey its subject carries ("" on the shared
+// subjects); identity.go has the rules it is checked by.
+func (s *Server) serve(l *leadership, op, identity string, data []byte) (any, error) {
 	if len(data) > s.cfg.MaxRequestBytes {
 		return nil, errorf(CodeTooLarge, "%d bytes, at most %d", len(data), s.cfg.MaxRequestBytes)
 	}
@@ -54,28 +62,60 @@ func (s *Server) serve(l *leadership, op string, data []byte) (any, error) {
 	if s.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(req.Token), []byte(s.cfg.Token)) != 1 {
 		return nil, errorf(CodeUnauthorized, "wrong or missing job token")
 	}
+	if err := s.checkIdentity(identity); err != nil {
+		return nil, err
+	}
 	switch op {
 	case OpJoin:
-		return handleOp(req.Body, func(b *JoinRequest) (any, error) { return s.opJoin(l, b) })
+		return handleOp(req.Body, func(b *JoinRequest) (any, error) {
+			b.Identity = identity // the subject's, never the client's word
+			return s.opJoin(l, b)
+		})
 	case OpHeartbeat:
-		return handleOp(req.Body, func(b *HeartbeatRequest) (any, error) { return s.opHeartbeat(l, b) })
+		return handleOp(req.Body, func(b *HeartbeatRequest) (any, error) {
+			if err := s.actsFor(identity, b.WorkerID); err != nil {
+				return nil, err
+			}
+			return s.opHeartbeat(l, b)
+		})
 	case OpLeave:
 		return handleOp(req.Body, func(b *LeaveRequest) (any, error) {
+			if err := s.actsFor(identity, b.WorkerID); err != nil {
+				return nil, err
+			}
 			return s.apply(CmdLeave, Departure{WorkerID: b.WorkerID, Reason: "left"})
 		})
 	case OpLease:
 		return handleOp(req.Body, func(b *LeaseRequest) (any, error) {
+			if err := s.actsInRing(identity, true); err != nil {
+				return nil, err
+			}
 			for _, a := range b.Asks {
 				l.touch(a.WorkerID)
 			}
 			return s.apply(CmdLease, b)
 		})
 	case OpProgress:
-		return handleOp(req.Body, func(b *ProgressRequest) (any, error) { return s.opProgress(l, b) })
+		return handleOp(req.Body, func(b *ProgressRequest) (any, error) {
+			if err := s.actsInRing(identity, true); err != nil {
+				return nil, err
+			}
+			return s.opProgress(l, b)
+		})
 	case OpCheckpoint:
-		return handleOp(req.Body, func(b *CheckpointRequest) (any, error) { return s.apply(CmdCheckpoint, b) })
+		return handleOp(req.Body, func(b *CheckpointRequest) (any, error) {
+			if err := s.actsInRing(identity, false); err != nil {
+				return nil, err
+			}
+			return s.apply(CmdCheckpoint, b)
+		})
 	case OpLostState:
-		return handleOp(req.Body, func(b *LostStateRequest) (any, error) { return s.apply(CmdLostState, b) })
+		return handleOp(req.Body, func(b *LostStateRequest) (any, error) {
+			if err := s.actsInRing(identity, true); err != nil {
+				return nil, err
+			}
+			return s.apply(CmdLostState, b)
+		})
 	case OpStatus:
 		return handleOp(req.Body, func(*StatusRequest) (any, error) { return s.Status(), nil })
 	case OpSubmit:

@@ -18,11 +18,14 @@ func (s *State) applyJoin(atMS int64, b *JoinRequest) (any, error) {
 	if b.Instance == "" {
 		return nil, fmt.Errorf("%w: join needs an instance nonce", ErrBadRequest)
 	}
-	if len(b.Name) > maxStringLen || len(b.Instance) > maxStringLen || len(b.Addr) > maxStringLen || len(b.Device) > maxStringLen || len(b.Server) > maxStringLen {
+	if len(b.Name) > maxStringLen || len(b.Instance) > maxStringLen || len(b.Addr) > maxStringLen || len(b.Device) > maxStringLen || len(b.Server) > maxStringLen || len(b.Identity) > maxStringLen {
 		return nil, fmt.Errorf("%w: a join field is longer than %d bytes", ErrBadRequest, maxStringLen)
 	}
 	for _, w := range s.Workers {
 		if w.Instance == b.Instance {
+			if w.Identity != b.Identity {
+				return nil, fmt.Errorf("%w: instance %q joined as worker %d with another credential", ErrForbidden, b.Instance, w.ID)
+			}
 			return s.joinReply(w), nil // a retried join
 		}
 	}
@@ -33,7 +36,7 @@ func (s *State) applyJoin(atMS int64, b *JoinRequest) (any, error) {
 		return nil, fmt.Errorf("%w: %d members, max_workers %d", ErrJobFull, len(s.Members), s.Job.MaxWorkers)
 	}
 	s.NextWorkerID++
-	w := &Worker{ID: s.NextWorkerID, Name: b.Name, Instance: b.Instance, Addr: b.Addr, Device: b.Device, Server: b.Server, JoinedAtMS: atMS}
+	w := &Worker{ID: s.NextWorkerID, Name: b.Name, Instance: b.Instance, Addr: b.Addr, Device: b.Device, Server: b.Server, Identity: b.Identity, JoinedAtMS: atMS}
 	s.Workers = append(s.Workers, w) // ids only grow, so the slice stays sorted
 	s.Members = slices.Insert(s.Members, s.topologySlot(w.Server), w.ID)
 	s.bump(atMS)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type Client struct {
 
 	inbox          string // the connection's reply-inbox prefix, without the trailing dot
 	mu             sync.Mutex
+	identity       string           // the worker nkey the worker operations' subjects carry ("": shared)
 	deniedSubjects map[string]error // request subject → the server's permission violation
 	deniedInbox    error            // the reply inbox's subscription was refused
 	deniedSignal   chan struct{}    // closed (and replaced) when a violation is recorded
@@ -46,6 +48,17 @@ var ErrPermissionDenied = errors.New("coordinator: NATS permission denied")
 // A worker's connection needs nats.CustomInboxPrefix(WorkerInboxPrefix(job)).
 func WorkerInboxPrefix(job string) string { return "_INBOX_W." + job }
 
+// WorkerInbox is the reply-inbox prefix of the worker that authenticated with the public nkey
+// identity, "_INBOX_W.<job>.<identity>": its own credential may subscribe to replies under it
+// only (WorkerNkeyPermissions), and the shared worker credential's "_INBOX_W.<job>.>" covers it.
+// With no identity it is WorkerInboxPrefix(job).
+func WorkerInbox(job, identity string) string {
+	if identity == "" {
+		return WorkerInboxPrefix(job)
+	}
+	return WorkerInboxPrefix(job) + "." + identity
+}
+
 // ClientOption configures a Client.
 type ClientOption func(*Client)
 
@@ -59,6 +72,13 @@ func WithDefaultDeadline(d time.Duration) ClientOption { return func(c *Client) 
 // WithWatchPoll sets how often Watch also polls the status, in case an announcement was missed
 // during a failover (default 2s).
 func WithWatchPoll(d time.Duration) ClientOption { return func(c *Client) { c.poll = d } }
+
+// WithIdentity makes the worker operations go to the subjects of the worker that authenticated
+// with the public nkey identity (Subjects.WorkerOp), as WorkerNkeyPermissions require; the
+// connection should use WorkerInbox(job, identity) as its inbox prefix. If the server refuses
+// those subjects (an external NATS server set up with the shared worker permissions only), the
+// Client falls back to the shared subjects for good. Default: the shared subjects.
+func WithIdentity(identity string) ClientOption { return func(c *Client) { c.identity = identity } }
 
 // NewClient wraps an existing connection; Close leaves it open. It installs an error handler on
 // the connection that records the permission violations of its requests (returned from the
@@ -335,11 +355,45 @@ func (c *Client) callOnce(ctx context.Context, op string, req, rep any) error {
 	if err != nil {
 		return fmt.Errorf("coordinator: encode %s: %w", op, err)
 	}
-	msg, err := c.request(ctx, c.subjects.Op(op), data)
+	subject, identity := c.subject(op)
+	msg, err := c.request(ctx, subject, data)
+	if identity != "" && errors.Is(err, ErrPermissionDenied) && !c.inboxDenied() {
+		// This credential may not use its identity's subjects: use the shared ones.
+		c.mu.Lock()
+		c.identity = ""
+		c.mu.Unlock()
+		msg, err = c.request(ctx, c.subjects.Op(op), data)
+	}
 	if err != nil {
 		return err
 	}
 	return decodeReply(msg.Data, rep)
+}
+
+// subject is the request subject of op, and the identity it carries.
+func (c *Client) subject(op string) (string, string) {
+	c.mu.Lock()
+	identity := c.identity
+	c.mu.Unlock()
+	if identity == "" || !slices.Contains(WorkerOps, op) {
+		return c.subjects.Op(op), ""
+	}
+	return c.subjects.WorkerOp(identity, op), identity
+}
+
+// Identity is the worker nkey the worker operations' subjects carry: WithIdentity's, or "" when
+// none was given or the server refused its subjects.
+func (c *Client) Identity() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.identity
+}
+
+// inboxDenied reports whether the server refused the reply inbox's subscription.
+func (c *Client) inboxDenied() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deniedInbox != nil
 }
 
 // request is nc.RequestWithContext that gives up as soon as the server refuses the request's

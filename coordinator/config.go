@@ -56,6 +56,8 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// MaxInflight bounds the API requests handled at once (default 1024).
 	MaxInflight int
+	// WorkerKeysPoll is how often NATS.WorkerNkeysFile is reread (default 2s).
+	WorkerKeysPoll time.Duration
 
 	// Units computes an epoch's units when it opens (default SpecUnits).
 	Units UnitSource
@@ -105,6 +107,13 @@ type NATSConfig struct {
 	Password string
 	// NkeySeedFile authenticates this replica with an nkey instead of a password.
 	NkeySeedFile string
+	// WorkerNkeysFile registers the workers' own nkeys (WorkerKeys: one public key and a name per
+	// line, `vlp nkeys --workers`). With the embedded server each key becomes a NATS user limited
+	// to WorkerNkeyPermissions; with an external server (URL) its operator configures those
+	// users, and the file still tells the API which keys may call it. A request whose subject
+	// carries a key not in the file is refused (ErrUnauthorized). The file is reread every
+	// WorkerKeysPoll: a removed line revokes that worker.
+	WorkerNkeysFile string
 	// CAFile, CertFile, KeyFile: TLS for the client connection (CA to trust; cert and key for
 	// mutual TLS). With the embedded server, CertFile and KeyFile also make the server speak TLS.
 	CAFile   string
@@ -126,6 +135,7 @@ func DefaultConfig() Config {
 		MaxRequestBytes:   1 << 20,
 		ApplyTimeout:      5 * time.Second,
 		MaxInflight:       1024,
+		WorkerKeysPoll:    2 * time.Second,
 		Units:             SpecUnits{},
 	}
 }
@@ -174,6 +184,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflight < 1 {
 		return bad("MaxInflight %d: must be >= 1", c.MaxInflight)
+	}
+	if c.NATS.WorkerNkeysFile != "" {
+		if c.WorkerKeysPoll <= 0 {
+			return bad("WorkerKeysPoll %v: must be > 0 with NATS.WorkerNkeysFile", c.WorkerKeysPoll)
+		}
+		if _, err := c.NATS.workerKeys(); err != nil {
+			return err
+		}
 	}
 	if c.Units == nil {
 		return bad("Units: must be set (SpecUnits{} reads the job spec)")

@@ -24,8 +24,12 @@ var (
 	ErrTooLarge = errors.New("coordinator: request too large")
 	// ErrUnsupportedVersion: the envelope's version is not one this server speaks.
 	ErrUnsupportedVersion = errors.New("coordinator: unsupported message version")
-	// ErrUnauthorized: the job token is missing or wrong.
+	// ErrUnauthorized: the job token is missing or wrong, or the worker nkey a request's subject
+	// carries is not registered (revoked, or never added to NATSConfig.WorkerNkeysFile).
 	ErrUnauthorized = errors.New("coordinator: unauthorized")
+	// ErrForbidden: the request acts for a worker that authenticated as someone else: a worker
+	// that joined with its own nkey is acted for only through that nkey's subjects (identity.go).
+	ErrForbidden = errors.New("coordinator: forbidden")
 	// ErrNotLeader: the replica that answered lost leadership; the Client retries.
 	ErrNotLeader = errors.New("coordinator: not the leader")
 	// ErrNoJob: no job has been submitted yet.
@@ -58,6 +62,7 @@ const (
 	CodeTooLarge           = "too_large"
 	CodeUnsupportedVersion = "unsupported_version"
 	CodeUnauthorized       = "unauthorized"
+	CodeForbidden          = "forbidden"
 	CodeNotLeader          = "not_leader"
 	CodeNoJob              = "no_job"
 	CodeJobExists          = "job_exists"
@@ -76,6 +81,7 @@ var codeErrors = map[string]error{
 	CodeTooLarge:           ErrTooLarge,
 	CodeUnsupportedVersion: ErrUnsupportedVersion,
 	CodeUnauthorized:       ErrUnauthorized,
+	CodeForbidden:          ErrForbidden,
 	CodeNotLeader:          ErrNotLeader,
 	CodeNoJob:              ErrNoJob,
 	CodeJobExists:          ErrJobExists,

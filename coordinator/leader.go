@@ -148,6 +148,7 @@ func (s *Server) leaseLoop(l *leadership) {
 		case <-l.kick:
 		}
 		s.expireLeases(l)
+		s.expireRevoked(l)
 		s.openEpochs(l)
 		if time.Since(lastAnnounce) > 2*time.Second {
 			s.publishGeneration()

@@ -35,6 +35,10 @@ type JoinRequest struct {
 	// (nats.Conn.ConnectedServerName); optional. Members on one server are
 	// kept next to each other in the ring (allreduce.TopologyOrder).
 	Server string `json:"server,omitempty"`
+	// Identity is the public nkey the worker authenticated with, as the subject of its request
+	// showed it (Subjects.WorkerOp); "" on the shared subjects. The server sets it: whatever a
+	// client puts here is overwritten.
+	Identity string `json:"identity,omitempty"`
 }
 
 // JoinReply gives the new member its id, the generation it is in, and the job.
@@ -291,6 +295,9 @@ type Member struct {
 	Addr     string `json:"addr,omitempty"`
 	Device   string `json:"device,omitempty"`
 	Server   string `json:"server,omitempty"`
+	// Identity is the public nkey the member authenticated with ("" on the shared worker
+	// credential); it receives NATS ring frames under Subjects.WorkerRing(Identity).
+	Identity string `json:"identity,omitempty"`
 }
 
 // Restore is where a ring that holds no parameters starts from: the checkpoint at Step (Location

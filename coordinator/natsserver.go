@@ -144,19 +144,15 @@ func (c *Config) serverOptions() (*server.Options, error) {
 			o.Users = append(o.Users, &server.User{Username: e.WorkerUser, Password: e.WorkerPassword, Permissions: perms})
 		}
 	}
-	if c.NATS.NkeySeedFile != "" {
-		// The coordinator's own nkey is the operator's: it may do anything.
-		pub, err := operatorNkey(c.NATS.NkeySeedFile)
-		if err != nil {
-			return nil, err
-		}
-		o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: pub})
-		if e.WorkerUser != "" && c.NATS.User == "" {
-			o.Users = append(o.Users, &server.User{Username: e.WorkerUser, Password: e.WorkerPassword, Permissions: perms})
-		}
+	if c.NATS.NkeySeedFile != "" && e.WorkerUser != "" && c.NATS.User == "" {
+		o.Users = append(o.Users, &server.User{Username: e.WorkerUser, Password: e.WorkerPassword, Permissions: perms})
 	}
-	if e.WorkerNkey != "" {
-		o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: e.WorkerNkey, Permissions: perms})
+	keys, err := c.NATS.workerKeys()
+	if err != nil {
+		return nil, err
+	}
+	if o.Nkeys, err = c.nkeyUsers(keys); err != nil {
+		return nil, err
 	}
 	f, err := c.loadEmbeddedTLS()
 	if err != nil {
@@ -179,24 +175,48 @@ func (c *Config) serverOptions() (*server.Options, error) {
 	return o, nil
 }
 
-// startEmbeddedNATS starts the embedded server and waits until it accepts connections.
-func startEmbeddedNATS(c *Config) (*server.Server, error) {
+// nkeyUsers are the embedded server's nkey users: the operator's (--nats-nkey-seed: anything),
+// the shared worker nkey (WorkerPermissions and its own identity subjects) and every registered
+// worker's own key (WorkerNkeyPermissions). A reload of the registry replaces them all.
+func (c *Config) nkeyUsers(keys *WorkerKeys) ([]*server.NkeyUser, error) {
+	var users []*server.NkeyUser
+	if c.NATS.NkeySeedFile != "" {
+		// The coordinator's own nkey is the operator's: it may do anything.
+		pub, err := operatorNkey(c.NATS.NkeySeedFile)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, &server.NkeyUser{Nkey: pub})
+	}
+	if k := c.NATS.Embedded.WorkerNkey; k != "" {
+		users = append(users, &server.NkeyUser{Nkey: k, Permissions: sharedNkeyPermissions(c.Job, k)})
+	}
+	for _, k := range keys.Keys() {
+		users = append(users, &server.NkeyUser{Nkey: k, Permissions: WorkerNkeyPermissions(c.Job, k)})
+	}
+	return users, nil
+}
+
+// startEmbeddedNATS starts the embedded server and waits until it accepts connections. The
+// options it was started with are returned for reloads (worker_keys_watch.go).
+func startEmbeddedNATS(c *Config) (*server.Server, *server.Options, error) {
 	o, err := c.serverOptions()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	base := *o // NewServer keeps o and fills in defaults; reloads start from this copy
 	srv, err := server.NewServer(o)
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: embedded NATS: %w", err)
+		return nil, nil, fmt.Errorf("coordinator: embedded NATS: %w", err)
 	}
 	// Its warnings and errors (a route refused for TLS or credentials, …) go to our log.
 	srv.SetLoggerV2(natsLogger{c.logger().With("component", "nats-server")}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("coordinator: embedded NATS did not start listening on %s", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+		return nil, nil, fmt.Errorf("coordinator: embedded NATS did not start listening on %s", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
 	}
-	return srv, nil
+	return srv, &base, nil
 }
 
 // ConnectOptions are the nats.go options a client of this configuration uses: credentials,

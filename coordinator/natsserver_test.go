@@ -19,7 +19,7 @@ func TestSlowConsumerDroppedAtMaxPending(t *testing.T) {
 	cfg.NATS.Embedded.Host, cfg.NATS.Embedded.Port = "127.0.0.1", -1
 	cfg.NATS.Embedded.MaxPending = 1 << 20
 	cfg.NATS.Embedded.MaxPayload = 256 << 10
-	ns, err := startEmbeddedNATS(&cfg)
+	ns, _, err := startEmbeddedNATS(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,19 +159,46 @@ func (c *Config) checkSecurity() error {
 	case e.ClusterPort != 0 && c.NATS.User == "" && c.NATS.NkeySeedFile != "" && e.TLSCA == "" && !e.TrustedNetwork:
 		return securityErr("--nats-nkey-seed with --nats-cluster-listen: routes authenticate with --nats-user/--nats-password or with client certificates (--nats-tls-client-ca); " +
 			"without either anyone who reaches the route port joins the cluster (or say --nats-trusted-network)")
-	case (e.WorkerUser != "" || e.WorkerNkey != "") && c.NATS.User == "" && c.NATS.NkeySeedFile == "":
-		return securityErr("--nats-worker-user / --nats-worker-nkey need the operator's credential too (--nats-user or --nats-nkey-seed): authentication is all or nothing")
+	case (e.WorkerUser != "" || e.WorkerNkey != "" || c.NATS.WorkerNkeysFile != "") && c.NATS.User == "" && c.NATS.NkeySeedFile == "":
+		return securityErr("--nats-worker-user / --nats-worker-nkey / --nats-worker-nkeys need the operator's credential too (--nats-user or --nats-nkey-seed): authentication is all or nothing")
 	case e.WorkerUser != "" && e.WorkerPassword == "":
 		return securityErr("--nats-worker-user needs --nats-worker-password")
 	case e.WorkerNkey != "" && !nkeys.IsValidPublicUserKey(e.WorkerNkey):
 		return securityErr("--nats-worker-nkey %q: want a public user nkey (U…, from `vlp nkeys`)", e.WorkerNkey)
 	}
+	var operator string
 	if c.NATS.NkeySeedFile != "" {
-		if _, err := operatorNkey(c.NATS.NkeySeedFile); err != nil {
+		pub, err := operatorNkey(c.NATS.NkeySeedFile)
+		if err != nil {
 			return err
+		}
+		operator = pub
+	}
+	keys, err := c.NATS.workerKeys()
+	if err != nil {
+		return err
+	}
+	for _, k := range keys.Keys() {
+		switch k {
+		case operator:
+			return securityErr("--nats-worker-nkeys %s lists the operator's key (--nats-nkey-seed) as worker %q: a worker would get the operator's powers", c.NATS.WorkerNkeysFile, keys.Name(k))
+		case e.WorkerNkey:
+			return securityErr("--nats-worker-nkeys %s lists the shared --nats-worker-nkey as worker %q: give each worker a key of its own", c.NATS.WorkerNkeysFile, keys.Name(k))
 		}
 	}
 	return nil
+}
+
+// workerKeys loads WorkerNkeysFile; nil when none is given.
+func (n *NATSConfig) workerKeys() (*WorkerKeys, error) {
+	if n.WorkerNkeysFile == "" {
+		return nil, nil
+	}
+	k, err := LoadWorkerKeys(n.WorkerNkeysFile)
+	if err != nil {
+		return nil, securityErr("--nats-worker-nkeys (NATS.WorkerNkeysFile): %v", err)
+	}
+	return k, nil
 }
 
 // operatorNkey reads a user seed file and returns its public key.
@@ -312,6 +339,9 @@ func (c *Config) Posture() string {
 			tlsState = "TLS (--nats-ca)"
 		}
 		p = append(p, "nats=external "+redactURL(c.NATS.URL)+" ("+tlsState+")")
+		if c.NATS.WorkerNkeysFile != "" {
+			p = append(p, "per-worker-nkeys=checked by the API (the external server's users are its operator's)")
+		}
 	} else {
 		e := c.NATS.Embedded
 		clients := "plain TCP"
@@ -347,6 +377,9 @@ func (c *Config) Posture() string {
 		}
 		if e.WorkerNkey != "" {
 			auth = append(auth, "worker nkey")
+		}
+		if c.NATS.WorkerNkeysFile != "" {
+			auth = append(auth, "per-worker nkeys")
 		}
 		if e.TLSCA != "" {
 			auth = append(auth, "client certificates")

@@ -151,6 +151,8 @@ func TestSecurityStartupChecks(t *testing.T) {
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")
 	os.WriteFile(garbage, []byte("not a certificate"), 0o600)
 	withAuth := func(cfg *Config) { cfg.NATS.User, cfg.NATS.Password = "operator", "op-pass" }
+	workers := NewTestWorkerKeys(t, "w1")
+	opSeedFile := workers.Seed("w1") // a worker's seed given as the operator's
 	for _, tc := range []struct {
 		name string
 		set  func(cfg *Config)
@@ -198,6 +200,22 @@ func TestSecurityStartupChecks(t *testing.T) {
 			cfg.NATS.Embedded.WorkerNkey = "SUAGARBAGE"
 		}, "--nats-worker-nkey"},
 		{"bad operator seed", func(cfg *Config) { cfg.NATS.NkeySeedFile = garbage }, "--nats-nkey-seed"},
+		{"per-worker nkeys without operator", func(cfg *Config) { cfg.NATS.WorkerNkeysFile = workers.File }, "--nats-worker-nkeys need the operator's credential"},
+		{"per-worker nkeys file missing", func(cfg *Config) {
+			withAuth(cfg)
+			cfg.NATS.WorkerNkeysFile = workers.File + ".missing"
+		}, "--nats-worker-nkeys (NATS.WorkerNkeysFile)"},
+		{"per-worker nkeys file of seeds", func(cfg *Config) {
+			withAuth(cfg)
+			cfg.NATS.WorkerNkeysFile = opSeedFile
+		}, "a seed, which is the worker's secret"},
+		{"the operator's key listed as a worker", func(cfg *Config) {
+			cfg.NATS.NkeySeedFile, cfg.NATS.WorkerNkeysFile = opSeedFile, workers.File
+		}, "lists the operator's key"},
+		{"the shared worker nkey listed as a worker", func(cfg *Config) {
+			withAuth(cfg)
+			cfg.NATS.WorkerNkeysFile, cfg.NATS.Embedded.WorkerNkey = workers.File, workers.Pub("w1")
+		}, "lists the shared --nats-worker-nkey"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -25,7 +26,10 @@ type Server struct {
 	fsm      *FSM
 	raft     *raft.Raft
 	parts    *raftParts
-	ns       *server.Server // nil with an external NATS
+	ns       *server.Server  // nil with an external NATS
+	natsBase *server.Options // the embedded server's start options, which reloads change
+	keys     atomic.Pointer[WorkerKeys]
+	keysRaw  []byte // the registry file as last applied (watchWorkerKeys only)
 	nc       *nats.Conn
 	metrics  *metrics
 	httpSrv  *http.Server
@@ -89,8 +93,11 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
+	if err := s.loadWorkerKeys(); err != nil {
+		return err
+	}
 	if url == "" {
-		if s.ns, err = startEmbeddedNATS(&s.cfg); err != nil {
+		if s.ns, s.natsBase, err = startEmbeddedNATS(&s.cfg); err != nil {
 			return err
 		}
 		url = s.ns.ClientURL()
@@ -120,6 +127,10 @@ func (s *Server) start() error {
 	if s.cfg.Join != "" {
 		s.wg.Add(1)
 		go s.joinGroup()
+	}
+	if s.cfg.NATS.WorkerNkeysFile != "" {
+		s.wg.Add(1)
+		go s.watchWorkerKeys()
 	}
 	return nil
 }

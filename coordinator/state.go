@@ -59,6 +59,9 @@ type Worker struct {
 	// LastLeaseID and LastLease make a retried lease request idempotent.
 	LastLeaseID string    `json:"last_lease_id,omitempty"`
 	LastLease   []UnitRef `json:"last_lease,omitempty"`
+	// Identity is the public nkey the worker joined with ("" on the shared subjects): only
+	// requests carrying it act for this worker.
+	Identity string `json:"identity,omitempty"`
 }
 
 // UnitRef names a unit.
@@ -213,7 +216,7 @@ func (s *State) generationInfo() GenerationInfo {
 	g := GenerationInfo{Number: s.Generation, Members: make([]Member, 0, len(s.Members)), HandoverPending: s.Handover}
 	for r, id := range s.Members {
 		w := s.worker(id)
-		g.Members = append(g.Members, Member{WorkerID: id, Rank: r, Name: w.Name, Addr: w.Addr, Device: w.Device, Server: w.Server})
+		g.Members = append(g.Members, Member{WorkerID: id, Rank: r, Name: w.Name, Addr: w.Addr, Device: w.Device, Server: w.Server, Identity: w.Identity})
 	}
 	if s.Job != nil {
 		g.Ready = len(s.Members) >= s.Job.MinWorkers

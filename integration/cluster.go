@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,10 @@ type Options struct {
 	// (OperatorUser, used by the test's client and CLI) and a worker user (WorkerUser, which the
 	// workers join with).
 	Credentials bool
+	// WorkerNkeys names the workers that join with an nkey of their own instead of the worker
+	// user (Credentials is then implied): `vlp nkeys --workers` makes their keys under
+	// Dir/nkeys, and the coordinators read the registry with --nats-worker-nkeys.
+	WorkerNkeys []string
 }
 
 // The NATS users of a cluster with Options.Credentials: name and password.
@@ -98,6 +103,9 @@ func NewCluster(t testing.TB, bin string, o Options) *Cluster {
 	if o.RingTransport == "" {
 		o.RingTransport = "nats"
 	}
+	if len(o.WorkerNkeys) > 0 {
+		o.Credentials = true
+	}
 	c := &Cluster{t: t, Bin: bin, Dir: t.TempDir(), Job: "itest", Token: "itest-" + randomID(8), Opts: o, Workers: map[string]*Proc{}}
 	if keep := os.Getenv("VLP_INTEGRATION_KEEP"); keep != "" {
 		// Registered after TempDir, so it runs before the directory is removed.
@@ -121,6 +129,12 @@ func NewCluster(t testing.TB, bin string, o Options) *Cluster {
 		hosts = append(hosts, fmt.Sprintf("w%d", i))
 	}
 	c.Net = NewNet(t, hosts...)
+	if len(o.WorkerNkeys) > 0 {
+		out, err := exec.Command(bin, "nkeys", "--out", c.NkeysDir(), "--workers", strings.Join(o.WorkerNkeys, ",")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("integration: vlp nkeys --workers: %v\n%s", err, out)
+		}
+	}
 	for i := 1; i <= o.Coordinators; i++ {
 		c.Coords = append(c.Coords, c.startCoordinator(i))
 	}
@@ -169,6 +183,9 @@ func (c *Cluster) startCoordinator(i int) *Proc {
 		args = append(args, "--nats-user", OperatorUser[0], "--nats-password", OperatorUser[1],
 			"--nats-worker-user", WorkerUser[0], "--nats-worker-password", WorkerUser[1])
 	}
+	if len(c.Opts.WorkerNkeys) > 0 {
+		args = append(args, "--nats-worker-nkeys", c.WorkerRegistry())
+	}
 	if c.Opts.Coordinators > 1 {
 		var peers, routes []string
 		for j := 1; j <= c.Opts.Coordinators; j++ {
@@ -201,13 +218,50 @@ func (c *Cluster) StartWorker(name string) *Proc {
 	if c.Opts.RingTransport != "nats" {
 		args = append(args, "--ring-listen", c.Net.Host(name).IP+":7100")
 	}
-	if c.Opts.Credentials {
+	switch {
+	case slices.Contains(c.Opts.WorkerNkeys, name):
+		args = append(args, "--nats-nkey-seed", c.WorkerSeed(name))
+	case c.Opts.Credentials:
 		args = append(args, "--nats-user", WorkerUser[0], "--nats-password", WorkerUser[1])
 	}
 	args = append(args, c.Opts.WorkerArgs...)
 	p := c.Net.Host(name).Start(c.t, name, c.Bin, filepath.Join(c.Dir, name+".log"), args...)
 	c.Workers[name] = p
 	return p
+}
+
+// NkeysDir holds the keys `vlp nkeys --workers` made for Options.WorkerNkeys.
+func (c *Cluster) NkeysDir() string { return filepath.Join(c.Dir, "nkeys") }
+
+// WorkerRegistry is the coordinators' --nats-worker-nkeys file.
+func (c *Cluster) WorkerRegistry() string { return filepath.Join(c.NkeysDir(), "workers.pub") }
+
+// WorkerSeed is the seed file of a worker on its own key.
+func (c *Cluster) WorkerSeed(name string) string {
+	return filepath.Join(c.NkeysDir(), "workers", name+".nk")
+}
+
+// RevokeWorkerKey deletes a worker's line from the registry, as an operator revokes it.
+func (c *Cluster) RevokeWorkerKey(name string) {
+	c.t.Helper()
+	b, err := os.ReadFile(c.WorkerRegistry())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[1] == name {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	tmp := c.WorkerRegistry() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, c.WorkerRegistry()); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // CommitLog is the path of a worker's commit log.

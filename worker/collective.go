@@ -30,11 +30,15 @@ type RingMaker interface {
 	MakeRing(ctx context.Context, job string, gen coordinator.GenerationInfo, rank int) (Collective, error)
 }
 
-// RingGeneration converts a coordinator generation into the all-reduce's.
+// RingGeneration converts a coordinator generation into the all-reduce's. A
+// member that joined with its own nkey receives NATS ring frames under its
+// own subjects (coordinator.Subjects.WorkerRing), the only ring subjects its
+// credential may subscribe to.
 func RingGeneration(job string, gen coordinator.GenerationInfo) allreduce.Generation {
 	g := allreduce.Generation{Job: job, Number: gen.Number}
+	sub := coordinator.Subjects{Job: job}
 	for _, m := range gen.Members {
-		g.Members = append(g.Members, allreduce.Member{ID: strconv.FormatUint(m.WorkerID, 10), Addr: m.Addr, Server: m.Server})
+		g.Members = append(g.Members, allreduce.Member{ID: strconv.FormatUint(m.WorkerID, 10), Addr: m.Addr, Server: m.Server, Subject: sub.WorkerRing(m.Identity)})
 	}
 	return g
 }

@@ -121,6 +121,7 @@ var coordinatorStartCommand = &cli.Command{
 		&cli.StringFlag{Name: "nats-worker-user", EnvVars: []string{"VLP_NATS_WORKER_USER"}, Category: catNATS, Usage: "embedded NATS: the workers' user (restricted subjects; needs --nats-user)"},
 		&cli.StringFlag{Name: "nats-worker-password", EnvVars: []string{"VLP_NATS_WORKER_PASSWORD"}, Category: catNATS, Usage: "embedded NATS: the workers' password"},
 		&cli.StringFlag{Name: "nats-worker-nkey", EnvVars: []string{"VLP_NATS_WORKER_NKEY"}, Category: catNATS, Usage: "embedded NATS: the workers' public user nkey (U…)"},
+		&cli.StringFlag{Name: "nats-worker-nkeys", EnvVars: []string{"VLP_NATS_WORKER_NKEYS"}, Category: catNATS, Usage: "the registry of the workers' own nkeys (workers.pub from vlp nkeys --workers), reread every 2s: each worker its own NATS user limited to its own subjects (embedded NATS), and its key its identity in API requests (any NATS); delete a line to revoke"},
 		&cli.StringFlag{Name: "nats-tls-cert", EnvVars: []string{"VLP_NATS_TLS_CERT"}, Category: catNATS, Usage: "embedded NATS: server certificate (TLS for clients and routes)"},
 		&cli.StringFlag{Name: "nats-tls-key", EnvVars: []string{"VLP_NATS_TLS_KEY"}, Category: catNATS, Usage: "embedded NATS: server key"},
 		&cli.StringFlag{Name: "nats-tls-client-ca", EnvVars: []string{"VLP_NATS_TLS_CLIENT_CA"}, Category: catNATS, Usage: "embedded NATS: require client certificates signed by this CA (clients and routes; --nats-tls-cert then needs the clientAuth usage too)"},
@@ -207,6 +208,7 @@ func coordinatorStart(c *cli.Context) error {
 	embedded.TrustedNetwork = c.Bool("nats-trusted-network")
 	embedded.MaxPayload, embedded.MaxPending = int32(c.Int64("nats-max-payload")), c.Int64("nats-max-pending")
 	cfg.NATS.Embedded = embedded
+	cfg.NATS.WorkerNkeysFile = c.String("nats-worker-nkeys")
 
 	srv, err := coordinator.NewServer(cfg)
 	if err != nil {
@@ -283,6 +285,8 @@ func explain(err error) error {
 	switch {
 	case errors.Is(err, coordinator.ErrUnavailable):
 		return fmt.Errorf("%w (is a coordinator for this --job running and reachable at --nats-url?)", err)
+	case errors.Is(err, coordinator.ErrUnauthorized) && strings.Contains(err.Error(), "--nats-worker-nkeys"):
+		return err // a worker key the coordinator does not know: the message says so
 	case errors.Is(err, coordinator.ErrUnauthorized):
 		return fmt.Errorf("%w (check --token / VLP_JOB_TOKEN)", err)
 	case errors.Is(err, coordinator.ErrPermissionDenied):

@@ -25,7 +25,7 @@ func newApp() *cli.App {
 		// Keep this list sorted by how a user meets the commands.
 		Commands: []*cli.Command{
 			versionCommand,
-			dataCommand, shardCommand,
+			dataCommand, shardCommand, downstreamCommand,
 			vocabCommand,
 			torchCommand,
 			modelCommand, trainCommand, evalCommand,

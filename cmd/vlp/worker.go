@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,6 +21,7 @@ import (
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
@@ -97,11 +100,28 @@ func workerJoin(c *cli.Context) error {
 	// A server cut off by the network drops no connection: only pings find it dead. nats.go's
 	// default (2 minutes) would stall the worker that long; this finds it in about 6 s.
 	opts = append(opts, nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(2))
-	// The worker credentials may subscribe to replies under the workers' own inbox prefix only.
-	opts = append(opts, nats.CustomInboxPrefix(coordinator.WorkerInboxPrefix(c.String("job"))))
-	cl, err := coordinator.Dial(n.URL, c.String("job"), token, opts)
+	// A worker on an nkey is that key to the coordinator: its requests, replies and ring frames
+	// go to subjects that carry it, the only ones its own credential may use (a shared key may
+	// use them too). The worker credentials may subscribe to replies under the workers' inbox
+	// prefix only.
+	identity, err := workerIdentity(n.NkeySeedFile)
 	if err != nil {
 		return err
+	}
+	revoked := make(chan error, 1)
+	opts = append(opts, nats.CustomInboxPrefix(coordinator.WorkerInbox(c.String("job"), identity)), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrAuthorization) {
+			select {
+			case revoked <- err:
+			default:
+			}
+			return
+		}
+		log.Warn("NATS", "err", err)
+	}))
+	cl, err := coordinator.Dial(n.URL, c.String("job"), token, opts, coordinator.WithIdentity(identity))
+	if err != nil {
+		return credentialsRefused(err, identity)
 	}
 	defer cl.Close()
 
@@ -242,6 +262,20 @@ func workerJoin(c *cli.Context) error {
 	defer signal.Stop(sig)
 	runCtx, hard := context.WithCancel(c.Context)
 	defer hard()
+	refused := make(chan error, 1)
+	go func() {
+		// The server refused this worker's credentials after it had joined (its key revoked):
+		// nothing it sends is heard any more, so stop now with that reason.
+		defer close(refused)
+		select {
+		case err := <-revoked:
+			err = credentialsRefused(err, identity)
+			log.Error("NATS refused this worker's credentials: exiting", "err", err)
+			refused <- err
+			hard()
+		case <-runCtx.Done():
+		}
+	}()
 	go func() {
 		s, ok := <-sig
 		if !ok {
@@ -255,12 +289,53 @@ func workerJoin(c *cli.Context) error {
 		}
 	}()
 	res, err := w.Run(runCtx)
+	hard()
+	if rerr := <-refused; rerr != nil {
+		return rerr
+	}
 	if err != nil {
 		return err
 	}
 	log.Info("worker done", "reason", res.Reason, "step", res.Step, "generations", res.Generations)
 	fmt.Fprintf(c.App.Writer, "worker %s: %s at step %d after %d generation(s)\n", name, res.Reason, res.Step, res.Generations)
 	return nil
+}
+
+// workerIdentity is the public key of the worker's --nats-nkey-seed ("" without one).
+func workerIdentity(seedFile string) (string, error) {
+	if seedFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(seedFile)
+	if err != nil {
+		return "", fmt.Errorf("--nats-nkey-seed: %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		if kp, err = nkeys.FromSeed(bytes.TrimSpace(b)); err != nil {
+			return "", fmt.Errorf("--nats-nkey-seed %s: not an nkey seed: %w", seedFile, err)
+		}
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil || !nkeys.IsValidPublicUserKey(pub) {
+		return "", fmt.Errorf("--nats-nkey-seed %s: want a user seed (SU…, from vlp nkeys)", seedFile)
+	}
+	return pub, nil
+}
+
+// credentialsRefused explains an authorization violation: which credential NATS refused and what
+// to check.
+func credentialsRefused(err error, identity string) error {
+	if !errors.Is(err, nats.ErrAuthorization) {
+		return err
+	}
+	if identity != "" {
+		return fmt.Errorf("worker: NATS refused this worker's nkey %s (%w): it is not registered with the coordinators "+
+			"(--nats-worker-nkeys, or --nats-worker-nkey for a shared key), or it was revoked", identity, err)
+	}
+	return fmt.Errorf("worker: NATS refused this worker's credentials (%w): check --nats-user/--nats-password "+
+		"against the coordinators' --nats-worker-user/--nats-worker-password", err)
 }
 
 // newLearner builds the model the job spec names: "linear" (pure Go, no LibTorch; options dim
