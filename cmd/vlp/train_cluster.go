@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
@@ -356,13 +357,13 @@ func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, er
 }
 
 // resolveTrainSpec resolves a fresh run's spec as its workers will (worker.ResolveLinearJob,
-// worker.ResolveVLPJob), so that a spec they would refuse is refused before any of them starts.
+// train.Resolve), so that a spec they would refuse is refused before any of them starts.
 func resolveTrainSpec(c *cli.Context, s coordinator.JobSpec) error {
 	var err error
 	if s.Model == "linear" {
 		_, err = worker.ResolveLinearJob(s)
 	} else {
-		_, err = worker.ResolveVLPJob(s, s.Units.Pairs)
+		_, err = train.Resolve(s, s.Units.Pairs)
 	}
 	if err != nil {
 		return fmt.Errorf("train: %w", err)

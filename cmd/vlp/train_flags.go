@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 )
@@ -103,7 +104,7 @@ func trainModel(c *cli.Context) string {
 
 // trainSpecFromFlags is the job spec `vlp train`'s flags describe for its worker processes, before
 // its data: trainSpec adds the dataset and the unit count of a distributed run, newLocalRun the
-// synthetic world's. --local resolves this same spec (worker.ResolveVLPJob) as a worker would.
+// synthetic world's. --local resolves this same spec (train.Resolve) as a worker would.
 func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 	mdl := trainModel(c)
 	batch := c.Int("batch")
@@ -142,16 +143,16 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 			s.Hyper.ClipNorm = 1
 		}
 	case trainModeOf(c).shards:
-		s.Options[worker.OptImageSize] = strconv.Itoa(c.Int("image-size"))
+		s.Options[train.OptImageSize] = strconv.Itoa(c.Int("image-size"))
 	default:
-		s.Options[worker.OptImages] = strconv.Itoa(c.Int("images"))
-		s.Options[worker.OptImageSize] = strconv.Itoa(c.Int("image-size"))
+		s.Options[train.OptImages] = strconv.Itoa(c.Int("images"))
+		s.Options[train.OptImageSize] = strconv.Itoa(c.Int("image-size"))
 	}
 	if mdl != "linear" {
-		s.Options[worker.OptAttributeMask] = fmtFloat(c.Float64("attribute-mask"))
-		s.Options[worker.OptITMNegatives] = fmtFloat(c.Float64("itm-negatives"))
+		s.Options[train.OptAttributeMask] = fmtFloat(c.Float64("attribute-mask"))
+		s.Options[train.OptITMNegatives] = fmtFloat(c.Float64("itm-negatives"))
 		if c.IsSet("bucket-mib") && c.Float64("bucket-mib") != 0 {
-			s.Options[worker.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
+			s.Options[train.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
 		}
 	}
 	return s
@@ -189,11 +190,11 @@ var trainSpecFlags = []struct {
 		}
 		return fmtFloat(*s.Dropout)
 	}},
-	{"images", "options.images", func(s coordinator.JobSpec) string { return s.Options[worker.OptImages] }},
-	{"image-size", "options.image_size", func(s coordinator.JobSpec) string { return s.Options[worker.OptImageSize] }},
-	{"itm-negatives", "options.itm_negatives", func(s coordinator.JobSpec) string { return s.Options[worker.OptITMNegatives] }},
-	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[worker.OptAttributeMask] }},
-	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[worker.OptBucketMiB] }},
+	{"images", "options.images", func(s coordinator.JobSpec) string { return s.Options[train.OptImages] }},
+	{"image-size", "options.image_size", func(s coordinator.JobSpec) string { return s.Options[train.OptImageSize] }},
+	{"itm-negatives", "options.itm_negatives", func(s coordinator.JobSpec) string { return s.Options[train.OptITMNegatives] }},
+	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[train.OptAttributeMask] }},
+	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[train.OptBucketMiB] }},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
 	{"epochs", "epochs", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Epochs) }},
 	{"per-unit", "units.per_unit", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Units.PerUnit) }},

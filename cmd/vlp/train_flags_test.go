@@ -14,6 +14,7 @@ import (
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/model"
 	"github.com/e2evlp/vlp/torch"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
@@ -357,7 +358,7 @@ func TestTrainBucketFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.BucketBytes != 512<<10 || spec.Options[worker.OptBucketMiB] != "0.5" {
+	if v.BucketBytes != 512<<10 || spec.Options[train.OptBucketMiB] != "0.5" {
 		t.Errorf("--bucket-mib 0.5: buckets of %d bytes, spec options %v", v.BucketBytes, spec.Options)
 	}
 	if v, _, _, err := distributedView(t, "--images", "8"); err != nil || v.BucketBytes != 0 {

@@ -1,9 +1,10 @@
-package worker
+package train
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/e2evlp/vlp/worker"
 
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/model"
@@ -20,7 +21,7 @@ import (
 // on. The BatchNorm statistics follow the gradients in the buffer and travel first, with the
 // step's metadata, as soon as the forward pass has updated them.
 
-// DefaultBucketBytes bounds the all-reduce buckets when VLPConfig.BucketBytes is 0 (DDP's 25 MiB).
+// DefaultBucketBytes bounds the all-reduce buckets when Config.BucketBytes is 0 (DDP's 25 MiB).
 const DefaultBucketBytes = 25 << 20
 
 // minAutoBucketBytes is the least bucket size chosen automatically.
@@ -35,23 +36,7 @@ func autoBucketBytes(gradBytes int) int {
 // firstBucketBytes bounds the first bucket (DDP's 1 MiB).
 const firstBucketBytes = 1 << 20
 
-// OverlapLearner is a Learner whose backward hands its gradient over in ranges as it produces
-// them, so that their all-reduce overlaps the rest of backward.
-type OverlapLearner interface {
-	Learner
-	// GradBuffer is the learner's own gradient buffer (GradSize elements), which the worker
-	// all-reduces in place and hands back to Apply; nil when the learner does not overlap.
-	GradBuffer() []float32
-	// GradientsOverlapped is Gradients into GradBuffer. After the forward pass it calls started
-	// with the step's summed losses (the metadata of the first collective needs them), then
-	// ready(lo, hi) once for every range of the buffer, always in the same order (on every rank
-	// and every step), as soon as the range holds its final summed gradient. Every range has
-	// been handed over when it returns without error; on an error some may not have been.
-	// started and ready run on one goroutine of the learner's, never after it returns.
-	GradientsOverlapped(ctx context.Context, pairs []Pair, started func(Losses) error, ready func(lo, hi int)) (Losses, error)
-}
-
-var _ OverlapLearner = (*VLPLearner)(nil)
+var _ worker.OverlapLearner = (*Learner)(nil)
 
 // bucketEnds cuts params into buckets (the end index of each): the first at most first bytes,
 // the others at most bytes; a parameter larger than its bound is a bucket of its own.
@@ -70,7 +55,7 @@ func bucketEnds(params []*torch.Tensor, first, bytes int) []int {
 }
 
 // buildBuckets lays the trainable parameters out for backward's order and hooks them.
-func (l *VLPLearner) buildBuckets() error {
+func (l *Learner) buildBuckets() error {
 	ps := l.m.Params()
 	var order []*torch.Tensor
 	for i := len(ps) - 1; i >= 0; i-- {
@@ -91,7 +76,7 @@ func (l *VLPLearner) buildBuckets() error {
 }
 
 // GradBuffer implements OverlapLearner.
-func (l *VLPLearner) GradBuffer() []float32 {
+func (l *Learner) GradBuffer() []float32 {
 	if l.bk == nil {
 		return nil
 	}
@@ -99,12 +84,12 @@ func (l *VLPLearner) GradBuffer() []float32 {
 }
 
 // GradientsOverlapped implements OverlapLearner.
-func (l *VLPLearner) GradientsOverlapped(_ context.Context, pairs []Pair, started func(Losses) error, ready func(lo, hi int)) (Losses, error) {
+func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, started func(worker.Losses) error, ready func(lo, hi int)) (worker.Losses, error) {
 	if l.bk == nil {
 		return nil, errors.New("worker: the learner keeps no gradient buckets")
 	}
 	if started == nil {
-		started = func(Losses) error { return nil }
+		started = func(worker.Losses) error { return nil }
 	}
 	if ready == nil {
 		ready = func(int, int) {}
@@ -159,7 +144,7 @@ func (l *VLPLearner) GradientsOverlapped(_ context.Context, pairs []Pair, starte
 			}
 		}
 	}()
-	var out Losses
+	var out worker.Losses
 	l.do(func() {
 		defer func() {
 			if ferr := l.bk.Finish(); ferr != nil {
@@ -171,14 +156,14 @@ func (l *VLPLearner) GradientsOverlapped(_ context.Context, pairs []Pair, starte
 		}()
 		if b == nil {
 			clear(host)
-			out = Losses{}
+			out = worker.Losses{}
 			if err = started(out); err == nil {
 				forward <- true
 			}
 			return
 		}
 		n = float32(b.Size)
-		if err = l.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
+		if err = l.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
 			return
 		}
 		s := torch.NewScope()
@@ -192,7 +177,7 @@ func (l *VLPLearner) GradientsOverlapped(_ context.Context, pairs []Pair, starte
 				}
 				scale(host[nGrad:], n)
 			}
-			out = Losses{}
+			out = worker.Losses{}
 			for k, v := range r.Losses {
 				out[k] = v * float64(b.Size)
 			}
@@ -215,7 +200,7 @@ func (l *VLPLearner) GradientsOverlapped(_ context.Context, pairs []Pair, starte
 }
 
 // buildBatch builds the batch of pairs (off the LibTorch thread: it needs none).
-func (l *VLPLearner) buildBatch(pairs []Pair) (*data.Batch, error) {
+func (l *Learner) buildBatch(pairs []worker.Pair) (*data.Batch, error) {
 	ex, err := l.cfg.Source.Examples(pairs)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,10 @@
-package worker
+package train
 
 import (
 	"bytes"
 	"errors"
+	"github.com/e2evlp/vlp/worker"
+	"github.com/e2evlp/vlp/worker/workertest"
 	"math"
 	"os"
 	"path/filepath"
@@ -42,19 +44,19 @@ func loadTorch(t *testing.T) {
 }
 
 // vlpFactory builds identical tiny E2E-VLP learners over one small world.
-func vlpFactory(t *testing.T, perUnit uint32, seed uint64) func() Learner {
+func vlpFactory(t *testing.T, perUnit uint32, seed uint64) func() worker.Learner {
 	t.Helper()
 	return vlpFactoryWith(t, perUnit, seed, func(*model.TrainConfig) {})
 }
 
 // vlpFactoryWith is vlpFactory with edit applied to the training configuration.
-func vlpFactoryWith(t *testing.T, perUnit uint32, seed uint64, edit func(*model.TrainConfig)) func() Learner {
+func vlpFactoryWith(t *testing.T, perUnit uint32, seed uint64, edit func(*model.TrainConfig)) func() worker.Learner {
 	t.Helper()
-	return vlpFactoryConfig(t, perUnit, seed, edit, func(*VLPConfig) {})
+	return vlpFactoryConfig(t, perUnit, seed, edit, func(*Config) {})
 }
 
 // vlpFactoryConfig is vlpFactoryWith with editCfg applied to the learner's configuration.
-func vlpFactoryConfig(t *testing.T, perUnit uint32, seed uint64, edit func(*model.TrainConfig), editCfg func(*VLPConfig)) func() Learner {
+func vlpFactoryConfig(t *testing.T, perUnit uint32, seed uint64, edit func(*model.TrainConfig), editCfg func(*Config)) func() worker.Learner {
 	t.Helper()
 	loadTorch(t)
 	world, err := data.NewSynthWorld(synth.Config{Seed: seed, Images: 16, Width: 64, Height: 64, MaxObjects: 2}, false)
@@ -71,10 +73,10 @@ func vlpFactoryConfig(t *testing.T, perUnit uint32, seed uint64, edit func(*mode
 	tc := model.DefaultTrainConfig(10)
 	tc.LR, tc.BackboneLR, tc.Seed = 1e-3, 1e-3, seed
 	edit(&tc)
-	return func() Learner {
-		vc := VLPConfig{Model: cfg, Train: tc, Device: torch.CPU, World: world, Data: dcfg, PerUnit: perUnit, Seed: seed, Threads: 1}
+	return func() worker.Learner {
+		vc := Config{Model: cfg, Train: tc, Device: torch.CPU, World: world, Data: dcfg, PerUnit: perUnit, Seed: seed, Threads: 1}
 		editCfg(&vc)
-		l, err := NewVLPLearner(vc)
+		l, err := New(vc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +85,7 @@ func vlpFactoryConfig(t *testing.T, perUnit uint32, seed uint64, edit func(*mode
 	}
 }
 
-func snapshotBytes(t *testing.T, l Learner) []byte {
+func snapshotBytes(t *testing.T, l worker.Learner) []byte {
 	t.Helper()
 	s, err := l.Snapshot()
 	if err != nil {
@@ -101,7 +103,7 @@ func snapshotBytes(t *testing.T, l Learner) []byte {
 // parameters, optimizer state and BatchNorm statistics after every run, and
 // two runs with the same seed and world size end bitwise-identical.
 func TestVLPTwoWorkersDeterministic(t *testing.T) {
-	spec := testSpec(int64(16*5), 2, 4, 2) // captions: 5 pairs per image
+	spec := workertest.Spec("tiny", int64(16*5), 2, 4, 2) // captions: 5 pairs per image
 	spec.Model = "tiny"
 	first := trainTwoVLPWorkers(t, spec, vlpFactory(t, 2, spec.Seed))
 	if second := trainTwoVLPWorkers(t, spec, vlpFactory(t, 2, spec.Seed)); !bytes.Equal(first, second) {
@@ -116,10 +118,10 @@ func TestVLPTwoWorkersDeterministic(t *testing.T) {
 // collectives a step) train two workers to the same bits as gradients all-reduced after backward:
 // with two ranks every element is the same one sum, whatever the buckets.
 func TestVLPOverlapTrainsAsAfterBackward(t *testing.T) {
-	spec := testSpec(int64(16*5), 2, 4, 2)
+	spec := workertest.Spec("tiny", int64(16*5), 2, 4, 2)
 	spec.Model = "tiny"
 	plain := trainTwoVLPWorkers(t, spec, vlpFactory(t, 2, spec.Seed))
-	overlapped := trainTwoVLPWorkers(t, spec, vlpFactoryConfig(t, 2, spec.Seed, func(*model.TrainConfig) {}, func(c *VLPConfig) {
+	overlapped := trainTwoVLPWorkers(t, spec, vlpFactoryConfig(t, 2, spec.Seed, func(*model.TrainConfig) {}, func(c *Config) {
 		c.Overlap, c.BucketBytes = true, 64<<10
 	}))
 	if !bytes.Equal(plain, overlapped) {
@@ -132,21 +134,21 @@ func TestVLPOverlapTrainsAsAfterBackward(t *testing.T) {
 // the BatchNorm statistics, then the buckets in layout order, each range once; the gradients are
 // those Gradients writes without buckets, and the same again on the next step.
 func TestVLPOverlapRanges(t *testing.T) {
-	pairs := []Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}
+	pairs := []worker.Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}
 	plain := vlpFactory(t, 2, 5)()
 	want := make([]float32, plain.GradSize())
 	wantLosses, err := plain.Gradients(t.Context(), pairs, want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := vlpFactoryConfig(t, 2, 5, func(*model.TrainConfig) {}, func(c *VLPConfig) { c.Overlap, c.BucketBytes = true, 256<<10 })().(*VLPLearner)
+	l := vlpFactoryConfig(t, 2, 5, func(*model.TrainConfig) {}, func(c *Config) { c.Overlap, c.BucketBytes = true, 256<<10 })().(*Learner)
 	if got := len(l.GradBuffer()); got != l.GradSize() {
 		t.Fatalf("GradBuffer holds %d elements, GradSize is %d", got, l.GradSize())
 	}
 	for round := range 2 {
 		var calls []string
 		var ranges [][2]int
-		losses, err := l.GradientsOverlapped(t.Context(), pairs, func(Losses) error {
+		losses, err := l.GradientsOverlapped(t.Context(), pairs, func(worker.Losses) error {
 			calls = append(calls, "started")
 			return nil
 		}, func(lo, hi int) {
@@ -199,29 +201,23 @@ func sortedBits(v []float32) []uint32 {
 
 // trainTwoVLPWorkers trains spec for three steps with two workers built by mk and returns the
 // state both end with (bitwise the same, or the test fails).
-func trainTwoVLPWorkers(t *testing.T, spec coordinator.JobSpec, mk func() Learner) []byte {
+func trainTwoVLPWorkers(t *testing.T, spec coordinator.JobSpec, mk func() worker.Learner) []byte {
 	t.Helper()
-	run := func() []byte {
-		// LibTorch steps starve the heartbeats on two busy cores: a long
-		// lease keeps a slow worker from being declared dead.
-		c := newCluster(t, spec, coordinator.WithConfig(func(_ int, c *coordinator.Config) { c.LeaseTTL = 20 * time.Second }))
-		var led ledger
-		a := c.start("a", nodeOpts{maxSteps: 3, learner: mk, ledger: &led})
-		b := c.start("b", nodeOpts{maxSteps: 3, learner: mk, ledger: &led})
-		waitAll(t, 120*time.Second, a, b)
-		for st := uint64(1); st <= 3; st++ {
-			t.Logf("step %d gen %d %s loss %v", st, led.steps[st]["a"].Generation, segmentsOf(led.steps[st]["a"]), led.steps[st]["a"].Losses["total"])
-		}
-		if a.res.Step != 3 {
-			t.Fatalf("ended at step %d (%q)", a.res.Step, a.res.Reason)
-		}
-		sa, sb := snapshotBytes(t, a.model), snapshotBytes(t, b.model)
-		if !bytes.Equal(sa, sb) {
-			t.Fatal("the two ranks hold different state")
-		}
-		return sa
+	j := workertest.Start(t, spec, coordinator.WithConfig(func(_ int, c *coordinator.Config) { c.LeaseTTL = 20 * time.Second }))
+	a, b := j.Worker("a", mk(), 3), j.Worker("b", mk(), 3)
+	workertest.Wait(t, 120*time.Second, a, b)
+	for st := uint64(1); st <= 3; st++ {
+		c := j.Commit(st, "a")
+		t.Logf("step %d gen %d pairs %d loss %v", st, c.Generation, c.Pairs, c.Losses["total"])
 	}
-	return run()
+	if a.Result.Step != 3 {
+		t.Fatalf("ended at step %d (%q)", a.Result.Step, a.Result.Reason)
+	}
+	sa, sb := snapshotBytes(t, a.Learner), snapshotBytes(t, b.Learner)
+	if !bytes.Equal(sa, sb) {
+		t.Fatal("the two ranks hold different state")
+	}
+	return sa
 }
 
 // A snapshot restored into a fresh learner reproduces the state exactly.
@@ -229,7 +225,7 @@ func TestVLPSnapshotRoundTrip(t *testing.T) {
 	mk := vlpFactory(t, 2, 3)
 	a, b := mk(), mk()
 	grad := make([]float32, a.GradSize())
-	if _, err := a.Gradients(t.Context(), []Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}, grad); err != nil {
+	if _, err := a.Gradients(t.Context(), []worker.Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}, grad); err != nil {
 		t.Fatal(err)
 	}
 	for i := range grad {
@@ -256,7 +252,7 @@ func TestVLPSnapshotRoundTrip(t *testing.T) {
 	other := model.Tiny()
 	other.NoStemPool = !other.NoStemPool
 	snap.Meta.Layout = other.Layout()
-	if err := b.Restore(snap); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "another network") {
+	if err := b.Restore(snap); !errors.Is(err, worker.ErrState) || !strings.Contains(err.Error(), "another network") {
 		t.Fatalf("restore from another layout: %v", err)
 	}
 }

@@ -1,7 +1,8 @@
-package worker
+package train
 
 import (
 	"context"
+	"github.com/e2evlp/vlp/worker"
 	"slices"
 	"sync"
 
@@ -14,7 +15,7 @@ import (
 // job's seed and the data configuration only, so a batch built ahead has the same bits as one
 // built on time. At most one batch is built ahead and one is held ready: memory stays bounded.
 type batchAhead struct {
-	build func([]Pair) (*data.Batch, error)
+	build func([]worker.Pair) (*data.Batch, error)
 
 	mu    sync.Mutex // one build at a time: an ExampleSource serves one caller at a time
 	ahead *pending   // the batch being built for the next step, if any
@@ -24,14 +25,14 @@ type batchAhead struct {
 
 // pending is one batch being built (or built) for pairs.
 type pending struct {
-	pairs []Pair
+	pairs []worker.Pair
 	done  chan struct{}
 	b     *data.Batch
 	err   error
 }
 
 // prepare starts building the batch of pairs unless it is already being built.
-func (a *batchAhead) prepare(pairs []Pair) {
+func (a *batchAhead) prepare(pairs []worker.Pair) {
 	if len(pairs) == 0 || (a.ahead != nil && slices.Equal(a.ahead.pairs, pairs)) {
 		return
 	}
@@ -47,7 +48,7 @@ func (a *batchAhead) prepare(pairs []Pair) {
 
 // load waits until the batch of pairs is built — the one prepared ahead, or one started now — and
 // holds it for take. It returns early with ctx's error.
-func (a *batchAhead) load(ctx context.Context, pairs []Pair) error {
+func (a *batchAhead) load(ctx context.Context, pairs []worker.Pair) error {
 	if len(pairs) == 0 {
 		return nil
 	}
@@ -67,7 +68,7 @@ func (a *batchAhead) load(ctx context.Context, pairs []Pair) error {
 }
 
 // take returns the batch of pairs: the one load holds, else one built now.
-func (a *batchAhead) take(pairs []Pair) (*data.Batch, error) {
+func (a *batchAhead) take(pairs []worker.Pair) (*data.Batch, error) {
 	if p := a.ready; p != nil {
 		a.ready = nil
 		if slices.Equal(p.pairs, pairs) {
