@@ -56,7 +56,7 @@ func bucketEnds(params []*torch.Tensor, first, bytes int) []int {
 
 // buildBuckets lays the trainable parameters out for backward's order and hooks them.
 func (l *Learner) buildBuckets() error {
-	ps := l.m.Params()
+	ps := l.e.m.Params()
 	var order []*torch.Tensor
 	for i := len(ps) - 1; i >= 0; i-- {
 		if p := ps[i]; !p.Buffer && p.Trainable() {
@@ -163,16 +163,16 @@ func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, st
 			return
 		}
 		n = float32(b.Size)
-		if err = l.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
+		if err = l.e.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
 			return
 		}
 		s := torch.NewScope()
 		defer s.Close()
-		_, err = l.cfg.Train.TrainStepWith(s, l.m, b, l.gen, func(r model.StepResult) error {
+		_, err = l.e.Backward(s, b, func(r model.StepResult) error {
 			// TrainStep's losses are means over the rows: scale them (and the gradients, and
 			// the statistics) to sums, which add up across ranks.
 			if l.nBuf > 0 {
-				if err := torch.FlattenParams(l.buffers, host[nGrad:]); err != nil {
+				if err := torch.FlattenParams(l.e.buffers, host[nGrad:]); err != nil {
 					return err
 				}
 				scale(host[nGrad:], n)

@@ -108,7 +108,7 @@ func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, _ := snap.Find(checkpoint.GroupOptimizer, "adamw.state")
-		buf := make([]float32, l.opt.StateElements())
+		buf := make([]float32, l.e.opt.StateElements())
 		if err := float32s(st, buf); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,7 @@ func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
 	a, b := state(fp32), state(betas)
 	checked := 0
 	off := 0
-	for _, p := range fp32.train {
+	for _, p := range fp32.e.train {
 		n := numel(p.Shape())
 		for i := range n {
 			for k, ratio := range []float64{5, 10} { // exp_avg, then exp_avg_sq

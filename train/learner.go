@@ -52,16 +52,12 @@ type Config struct {
 // Dropout is seeded per step from the batch's first pair, so no generator
 // state needs checkpointing and a resumed run draws the same masks.
 type Learner struct {
-	cfg     Config
-	m       *model.Model
-	opt     *torch.AdamW
-	gen     *torch.Generator
-	train   []*torch.Tensor // trainable: the rest, then the backbone (optimizer order)
-	buffers []*torch.Tensor
-	nGrad   int
-	nBuf    int
-	bk      *torch.Buckets // with Overlap: the gradients' flat buffer and its buckets
-	data    batchAhead     // batches built ahead, off the LibTorch thread
+	cfg   Config
+	e     *Engine // the model, its optimiser, schedule, clipping and generator
+	nGrad int
+	nBuf  int
+	bk    *torch.Buckets // with Overlap: the gradients' flat buffer and its buckets
+	data  batchAhead     // batches built ahead, off the LibTorch thread
 
 	work chan func()
 	quit chan struct{}
@@ -140,39 +136,15 @@ func (l *Learner) build() error {
 	if err != nil {
 		return err
 	}
-	l.m = m
-	var bb, rest []*torch.Tensor
-	for _, p := range m.Params() {
-		switch {
-		case p.Buffer:
-			l.buffers = append(l.buffers, p.T)
-		case !p.Trainable():
-		case p.Backbone:
-			bb = append(bb, p.T)
-		default:
-			rest = append(rest, p.T)
-		}
-	}
-	l.train = append(append([]*torch.Tensor{}, rest...), bb...)
-	groups := []torch.ParamGroup{cfg.Train.ParamGroup(rest, cfg.Train.LR)}
-	if len(bb) > 0 {
-		groups = append(groups, cfg.Train.ParamGroup(bb, cfg.Train.BackboneLR))
-	}
-	if l.opt, err = torch.NewAdamW(groups); err != nil {
+	if l.e, err = NewEngine(m, cfg.Train); err != nil {
 		m.Close()
 		return err
 	}
-	if l.gen, err = torch.NewGenerator(int64(cfg.Seed), cfg.Device); err != nil {
-		l.opt.Close()
-		m.Close()
-		return err
-	}
-	l.nGrad = int(torch.NumElements(l.train))
-	l.nBuf = int(torch.NumElements(l.buffers))
+	l.nGrad = int(torch.NumElements(l.e.train))
+	l.nBuf = int(torch.NumElements(l.e.buffers))
 	if cfg.Overlap {
 		if err := l.buildBuckets(); err != nil {
-			l.gen.Close()
-			l.opt.Close()
+			l.e.Close()
 			m.Close()
 			return err
 		}
@@ -181,15 +153,14 @@ func (l *Learner) build() error {
 }
 
 // Model is the model being trained.
-func (l *Learner) Model() *model.Model { return l.m }
+func (l *Learner) Model() *model.Model { return l.e.m }
 
 // Close frees the model, the optimizer state and the generator.
 func (l *Learner) Close() {
 	l.do(func() {
 		l.bk.Close()
-		l.gen.Close()
-		l.opt.Close()
-		l.m.Close()
+		l.e.Close()
+		l.e.m.Close()
 	})
 	close(l.quit)
 }
@@ -212,7 +183,7 @@ func (l *Learner) init(seed uint64) error {
 		return err
 	}
 	defer fresh.Close()
-	src, dst := fresh.Params(), l.m.Params()
+	src, dst := fresh.Params(), l.e.m.Params()
 	for i := range dst {
 		buf := make([]float32, numel(dst[i].Shape))
 		if err := torch.FlattenParams([]*torch.Tensor{src[i].T}, buf); err != nil {
@@ -222,8 +193,8 @@ func (l *Learner) init(seed uint64) error {
 			return err
 		}
 	}
-	zero := make([]float32, l.opt.StateElements())
-	return l.opt.UnflattenState(zero, make([]int64, l.opt.NumParams()))
+	zero := make([]float32, l.e.opt.StateElements())
+	return l.e.opt.UnflattenState(zero, make([]int64, l.e.opt.NumParams()))
 }
 
 func numel(shape []int64) int {
@@ -268,26 +239,26 @@ func (l *Learner) gradients(pairs []worker.Pair, grad []float32) (worker.Losses,
 	if err != nil {
 		return nil, err
 	}
-	if err := torch.ZeroGrad(l.train); err != nil {
+	if err := l.e.ZeroGrad(); err != nil {
 		return nil, err
 	}
-	if err := l.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
+	if err := l.e.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
 		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	r, err := l.cfg.Train.TrainStep(s, l.m, b, l.gen) // bf16 autocast when Train.BF16
+	r, err := l.e.Backward(s, b, nil) // bf16 autocast when Train.BF16
 	if err != nil {
 		return nil, err
 	}
 	// TrainStep's losses are means over the rows: scale them (and the
 	// gradients) to sums, which add up across ranks.
 	n := float32(b.Size)
-	if err := torch.FlattenGrads(l.train, grad[:l.nGrad]); err != nil {
+	if err := torch.FlattenGrads(l.e.train, grad[:l.nGrad]); err != nil {
 		return nil, err
 	}
 	if l.nBuf > 0 {
-		if err := torch.FlattenParams(l.buffers, grad[l.nGrad:]); err != nil {
+		if err := torch.FlattenParams(l.e.buffers, grad[l.nGrad:]); err != nil {
 			return nil, err
 		}
 	}
@@ -327,38 +298,22 @@ func (l *Learner) Apply(grad []float32, step uint64) (float64, error) {
 }
 
 func (l *Learner) apply(grad []float32, step uint64) (float64, error) {
-	tc := l.cfg.Train
-	f := tc.Schedule.Factor(int(step) - 1)
-	if err := l.opt.SetLR(0, tc.LR*f); err != nil {
-		return 0, err
-	}
-	if l.opt.Groups() > 1 {
-		if err := l.opt.SetLR(1, tc.BackboneLR*f); err != nil {
-			return 0, err
-		}
-	}
 	if l.bk != nil {
 		// The gradients are views into the buffer the worker all-reduced (on CUDA, its host
 		// copy goes back to the device).
 		if err := l.bk.ToDevice(); err != nil {
 			return 0, err
 		}
-	} else if err := torch.UnflattenGrads(l.train, grad[:l.nGrad]); err != nil {
+	} else if err := torch.UnflattenGrads(l.e.train, grad[:l.nGrad]); err != nil {
 		return 0, err
 	}
 	if l.nBuf > 0 {
-		if err := torch.UnflattenParams(l.buffers, grad[l.nGrad:]); err != nil {
+		if err := torch.UnflattenParams(l.e.buffers, grad[l.nGrad:]); err != nil {
 			return 0, err
 		}
 	}
-	norm := 0.0
-	if tc.ClipNorm > 0 {
-		var err error
-		if norm, err = torch.ClipGradNorm(l.train, tc.ClipNorm); err != nil {
-			return 0, err
-		}
-	}
-	return norm, l.opt.Step()
+	_, norm, err := l.e.Update(int(step) - 1)
+	return norm, err
 }
 
 // Snapshot implements worker.Learner: every named parameter and buffer, and the
@@ -374,7 +329,7 @@ func (l *Learner) Snapshot() (*checkpoint.Snapshot, error) {
 
 func (l *Learner) snapshot() (*checkpoint.Snapshot, error) {
 	snap := &checkpoint.Snapshot{}
-	for _, p := range l.m.Params() {
+	for _, p := range l.e.m.Params() {
 		buf := make([]float32, numel(p.Shape))
 		if err := torch.FlattenParams([]*torch.Tensor{p.T}, buf); err != nil {
 			return nil, fmt.Errorf("worker: snapshot %s: %w", p.Name, err)
@@ -383,16 +338,16 @@ func (l *Learner) snapshot() (*checkpoint.Snapshot, error) {
 		t.Shape = append([]int64(nil), p.Shape...)
 		snap.Params = append(snap.Params, t)
 	}
-	st := make([]float32, l.opt.StateElements())
-	steps := make([]int64, l.opt.NumParams())
-	if err := l.opt.FlattenState(st, steps); err != nil {
+	st := make([]float32, l.e.opt.StateElements())
+	steps := make([]int64, l.e.opt.NumParams())
+	if err := l.e.opt.FlattenState(st, steps); err != nil {
 		return nil, fmt.Errorf("worker: snapshot optimizer: %w", err)
 	}
 	sb := make([]byte, 8*len(steps))
 	for i, s := range steps {
 		binary.LittleEndian.PutUint64(sb[8*i:], uint64(s))
 	}
-	snap.Meta.Layout = l.m.Config.Layout()
+	snap.Meta.Layout = l.e.m.Config.Layout()
 	snap.Optimizer = []checkpoint.Tensor{
 		checkpoint.Float32Tensor("adamw.state", st),
 		{Name: "adamw.steps", DType: checkpoint.Int64, Shape: []int64{int64(len(steps))}, Data: sb},
@@ -411,10 +366,10 @@ func (l *Learner) restore(snap *checkpoint.Snapshot) error {
 	if snap == nil {
 		return fmt.Errorf("%w: no snapshot", worker.ErrState)
 	}
-	if err := l.m.Config.CheckLayout(snap.Meta.Layout); err != nil {
+	if err := l.e.m.Config.CheckLayout(snap.Meta.Layout); err != nil {
 		return fmt.Errorf("%w: %w", worker.ErrState, err)
 	}
-	for _, p := range l.m.Params() {
+	for _, p := range l.e.m.Params() {
 		t, ok := snap.Find(checkpoint.GroupParams, p.Name)
 		if !ok {
 			return fmt.Errorf("%w: the snapshot has no parameter %q", worker.ErrState, p.Name)
@@ -431,19 +386,19 @@ func (l *Learner) restore(snap *checkpoint.Snapshot) error {
 	if !ok {
 		return fmt.Errorf("%w: the snapshot has no optimizer state", worker.ErrState)
 	}
-	st := make([]float32, l.opt.StateElements())
+	st := make([]float32, l.e.opt.StateElements())
 	if err := float32s(t, st); err != nil {
 		return err
 	}
 	ts, ok := snap.Find(checkpoint.GroupOptimizer, "adamw.steps")
-	if !ok || len(ts.Data) != 8*l.opt.NumParams() {
+	if !ok || len(ts.Data) != 8*l.e.opt.NumParams() {
 		return fmt.Errorf("%w: the snapshot's optimizer step counts are missing or do not fit", worker.ErrState)
 	}
-	steps := make([]int64, l.opt.NumParams())
+	steps := make([]int64, l.e.opt.NumParams())
 	for i := range steps {
 		steps[i] = int64(binary.LittleEndian.Uint64(ts.Data[8*i:]))
 	}
-	return l.opt.UnflattenState(st, steps)
+	return l.e.opt.UnflattenState(st, steps)
 }
 
 // sameBuffer reports whether a and b are the same memory.

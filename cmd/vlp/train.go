@@ -72,7 +72,7 @@ func runTrainLocal(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
-	tr, err := model.NewTrainer(m, run.job.Train)
+	tr, err := train.NewEngine(m, run.job.Train)
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ var auxLoss = regexp.MustCompile(`_[0-9]+$`)
 
 // formatMetrics is one log line: step, lr, total and the main losses, the
 // gradient norm and the step's time split.
-func formatMetrics(mt model.Metrics, rows int) string {
+func formatMetrics(mt train.Metrics, rows int) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "step %d lr %.2e loss %.4f", mt.Step, mt.LR, mt.Losses["total"])
 	names := make([]string, 0, len(mt.Losses))
