@@ -5,21 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// AutoTransport sends to each peer directly over TCP when a probe — a dial
-// and a full handshake — succeeds, and over NATS otherwise; it receives on
-// both. The choice is per directed link and fixed for the generation, so the
+// AutoTransport sends to each peer through shared memory when the peer is on
+// this host (the host of its TCP address is this rank's, and its inbox
+// appears in /dev/shm within the probe), else directly over TCP when a probe
+// — a dial and a full handshake — succeeds, and over NATS otherwise; it
+// receives on all of them. The choice is per directed link and fixed for the generation, so the
 // frames of one link keep their order, and no agreement between ranks is
 // needed: a receiver accepts whatever path its sender chose.
 type AutoTransport struct {
 	tcp    *TCPTransport
 	nats   *NATSTransport
+	shm    *ShmTransport // nil when no neighbour shares this host
 	viaTCP []bool
+	viaShm []bool
 	inbox  *queue[recvItem]
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -31,10 +36,16 @@ var _ Transport = (*AutoTransport)(nil)
 // neighbour and controls its left: pass both) for at most probeTimeout each,
 // concurrently. It owns tcp and nats from now on.
 func NewAutoTransport(ctx context.Context, tcp *TCPTransport, nt *NATSTransport, peers []int, probeTimeout time.Duration, log *slog.Logger) *AutoTransport {
+	return newAutoTransport(ctx, tcp, nt, nil, peers, probeTimeout, log)
+}
+
+// newAutoTransport is NewAutoTransport with shared memory toward the peers
+// that share this host, when shm is not nil; it owns shm too.
+func newAutoTransport(ctx context.Context, tcp *TCPTransport, nt *NATSTransport, shm *ShmTransport, peers []int, probeTimeout time.Duration, log *slog.Logger) *AutoTransport {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &AutoTransport{tcp: tcp, nats: nt, viaTCP: make([]bool, len(tcp.peers)), inbox: newQueue(releaseItem)}
+	a := &AutoTransport{tcp: tcp, nats: nt, shm: shm, viaTCP: make([]bool, len(tcp.peers)), viaShm: make([]bool, len(tcp.peers)), inbox: newQueue(releaseItem)}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, p := range peers {
@@ -46,6 +57,19 @@ func NewAutoTransport(ctx context.Context, tcp *TCPTransport, nt *NATSTransport,
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
+			if shm != nil && sameHost(tcp.gen.Members[tcp.rank], tcp.gen.Members[p]) {
+				err := shm.Connect(pctx, p)
+				mu.Lock()
+				a.viaShm[p] = err == nil
+				mu.Unlock()
+				if err == nil {
+					log.Debug("allreduce: shared-memory link", "rank", tcp.rank, "to", p)
+					return
+				}
+				log.Info("allreduce: shared-memory probe failed, trying TCP", "rank", tcp.rank, "to", p, "err", err)
+				pctx, cancel = context.WithTimeout(ctx, probeTimeout)
+				defer cancel()
+			}
 			err := tcp.Connect(pctx, p)
 			mu.Lock()
 			a.viaTCP[p] = err == nil
@@ -64,7 +88,25 @@ func NewAutoTransport(ctx context.Context, tcp *TCPTransport, nt *NATSTransport,
 		a.wg.Add(1)
 		go a.pump(life, t)
 	}
+	if shm != nil {
+		a.wg.Add(1)
+		go a.pump(life, shm)
+	}
 	return a
+}
+
+// sameHost says whether two members run on one host, as far as their TCP
+// addresses tell: the same host part, which must name a host (not empty,
+// not 0.0.0.0 or ::). The shared-memory probe then checks that they share
+// /dev/shm too.
+func sameHost(a, b Member) bool {
+	ha, _, errA := net.SplitHostPort(a.Addr)
+	hb, _, errB := net.SplitHostPort(b.Addr)
+	if errA != nil || errB != nil || ha == "" || ha != hb {
+		return false
+	}
+	ip := net.ParseIP(ha)
+	return ip == nil || !ip.IsUnspecified()
 }
 
 // pump moves one underlying transport's frames and events into the inbox.
@@ -87,15 +129,21 @@ func (a *AutoTransport) pump(ctx context.Context, t Transport) {
 	}
 }
 
-// relayedTo: frames to rank cross a NATS server unless its link is TCP.
-func (a *AutoTransport) relayedTo(rank int) bool { return !a.ViaTCP(rank) }
-
 // ViaTCP reports whether frames to rank go over the direct TCP link.
 func (a *AutoTransport) ViaTCP(rank int) bool { return a.viaTCP[rank] }
 
+// ViaShm reports whether frames to rank go through shared memory.
+func (a *AutoTransport) ViaShm(rank int) bool { return a.viaShm[rank] }
+
+// relayedTo: frames to rank cross a NATS server unless its link is direct.
+func (a *AutoTransport) relayedTo(rank int) bool { return !a.ViaTCP(rank) && !a.ViaShm(rank) }
+
 // Send uses the link chosen by the probe.
 func (a *AutoTransport) Send(ctx context.Context, to int, parts ...[]byte) error {
-	if to >= 0 && to < len(a.viaTCP) && a.viaTCP[to] {
+	switch {
+	case to >= 0 && to < len(a.viaShm) && a.viaShm[to]:
+		return a.shm.Send(ctx, to, parts...)
+	case to >= 0 && to < len(a.viaTCP) && a.viaTCP[to]:
 		return a.tcp.Send(ctx, to, parts...)
 	}
 	return a.nats.Send(ctx, to, parts...)
@@ -110,13 +158,22 @@ func (a *AutoTransport) Recv(ctx context.Context) (Frame, error) {
 	return it.f, it.err
 }
 
-// MaxFrame is the smaller of the two limits: a frame may take either path.
-func (a *AutoTransport) MaxFrame() int { return min(a.tcp.MaxFrame(), a.nats.MaxFrame()) }
+// MaxFrame is the smallest of the limits: a frame may take any path.
+func (a *AutoTransport) MaxFrame() int {
+	m := min(a.tcp.MaxFrame(), a.nats.MaxFrame())
+	if a.shm != nil {
+		m = min(m, a.shm.MaxFrame())
+	}
+	return m
+}
 
-// Close closes both transports.
+// Close closes every transport.
 func (a *AutoTransport) Close() error {
 	a.cancel()
 	err := errors.Join(a.tcp.Close(), a.nats.Close())
+	if a.shm != nil {
+		err = errors.Join(err, a.shm.Close())
+	}
 	a.inbox.close(ErrClosed)
 	a.wg.Wait()
 	return err
@@ -148,8 +205,9 @@ const (
 )
 
 // NewTransport builds rank's transport of gen: "nats", "tcp", "shm" (every
-// rank on this host, through shared memory), or "auto" (TCP to each ring
-// neighbour that answers a probe, NATS to the others).
+// rank on this host, through shared memory), or "auto" (shared memory to
+// each ring neighbour on this host, TCP to each other one that answers a
+// probe, NATS to the rest).
 func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep Endpoints) (Transport, error) {
 	if err := gen.Validate(rank); err != nil {
 		return nil, err
@@ -185,7 +243,22 @@ func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep
 			probe = 3 * time.Second
 		}
 		n := gen.Size()
-		return NewAutoTransport(ctx, tt, nt, []int{(rank + n - 1) % n, (rank + 1) % n}, probe, ep.Logger), nil
+		neighbours := []int{(rank + n - 1) % n, (rank + 1) % n}
+		var shm *ShmTransport
+		for _, p := range neighbours {
+			if p != rank && shm == nil && sameHost(gen.Members[rank], gen.Members[p]) {
+				if shm, err = newShmTransport(gen, rank, ep.Shm, false); err != nil {
+					log := ep.Logger
+					if log == nil {
+						log = slog.Default()
+					}
+					log.Info("allreduce: no shared memory for same-host neighbours, using TCP", "rank", rank, "err", err)
+					shm = nil
+					break
+				}
+			}
+		}
+		return newAutoTransport(ctx, tt, nt, shm, neighbours, probe, ep.Logger), nil
 	}
 	return nil, fmt.Errorf("%w: unknown transport %q (want nats, tcp, shm or auto)", ErrConfig, kind)
 }

@@ -51,7 +51,8 @@
 //
 // Every collective has a deadline (its context's, else Config.Timeout). A
 // rank that dies is noticed by its ring neighbours — at once when a TCP
-// connection breaks, after Config.PeerTimeout of silence otherwise (ranks
+// connection breaks, within ShmConfig.CheckInterval when the lock on its
+// shared-memory inbox drops, after Config.PeerTimeout of silence otherwise (ranks
 // heartbeat their neighbours in and between collectives) — and they tell the
 // others, hop by hop, so every survivor returns a *PeerError (ErrPeerLost)
 // well within the deadline: never a hang, never a partial sum. A Ring is
@@ -66,7 +67,11 @@
 // (core NATS; every byte crosses a server, which caps the ring at the
 // server's relay rate), TCPTransport (direct connections between ring
 // neighbours, from a TCPNode that listens once for all generations),
-// InmemNetwork (tests, simulation), and AutoTransport, which uses TCP to a
-// neighbour when a probe connects and NATS otherwise. docs/allreduce.md has
-// the wire format, the flow control and the auto rule.
+// InmemNetwork (tests, simulation), ShmTransport (ranks on one host, through
+// files in /dev/shm: a byte ring per link, and with every rank on the host a
+// shared arena that sums without passing frames — the ring's order, the
+// ring's bits), and AutoTransport, which uses shared memory to a neighbour
+// on this host, TCP to one that a probe connects, and NATS otherwise.
+// docs/allreduce.md has the wire format, the flow control, the shared-memory
+// layout and the auto rule.
 package allreduce

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,26 +116,65 @@ func tcpTransports(t testing.TB, gen Generation, nodes []*TCPNode) (Generation, 
 }
 
 // autoTransports builds auto transports; the rank `unreachable` (if >= 0)
-// advertises a dead TCP address, so the links to it fall back to NATS.
+// advertises a dead TCP address, so the links to it fall back to NATS. Every
+// rank is on loopback, so the auto rule would pick shared memory: the ranks'
+// shm directory is missing here, which leaves TCP.
 func autoTransports(t testing.TB, s *server.Server, gen Generation, unreachable int) (Generation, []Transport) {
+	t.Helper()
+	return autoShmTransports(t, s, gen, unreachable, "", -1)
+}
+
+// autoShmTransports is autoTransports with the ranks' shared memory in
+// shmDir (none when ""); rank `apart` (if >= 0) has a directory of its own,
+// as if on another host with the same address, so its links fall back to TCP.
+func autoShmTransports(t testing.TB, s *server.Server, gen Generation, unreachable int, shmDir string, apart int) (Generation, []Transport) {
 	t.Helper()
 	gen, nodes := tcpNodes(t, gen, testToken)
 	if unreachable >= 0 {
-		gen.Members[unreachable].Addr = "127.0.0.1:1"
+		// Named otherwise than the others' 127.0.0.1: another host, as
+		// far as the addresses tell.
+		gen.Members[unreachable].Addr = "localhost:1"
 	}
 	ts := make([]Transport, gen.Size())
-	for i := range ts {
-		tr, err := NewTransport(context.Background(), KindAuto, gen, i, Endpoints{
-			NATS: natsConnect(t, s.ClientURL()), TCP: nodes[i], ProbeTimeout: 300 * time.Millisecond, Logger: testLogger(t),
-		})
-		if err != nil {
-			t.Fatal(err)
+	eps := make([]Endpoints, gen.Size())
+	for i := range eps {
+		dir := shmDir
+		switch {
+		case dir == "":
+			dir = filepath.Join(t.TempDir(), "no-shm")
+		case i == apart:
+			dir = shmTestDir(t)
 		}
-		ts[i] = tr
+		eps[i] = Endpoints{
+			NATS: natsConnect(t, s.ClientURL()), TCP: nodes[i], ProbeTimeout: 2 * time.Second, Logger: testLogger(t),
+			Shm: ShmConfig{Dir: dir},
+		}
+		if shmDir == "" || i == apart {
+			eps[i].ProbeTimeout = 300 * time.Millisecond
+		}
+	}
+	// The ranks start together, as workers do: a rank's inbox appears when
+	// its transport is made, and its neighbours' probes wait for it.
+	errs := make([]error, gen.Size())
+	var wg sync.WaitGroup
+	for i := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts[i], errs[i] = NewTransport(context.Background(), KindAuto, gen, i, eps[i])
+		}()
+	}
+	wg.Wait()
+	for i, tr := range ts {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
 		if a := tr.(*AutoTransport); gen.Size() > 1 {
 			right := (i + 1) % gen.Size()
-			if want := right != unreachable; a.ViaTCP(right) != want {
-				t.Fatalf("auto rank %d → %d: via TCP %v, want %v", i, right, a.ViaTCP(right), want)
+			wantShm := shmDir != "" && right != unreachable && i != unreachable && i != apart && right != apart
+			wantTCP := !wantShm && right != unreachable
+			if a.ViaShm(right) != wantShm || a.ViaTCP(right) != wantTCP {
+				t.Fatalf("auto rank %d → %d: via shm %v, TCP %v; want %v, %v", i, right, a.ViaShm(right), a.ViaTCP(right), wantShm, wantTCP)
 			}
 		}
 	}

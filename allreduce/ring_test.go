@@ -29,6 +29,15 @@ func allTransports(t *testing.T) map[string]transportMaker {
 		"auto-mixed": func(t *testing.T, gen Generation) (Generation, []Transport) {
 			return autoTransports(t, s, gen, gen.Size()/2)
 		},
+		// Shared memory between most neighbours, TCP toward a rank that
+		// does not share the directory, NATS toward one that has no TCP.
+		"auto-shm": func(t *testing.T, gen Generation) (Generation, []Transport) {
+			unreachable := -1
+			if gen.Size() > 3 {
+				unreachable = gen.Size() - 1
+			}
+			return autoShmTransports(t, s, gen, unreachable, shmTestDir(t), gen.Size()/2)
+		},
 		"shm": func(t *testing.T, gen Generation) (Generation, []Transport) {
 			return gen, shmTransports(t, gen, ShmConfig{})
 		},

@@ -90,6 +90,11 @@ func (t *ShmTransport) reducesLocally() bool { return t.arena > 0 }
 
 // allReduceLocal implements localReducer.
 func (t *ShmTransport) allReduceLocal(ctx context.Context, failed <-chan struct{}, seq uint64, buf []float32, wire DType, meta []byte, metas [][]byte) error {
+	t.arenaMu.Lock()
+	defer t.arenaMu.Unlock()
+	if t.closed.Load() {
+		return ErrClosed
+	}
 	n, L := t.gen.Size(), len(buf)
 	views, err := t.attachArenas(ctx, failed)
 	if err != nil {

@@ -286,3 +286,34 @@ func TestShmRefusesMissingOrSmallDir(t *testing.T) {
 	rings := newRings(t, gen, shmTransports(t, gen, cfg), testConfig(t))
 	reduceAndCheck(t, rings, 40_000, 3)
 }
+
+// Rings closed while their all-reduce runs through the arenas: the
+// collective returns an error and nothing touches unmapped memory (which
+// would crash the test binary).
+func TestShmCloseDuringArenaReduce(t *testing.T) {
+	const n, L = 4, 2_000_000 // many rounds of the 64 KiB arena
+	gen := testGeneration("jobshmc", 1, n)
+	dir := shmTestDir(t)
+	for try := range 5 {
+		gen.Number++
+		rings := newRings(t, gen, shmTransports(t, gen, ShmConfig{Dir: dir, ArenaBytes: 64 << 10}), testConfig(t))
+		ctx := ctxTimeout(t, 30*time.Second)
+		done := make(chan []error)
+		go func() {
+			done <- onAll(rings, func(rank int, r *Ring) error {
+				_, err := r.AllReduce(ctx, make([]float32, L), nil)
+				return err
+			})
+		}()
+		time.Sleep(time.Duration(try+1) * 3 * time.Millisecond)
+		closeAll(rings)
+		for rank, err := range <-done {
+			if err == nil {
+				t.Logf("try %d rank %d: finished before the close", try, rank)
+			}
+		}
+	}
+	if got := shmFiles(t, dir); len(got) != 0 {
+		t.Fatalf("after close: %v", got)
+	}
+}

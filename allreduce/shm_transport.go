@@ -32,12 +32,16 @@ type ShmTransport struct {
 	rank     int
 	maxFrame int
 	inbox    *shmMap
-	arena    int       // ArenaBytes of every rank's inbox, 0 without arenas
-	rounds   uint64    // arena rounds run so far (the Ring's runner only)
-	links    []shmLink // the links into the inbox, by sender (the own one unused)
-	peers    []*shmPeer
-	queue    *queue[recvItem]
-	pool     bufPool
+	arena    int    // ArenaBytes of every rank's inbox, 0 without arenas
+	rounds   uint64 // arena rounds run so far (the Ring's runner only)
+	// arenaMu is held by an all-reduce through the arenas, and by Close
+	// before it unmaps them: a Ring closed mid-collective must not pull the
+	// memory from under its runner.
+	arenaMu sync.Mutex
+	links   []shmLink // the links into the inbox, by sender (the own one unused)
+	peers   []*shmPeer
+	queue   *queue[recvItem]
+	pool    bufPool
 
 	// hook, when set by tests, runs after this rank staged an arena round.
 	hook func()
@@ -326,6 +330,8 @@ func (t *ShmTransport) Close() error {
 	futexWake(t.inbox.u32(shmHdrDoorbell))
 	t.wg.Wait()
 	t.queue.close(ErrClosed)
+	t.arenaMu.Lock()
+	defer t.arenaMu.Unlock()
 	var errs []error
 	for _, p := range t.peers {
 		p.mu.Lock()

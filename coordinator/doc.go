@@ -51,8 +51,11 @@
 //
 //   - Apply refuses a log entry of an unknown version. Upgrade every replica before a newer one can
 //     lead: a mixed group would diverge.
-//   - Workers share one NATS user; subject permissions keep them off operator operations and other
-//     jobs' subjects, but not off each other's reply inboxes.
+//   - Workers on the shared worker credential are one principal: subject permissions keep them off
+//     operator operations and other jobs' subjects, but not off each other's reply inboxes and
+//     ring frames. Workers on their own nkeys (NATSConfig.WorkerNkeysFile) are kept apart: each
+//     may read only its own inbox and ring links, and the key in a request's subject is checked
+//     against the worker the request names (identity.go).
 //   - The job token authenticates requests, it does not encrypt them: use NATS TLS off a trusted
 //     network. security.go checks TLS and authentication at startup and refuses TLS that lets
 //     anyone in; docs/security.md has the threat model.

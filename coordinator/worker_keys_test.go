@@ -333,7 +333,8 @@ func TestRevokedWorkerNkeyRefused(t *testing.T) {
 
 	a := ownKeyClient(t, c, keys, "a")
 	closed := make(chan struct{})
-	b := ownKeyClient(t, c, keys, "b", nats.ClosedHandler(func(*nats.Conn) { close(closed) }), nats.ReconnectWait(50*time.Millisecond))
+	b := ownKeyClient(t, c, keys, "b", nats.ClosedHandler(func(*nats.Conn) { close(closed) }), nats.ReconnectWait(50*time.Millisecond),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // the revocation's reconnect errors
 	ra, err := a.Join(ctx, JoinRequest{Name: "a", Instance: "ia"})
 	if err != nil {
 		t.Fatal(err)
@@ -381,5 +382,88 @@ func TestRevokedWorkerNkeyRefused(t *testing.T) {
 	}
 	if _, err := a.Heartbeat(ctx, ra.WorkerID, 0); err != nil {
 		t.Fatalf("a after b's revocation: %v", err)
+	}
+}
+
+// Three coordinators read the same registry: a worker on its own key joins through a follower's
+// server (its request crosses a route to the leader). Revoking it reloads every embedded server
+// without disturbing the routes between them (each stays routed to both others), and the key is
+// then refused by every server.
+func TestWorkerNkeysAcrossCoordinators(t *testing.T) {
+	keys := NewTestWorkerKeys(t, "a", "b")
+	c := MakeCluster(t, 3, WithTCP(), WithNATS(), WithConfig(func(i int, cfg *Config) {
+		cfg.NATS.User, cfg.NATS.Password = "operator", "op-pass"
+		cfg.NATS.WorkerNkeysFile = keys.File
+		cfg.HeartbeatInterval, cfg.LeaseTTL = time.Second, 30*time.Second
+		cfg.WorkerKeysPoll = 100 * time.Millisecond
+	}))
+	leader := c.Leader(t)
+	routed := func() bool {
+		for _, s := range c.Servers() {
+			if s.routedServers() != 2 {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !routed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the NATS cluster did not form")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	op, err := Dial(leader.NATSURL(), "test", "secret", []nats.Option{nats.UserInfo("operator", "op-pass")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if _, err := op.Submit(ctx, testSpec("test")); err != nil {
+		t.Fatal(err)
+	}
+	follower := c.Followers(t)[0]
+	quiet := nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}) // the revocation's reconnect errors
+	a, err := Dial(follower.NATSURL(), "test", "secret", append(keys.Options("test", "a"), quiet), WithIdentity(keys.Pub("a")), WithRequestTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ra, err := a.Join(ctx, JoinRequest{Name: "a", Instance: "ia"})
+	if err != nil {
+		t.Fatalf("a joins through a follower's server: %v", err)
+	}
+	if ids := memberIdentities(t, op); ids[ra.WorkerID] != keys.Pub("a") {
+		t.Fatalf("identities %v", ids)
+	}
+	keys.Revoke("a")
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		refused := 0
+		for _, s := range c.Servers() {
+			if nc, err := nats.Connect(s.NATSURL(), keys.Options("test", "a")...); err != nil {
+				refused++
+			} else {
+				nc.Close()
+			}
+		}
+		if refused == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's revoked key still accepted by %d of 3 servers", 3-refused)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !routed() {
+		t.Fatal("reloading the registry broke the routes between the servers")
+	}
+	for _, s := range c.Servers() {
+		if nc, err := nats.Connect(s.NATSURL(), keys.Options("test", "b")...); err != nil {
+			t.Fatalf("b's key refused by %s after a's revocation: %v", s.ID(), err)
+		} else {
+			nc.Close()
+		}
 	}
 }

@@ -16,6 +16,9 @@
 //   - matcher.go, criterion.go: bipartite matching (no gradient) and the losses by name.
 //   - postprocess.go, eval_ap.go: detections in pixels, greedy captions, ITM scores, AP50.
 //   - beam.go: captions by beam search.
+//   - task_heads.go, vqa.go, nlvr2.go, caption_task.go, retrieval.go,
+//     init_from.go: the fine-tuning tasks' heads and losses, and
+//     initialisation from a pretraining checkpoint.
 //   - schedule.go, train.go: TrainStep (what a worker calls), and a Trainer
 //     (AdamW with a lower backbone lr, warm-up + cosine decay, clipping).
 //   - statedict.go, weights.go: torchvision ResNet weights from a .pth file, read in pure Go.

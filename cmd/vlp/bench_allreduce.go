@@ -37,12 +37,13 @@ var benchAllreduceCommand = &cli.Command{
 		"one server cannot beat busbw = T/N (float32; 2T/N for bf16). The TCP rows are set against\n" +
 		"Gloo's all-reduce (scripts/gloo_allreduce.py with Debian's python3-torch) when it runs.\n" +
 		"TCP rings protect frames as --ring-security does: tcp (auth, the default), tcp-encrypt and\n" +
-		"tcp-plain; the tcp and tcp-encrypt rows are set against tcp-plain when it runs too.",
+		"tcp-plain; the tcp and tcp-encrypt rows are set against tcp-plain when it runs too. shm (every rank\n" +
+		"on this host, through /dev/shm) rows are set against the flat TCP ring (tcp, else tcp-plain) and Gloo.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "ranks", Value: "2,4", Usage: "ring sizes, comma-separated"},
 		&cli.StringFlag{Name: "sizes-mib", Value: "4,64,256", Usage: "buffer sizes in MiB, comma-separated"},
 		&cli.StringFlag{Name: "wire", Value: "float32,bf16", Usage: "wire types, comma-separated"},
-		&cli.StringFlag{Name: "transports", Value: "nats,tcp", Usage: "transports (nats, tcp, tcp-encrypt, tcp-plain, auto), comma-separated"},
+		&cli.StringFlag{Name: "transports", Value: "nats,tcp", Usage: "transports (nats, tcp, tcp-encrypt, tcp-plain, auto, shm), comma-separated"},
 		&cli.IntFlag{Name: "iters", Value: 5, Usage: "rounds per size, after a warm-up: each round times raw NATS and one all-reduce of every case; medians are reported"},
 		&cli.IntFlag{Name: "chunk-kib", Value: 1024, Usage: "payload per frame (Config.ChunkBytes) in KiB"},
 		&cli.IntFlag{Name: "window-mib", Value: 16, Usage: "un-acknowledged bytes per link (Config.WindowBytes) in MiB"},
@@ -77,6 +78,10 @@ type benchRow struct {
 	// tcp and tcp-encrypt rows: this row's throughput / tcp-plain's with the
 	// same wire type, the median of the rounds' ratios.
 	VsPlain float64 `json:"vs_plain_tcp,omitempty"`
+	// shm rows: this row's busbw / the flat TCP ring's (tcp, else
+	// tcp-plain) with the same wire type, the median of the rounds' ratios.
+	VsTCP   float64 `json:"vs_tcp,omitempty"`
+	VsTCPOf string  `json:"vs_tcp_of,omitempty"` // which TCP ring
 }
 
 // benchTCPSecurity maps a bench transport to the ring kind and the frame
@@ -172,7 +177,9 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 	rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
 	prefix := fmt.Sprintf("vlp.bench.%d.%d", os.Getpid(), n)
-	job := fmt.Sprintf("bench%d", n)
+	// The job names the ranks' shared-memory files: two runs on one host
+	// must not meet.
+	job := fmt.Sprintf("bench%d-%d", os.Getpid(), n)
 	hellos, err := ctl.SubscribeSync(prefix + ".hello")
 	if err != nil {
 		return nil, err
@@ -383,6 +390,20 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 				row.VsPlain = median(vs)
 			}
 		}
+		if br.Transport == allreduce.KindShm {
+			for _, flat := range []string{allreduce.KindTCP, "tcp-plain"} {
+				j := ringIndex(setup.Rings, flat, br.Wire)
+				if j < 0 {
+					continue
+				}
+				vs := make([]float64, iters)
+				for k := range vs {
+					vs[k] = secs[j][k] / secs[i][k]
+				}
+				row.VsTCP, row.VsTCPOf = median(vs), flat
+				break
+			}
+		}
 		if gloo != nil && br.Wire == "float32" && br.Transport != allreduce.KindNATS {
 			vs := make([]float64, iters)
 			for k := range vs {
@@ -399,6 +420,16 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// ringIndex is the index of the ring of transport tr and wire w, or -1.
+func ringIndex(rings []benchRing, tr, w string) int {
+	for i, r := range rings {
+		if r.Transport == tr && r.Wire == w {
+			return i
+		}
+	}
+	return -1
 }
 
 // slowest is a round's time: a collective is done when its last rank is.
@@ -505,7 +536,7 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 		by[key{r.Ranks, r.Bytes, r.Transport, r.Wire}] = r
 	}
 	sorted := append([]benchRow(nil), rows...)
-	order := map[string]int{"nats": 0, "auto": 1, "tcp-plain": 2, "tcp": 3, "tcp-encrypt": 4, "gloo": 5}
+	order := map[string]int{"nats": 0, "auto": 1, "tcp-plain": 2, "tcp": 3, "tcp-encrypt": 4, "shm": 5, "gloo": 6}
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
 		if a.Ranks != b.Ranks {
@@ -528,6 +559,9 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 		}
 		if r.VsPlain > 0 {
 			vs = append(vs, fmt.Sprintf("%.0f%% of tcp-plain throughput", 100*r.VsPlain))
+		}
+		if r.VsTCP > 0 {
+			vs = append(vs, fmt.Sprintf("%.2f× %s busbw", r.VsTCP, r.VsTCPOf))
 		}
 		if r.VsGloo > 0 {
 			vs = append(vs, fmt.Sprintf("%.2f× Gloo busbw", r.VsGloo))

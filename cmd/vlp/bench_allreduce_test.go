@@ -16,14 +16,14 @@ func TestBenchAllreduce(t *testing.T) {
 	bin := testBinary(t)
 	out := filepath.Join(t.TempDir(), "rows.json")
 	cmd := exec.Command(bin, "bench", "allreduce", "--ranks", "2", "--sizes-mib", "1", "--iters", "2",
-		"--transports", "nats,tcp,auto,tcp-plain,tcp-encrypt", "--gloo-script", "", "--json", out)
+		"--transports", "nats,tcp,auto,tcp-plain,tcp-encrypt,shm", "--gloo-script", "", "--json", out)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("vlp bench allreduce: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	table := stdout.String()
-	for _, want := range []string{"| 2 | 1 MiB | nats | float32 |", "| 2 | 1 MiB | tcp | bf16 |", "| 2 | 1 MiB | auto | float32 |", "of the NATS relay cap", "× float32 algbw", "| 2 | 1 MiB | tcp-encrypt | float32 |", "of tcp-plain throughput"} {
+	for _, want := range []string{"| 2 | 1 MiB | nats | float32 |", "| 2 | 1 MiB | tcp | bf16 |", "| 2 | 1 MiB | auto | float32 |", "of the NATS relay cap", "× float32 algbw", "| 2 | 1 MiB | tcp-encrypt | float32 |", "of tcp-plain throughput", "| 2 | 1 MiB | shm | bf16 |", "× tcp busbw"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
@@ -36,8 +36,8 @@ func TestBenchAllreduce(t *testing.T) {
 	if err := json.Unmarshal(b, &rows); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 10 {
-		t.Fatalf("%d rows, want 10", len(rows))
+	if len(rows) != 12 {
+		t.Fatalf("%d rows, want 12", len(rows))
 	}
 	for _, r := range rows {
 		if r.Seconds <= 0 || r.AlgBW <= 0 || r.BusBW != r.AlgBW { // N=2: busbw = algbw
@@ -48,6 +48,9 @@ func TestBenchAllreduce(t *testing.T) {
 		}
 		if (r.Transport == "tcp" || r.Transport == "tcp-encrypt") && r.VsPlain <= 0 {
 			t.Errorf("protected TCP row without the plain comparison: %+v", r)
+		}
+		if r.Transport == "shm" && (r.VsTCP <= 0 || r.VsTCPOf != "tcp") {
+			t.Errorf("shm row without the TCP comparison: %+v", r)
 		}
 	}
 }
