@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -30,6 +31,26 @@ func (t Tensor) NumElements() int64 {
 // one-dimensional uint8 tensor.
 func Blob(name string, data []byte) Tensor {
 	return Tensor{Name: name, DType: Uint8, Shape: []int64{int64(len(data))}, Data: data}
+}
+
+// Float32Tensor is v as a one-dimensional float32 tensor (the caller may set Shape after).
+func Float32Tensor(name string, v []float32) Tensor {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return Tensor{Name: name, DType: Float32, Shape: []int64{int64(len(v))}, Data: b}
+}
+
+// Float32s copies a float32 tensor of len(dst) elements into dst.
+func (t Tensor) Float32s(dst []float32) error {
+	if t.DType != Float32 || len(t.Data) != 4*len(dst) {
+		return fmt.Errorf("tensor %q: %s of %d bytes, want %d float32", t.Name, t.DType, len(t.Data), len(dst))
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+	}
+	return nil
 }
 
 // validate checks that the bytes fit the dtype and shape.

@@ -1,6 +1,8 @@
-package model
+package model_test
 
 import (
+	"github.com/e2evlp/vlp/model"
+	"github.com/e2evlp/vlp/train"
 	"testing"
 	"time"
 
@@ -15,7 +17,7 @@ import (
 //
 //	go test ./model -run '^$' -bench TinyTrainStep -benchtime 20x
 func BenchmarkTinyTrainStep(b *testing.B) {
-	needTorch(b)
+	model.NeedTorch(b)
 	ls := defaultLearnSetup()
 	world, err := data.NewSynthWorld(synth.Config{Seed: 101, Images: 256, Width: ls.side, Height: ls.side, MaxObjects: 2}, false)
 	if err != nil {
@@ -25,13 +27,13 @@ func BenchmarkTinyTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := New(Tiny(), 1, torch.CPU)
+	m, err := model.New(model.Tiny(), 1, torch.CPU)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	tc := DefaultTrainConfig(1000)
-	tr, err := NewTrainer(m, tc)
+	tc := model.DefaultTrainConfig(1000)
+	tr, err := train.NewEngine(m, tc)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-package model
+package model_test
 
 import (
 	"fmt"
+	"github.com/e2evlp/vlp/model"
 
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/synth"
@@ -57,12 +58,12 @@ func wordKinds(v *data.Vocab) map[int64]string {
 }
 
 // objects returns row i's object count (1 or 2 in the learning world).
-func objects(in *Inputs, i int) int { return min(len(in.Targets[i].Classes), 2) }
+func objects(in *model.Inputs, i int) int { return min(len(in.Targets[i].Classes), 2) }
 
 // addMLM adds colour-word MLM results: labels [B·L], preds [M] in label order.
 // addMLM: labels and pred as the MLM head sees them; colourWords[i] is row
 // i's number of colour words before masking.
-func (d *learnDiag) addMLM(in *Inputs, labels, pred []int64, L int, colourWords []int) {
+func (d *learnDiag) addMLM(in *model.Inputs, labels, pred []int64, L int, colourWords []int) {
 	k := 0
 	for j, l := range labels {
 		if l == data.IgnoreIndex {
@@ -77,7 +78,7 @@ func (d *learnDiag) addMLM(in *Inputs, labels, pred []int64, L int, colourWords 
 	}
 }
 
-func (d *learnDiag) addITM(in *Inputs, labels, pred []int64) {
+func (d *learnDiag) addITM(in *model.Inputs, labels, pred []int64) {
 	for i, l := range labels {
 		d.itm[objects(in, i)].add(pred[i] == l)
 	}
@@ -103,11 +104,11 @@ func (d *learnDiag) addCaption(kinds map[int64]string, target, pred []int64) {
 }
 
 // addDetections: for every object, the query with the highest IoU.
-func (d *learnDiag) addDetections(dets []ObjectDetection, gts []GroundTruth) {
+func (d *learnDiag) addDetections(dets []model.ObjectDetection, gts []model.GroundTruth) {
 	for _, g := range gts {
 		best, bi := 0.0, -1
 		for j, o := range dets {
-			if iou, _ := IoU(o.Box, g.Box); iou > best {
+			if iou, _ := model.IoU(o.Box, g.Box); iou > best {
 				best, bi = iou, j
 			}
 		}

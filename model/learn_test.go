@@ -1,7 +1,9 @@
-package model
+package model_test
 
 import (
 	"fmt"
+	"github.com/e2evlp/vlp/model"
+	"github.com/e2evlp/vlp/train"
 	"os"
 	"runtime"
 	"strconv"
@@ -42,8 +44,8 @@ func defaultLearnSetup() learnSetup {
 	// trying other recipes; VLP_LEARN_EVAL_EVERY=N also evaluates every N
 	// steps.
 	s := learnSetup{side: 64, images: 4096, evalImages: 1024, batch: 32, steps: 3000, lr: 1e-3, mlmProb: 0.15, attrMask: 0.5, attrSizes: true,
-		maxObjects: 2, trainMaxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: Tiny().Loss.Attribute, classWeight: Tiny().Loss.Class, mlmWeight: Tiny().Loss.MLM, itmWeight: Tiny().Loss.ITM,
-		seed: 1, warmup: 100, clip: 1, encoderLayers: Tiny().EncoderLayers, dropout: Tiny().Dropout, itmNeg: 0.25, stemPool: !Tiny().NoStemPool, dilate: Tiny().DilateC5}
+		maxObjects: 2, trainMaxObjects: 2, threads: learnThreads, evalEvery: 0, attrWeight: model.Tiny().Loss.Attribute, classWeight: model.Tiny().Loss.Class, mlmWeight: model.Tiny().Loss.MLM, itmWeight: model.Tiny().Loss.ITM,
+		seed: 1, warmup: 100, clip: 1, encoderLayers: model.Tiny().EncoderLayers, dropout: model.Tiny().Dropout, itmNeg: 0.25, stemPool: !model.Tiny().NoStemPool, dilate: model.Tiny().DilateC5}
 	envInt := func(k string, p *int) {
 		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
 			*p = v
@@ -118,7 +120,7 @@ type learnMetrics struct {
 // masked colour words (only the pixels tell them), hard ITM negatives
 // (one colour swapped), detection AP50 and caption token accuracy.
 func TestModelLearnsShapes(t *testing.T) {
-	needTorch(t)
+	model.NeedTorch(t)
 	if testing.Short() {
 		t.Skip("-short: the learning test trains for about 8 minutes")
 	}
@@ -146,20 +148,20 @@ func TestModelLearnsShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Tiny()
+	cfg := model.Tiny()
 	cfg.VocabSize = max(cfg.VocabSize, world.Tokenizer.Vocab().Size())
 	cfg.Loss.Attribute, cfg.Loss.Class, cfg.Loss.MLM, cfg.Loss.ITM = ls.attrWeight, ls.classWeight, ls.mlmWeight, ls.itmWeight
 	cfg.EncoderLayers, cfg.Dropout = ls.encoderLayers, ls.dropout
 	cfg.NoStemPool, cfg.DilateC5 = !ls.stemPool, ls.dilate
-	m, err := New(cfg, uint64(ls.seed), torch.CPU)
+	m, err := model.New(cfg, uint64(ls.seed), torch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tc := DefaultTrainConfig(ls.steps)
+	tc := model.DefaultTrainConfig(ls.steps)
 	tc.LR, tc.BackboneLR, tc.ClipNorm = ls.lr, ls.lr, ls.clip
-	tc.Schedule = Schedule{Warmup: min(ls.warmup, ls.steps/10), Total: ls.steps, MinRatio: 0.05}
-	tr, err := NewTrainer(m, tc)
+	tc.Schedule = model.Schedule{Warmup: min(ls.warmup, ls.steps/10), Total: ls.steps, MinRatio: 0.05}
+	tr, err := train.NewEngine(m, tc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,14 +231,14 @@ func learnDataConfig(ls learnSetup) data.Config {
 		dc.AttributeWords = synth.AttributeNames
 	}
 	dc.Image = data.SquareImageConfig(ls.side)
-	dc.MaxTextLen, dc.MaxCaptionLen = Tiny().MaxTextLen, Tiny().MaxCaptionLen
+	dc.MaxTextLen, dc.MaxCaptionLen = model.Tiny().MaxTextLen, model.Tiny().MaxCaptionLen
 	dc.Workers = 1
 	return dc
 }
 
 // evaluateShapes measures the four skills on held-out images, one caption
 // per image, with the training tokenizer.
-func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWorld, ls learnSetup) learnMetrics {
+func evaluateShapes(t *testing.T, m *model.Model, tok *data.Tokenizer, w *data.SynthWorld, ls learnSetup) learnMetrics {
 	t.Helper()
 	var ex []data.Example
 	for i := range w.Examples {
@@ -288,7 +290,7 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 	s := torch.NewScope()
 	defer s.Close()
 	torch.NoGrad(func() {
-		in, err := BatchToTensors(s, &masked, m.Device)
+		in, err := model.BatchToTensors(s, &masked, m.Device)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,42 +299,42 @@ func evaluateShapes(t *testing.T, m *Model, tok *data.Tokenizer, w *data.SynthWo
 			t.Fatal(err)
 		}
 		pred := out.MLMLogits.Argmax(-1, false)
-		r.MLMColour = accuracy(int64s(t, pred), in.MLMLabels)
+		r.MLMColour = accuracy(model.Int64s(t, pred), in.MLMLabels)
 		r.Diag = &learnDiag{}
-		r.Diag.addMLM(in, masked.MLMLabels, int64s(t, pred), L, colourWords)
+		r.Diag.addMLM(in, masked.MLMLabels, model.Int64s(t, pred), L, colourWords)
 		r.ITM = (itmAccuracy(t, m, s, pos, r.Diag) + itmAccuracy(t, m, s, neg, r.Diag)) / 2
 		// Caption: teacher-forced next-token accuracy over non-padding targets.
 		cp := out.CapLogits.Argmax(-1, false)
-		r.CaptionTok = accuracy(int64s(t, cp), int64s(t, in.CapTarget))
-		r.Diag.addCaption(wordKinds(v), int64s(t, in.CapTarget), int64s(t, cp))
+		r.CaptionTok = accuracy(model.Int64s(t, cp), model.Int64s(t, in.CapTarget))
+		r.Diag.addCaption(wordKinds(v), model.Int64s(t, in.CapTarget), model.Int64s(t, cp))
 		// Detection: AP50 over every query's best real class.
 		dets, err := m.PostProcess(s, in, out.Det)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ds []Detection
-		var gs []GroundTruth
+		var ds []model.Detection
+		var gs []model.GroundTruth
 		for i, row := range dets {
 			for _, d := range row {
-				ds = append(ds, Detection{Image: i, Class: d.Class, Score: d.Score, Box: d.Box})
+				ds = append(ds, model.Detection{Image: i, Class: d.Class, Score: d.Score, Box: d.Box})
 			}
-			var rowGT []GroundTruth
+			var rowGT []model.GroundTruth
 			for k, b := range in.Targets[i].Boxes {
-				xy := CxcywhToXyxy(Box{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])})
+				xy := model.CxcywhToXyxy(model.Box{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])})
 				side := float64(ls.side)
-				rowGT = append(rowGT, GroundTruth{Image: i, Class: int(in.Targets[i].Classes[k]), Box: Box{xy[0] * side, xy[1] * side, xy[2] * side, xy[3] * side}})
+				rowGT = append(rowGT, model.GroundTruth{Image: i, Class: int(in.Targets[i].Classes[k]), Box: model.Box{xy[0] * side, xy[1] * side, xy[2] * side, xy[3] * side}})
 			}
 			r.Diag.addDetections(row, rowGT)
 			gs = append(gs, rowGT...)
 		}
-		r.AP50, _ = AveragePrecision(ds, gs, 0.5)
+		r.AP50, _ = model.AveragePrecision(ds, gs, 0.5)
 	})
 	return r
 }
 
-func itmAccuracy(t *testing.T, m *Model, s *torch.Scope, b *data.Batch, d *learnDiag) float64 {
+func itmAccuracy(t *testing.T, m *model.Model, s *torch.Scope, b *data.Batch, d *learnDiag) float64 {
 	t.Helper()
-	in, err := BatchToTensors(s, b, m.Device)
+	in, err := model.BatchToTensors(s, b, m.Device)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +342,7 @@ func itmAccuracy(t *testing.T, m *Model, s *torch.Scope, b *data.Batch, d *learn
 	if err != nil {
 		t.Fatal(err)
 	}
-	pred := int64s(t, out.ITMLogits.Argmax(-1, false))
+	pred := model.Int64s(t, out.ITMLogits.Argmax(-1, false))
 	d.addITM(in, b.ITMLabels, pred)
 	return accuracy(pred, b.ITMLabels)
 }

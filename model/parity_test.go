@@ -115,14 +115,7 @@ func checkParity(t *testing.T, c Config) {
 	}
 	exportWeights(t, m, dir)
 	writeJSON(t, filepath.Join(dir, "batch.json"), b)
-	cj := map[string]any{
-		"ResNetDepth": c.ResNetDepth, "ResNetWidth": c.ResNetWidth, "FrozenBN": c.FrozenBN, "DilateC5": c.DilateC5, "StemPool": !c.NoStemPool,
-		"DModel": c.DModel, "Heads": c.Heads, "FFN": c.FFN, "EncoderLayers": c.EncoderLayers, "DecoderLayers": c.DecoderLayers,
-		"VocabSize": c.VocabSize, "MaxTextLen": c.MaxTextLen, "MaxCaptionLen": c.MaxCaptionLen, "TieMLM": c.TieMLM,
-		"NumQueries": c.NumQueries, "NumClasses": c.NumClasses, "NumAttributes": c.NumAttributes, "SharedDecoder": c.SharedDecoder,
-		"Loss": c.Loss,
-	}
-	writeJSON(t, filepath.Join(dir, "config.json"), cj)
+	writeJSON(t, filepath.Join(dir, "config.json"), c.ReferenceConfig())
 	sample := []string{
 		"backbone.conv1.weight", "backbone.layer1.0.conv1.weight", "backbone.layer4.1.conv2.weight", "input_proj.weight",
 		"text.tok_emb.weight", "text.seg_emb.weight", "text.ln.weight", "encoder.layers.0.attn.in_proj_weight",

@@ -29,6 +29,13 @@ type StepResult struct {
 // step's sync) and fails fast on a non-finite loss, before backward. The
 // caller owns s (the step's scope) and zeroes the gradients beforehand.
 func TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (StepResult, error) {
+	return TrainStepWith(s, m, b, gen, nil)
+}
+
+// TrainStepWith is TrainStep calling afterForward (when not nil) between the forward pass and
+// backward, with the losses: a data-parallel learner starts its first collective there (the step's
+// losses ride on it) so that the gradient buckets can follow while backward runs.
+func TrainStepWith(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator, afterForward func(StepResult) error) (StepResult, error) {
 	var r StepResult
 	t0 := time.Now()
 	in, err := BatchToTensors(s, b, m.Device)
@@ -51,6 +58,11 @@ func TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (S
 	for name, v := range r.Losses {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return r, fmt.Errorf("%w: %s = %v", ErrNonFinite, name, v)
+		}
+	}
+	if afterForward != nil {
+		if err := afterForward(r); err != nil {
+			return r, err
 		}
 	}
 	t1 := time.Now()
@@ -136,115 +148,20 @@ func (c TrainConfig) ParamGroup(params []*torch.Tensor, lr float64) torch.ParamG
 // TrainStep is TrainStep under c's precision: bf16 autocast around forward and backward when
 // c.BF16, plain fp32 otherwise. Trainer and the distributed learner both step through it.
 func (c TrainConfig) TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (StepResult, error) {
+	return c.TrainStepWith(s, m, b, gen, nil)
+}
+
+// TrainStepWith is TrainStep with TrainStepWith's afterForward.
+func (c TrainConfig) TrainStepWith(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator, afterForward func(StepResult) error) (StepResult, error) {
 	if !c.BF16 {
-		return TrainStep(s, m, b, gen)
+		return TrainStepWith(s, m, b, gen, afterForward)
 	}
 	var (
 		r   StepResult
 		err error
 	)
-	if aerr := torch.Autocast(torch.BFloat16, func() { r, err = TrainStep(s, m, b, gen) }); aerr != nil && err == nil {
+	if aerr := torch.Autocast(torch.BFloat16, func() { r, err = TrainStepWith(s, m, b, gen, afterForward) }); aerr != nil && err == nil {
 		err = aerr
 	}
 	return r, err
-}
-
-// Metrics is one training step's report.
-type Metrics struct {
-	Step     int
-	LR       float64 // transformer learning rate used by this step
-	GradNorm float64 // global norm before clipping
-	StepResult
-	Optimizer time.Duration
-	Total     time.Duration
-}
-
-// Trainer is single-process training: TrainStep, then clipping and an
-// AdamW step with two parameter groups (backbone, rest).
-type Trainer struct {
-	Model *Model
-	cfg   TrainConfig
-	opt   *torch.AdamW
-	gen   *torch.Generator
-	step  int
-	all   []*torch.Tensor // trainable parameters
-}
-
-// NewTrainer builds the optimiser for m.
-func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	var bb, rest []*torch.Tensor
-	for _, p := range m.Params() {
-		switch {
-		case !p.Trainable():
-		case p.Backbone:
-			bb = append(bb, p.T)
-		default:
-			rest = append(rest, p.T)
-		}
-	}
-	groups := []torch.ParamGroup{cfg.ParamGroup(rest, cfg.LR)}
-	if len(bb) > 0 {
-		groups = append(groups, cfg.ParamGroup(bb, cfg.BackboneLR))
-	}
-	opt, err := torch.NewAdamW(groups)
-	if err != nil {
-		return nil, fmt.Errorf("model: optimiser: %w", err)
-	}
-	gen, err := torch.NewGenerator(int64(cfg.Seed), m.Device)
-	if err != nil {
-		opt.Close()
-		return nil, err
-	}
-	return &Trainer{Model: m, cfg: cfg, opt: opt, gen: gen, all: append(append([]*torch.Tensor{}, rest...), bb...)}, nil
-}
-
-// Close frees the optimiser state and the generator (not the model).
-func (t *Trainer) Close() {
-	t.opt.Close()
-	t.gen.Close()
-}
-
-// StepCount is the number of completed steps.
-func (t *Trainer) StepCount() int { return t.step }
-
-// Step trains on one batch: lr → forward/backward → clip → AdamW.
-func (t *Trainer) Step(b *data.Batch) (Metrics, error) {
-	start := time.Now()
-	mt := Metrics{Step: t.step}
-	f := t.cfg.Schedule.Factor(t.step)
-	mt.LR = t.cfg.LR * f
-	if err := t.opt.SetLR(0, mt.LR); err != nil {
-		return mt, err
-	}
-	if t.opt.Groups() > 1 {
-		if err := t.opt.SetLR(1, t.cfg.BackboneLR*f); err != nil {
-			return mt, err
-		}
-	}
-	if err := torch.ZeroGrad(t.all); err != nil {
-		return mt, err
-	}
-	s := torch.NewScope()
-	defer s.Close()
-	r, err := t.cfg.TrainStep(s, t.Model, b, t.gen)
-	mt.StepResult = r
-	if err != nil {
-		return mt, err
-	}
-	t0 := time.Now()
-	if t.cfg.ClipNorm > 0 {
-		if mt.GradNorm, err = torch.ClipGradNorm(t.all, t.cfg.ClipNorm); err != nil {
-			return mt, err
-		}
-	}
-	if err := t.opt.Step(); err != nil {
-		return mt, fmt.Errorf("model: optimiser step: %w", err)
-	}
-	mt.Optimizer = time.Since(t0)
-	t.step++
-	mt.Total = time.Since(start)
-	return mt, nil
 }

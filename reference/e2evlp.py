@@ -10,6 +10,14 @@ Usage (timing): e2evlp.py bench PRESET_JSON [--device cuda] [--batch 32] [--side
     backward, AdamW) on a random batch of the given shapes, in fp32 and in
     bf16 autocast, and prints the median step time of each.
 
+Usage (data-parallel peer): e2evlp.py ddp PRESET_JSON BATCH_JSON [--ranks 2] [--threads 1] [--steps 40]
+    Runs the model in DistributedDataParallel (Gloo on the CPU, NCCL with
+    --device cuda), one process per rank on this host, each training on the
+    batch in BATCH_JSON (a data.Batch as JSON: the per-rank batch vlp bench
+    train builds from the same data). Prints one JSON line: the median step
+    and its phases in milliseconds (forward, backward with DDP's overlapped
+    all-reduce, optimizer) and samples/s over every rank.
+
 Usage (parity): e2evlp.py parity DIR
     DIR holds config.json, weights.bin + weights.json (every parameter and
     buffer as raw little-endian float32, with name/shape/offset), batch.json
@@ -552,10 +560,93 @@ def bench(args):
         print("pytorch %s %s: median step %.1f ms (batch %d, %d px)" % (mode, a.device, 1e3 * times[len(times) // 2], a.batch, a.side))
 
 
+class Losses(nn.Module):
+    """The model with forward_losses as its forward, for DistributedDataParallel."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, bt):
+        return forward_losses(self.m, bt)
+
+
+def ddp_rank(rank, a, c, batch, port, q):
+    import os
+    import time
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    torch.set_num_threads(a.threads)
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    cuda = a.device.startswith("cuda")
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=a.ranks)
+    dev = torch.device("cuda:%d" % rank if cuda else "cpu")
+    torch.manual_seed(a.seed)
+    m = E2EVLP(c).to(dev)
+    m.train()
+    dm = DDP(Losses(m), device_ids=[rank] if cuda else None)
+    bt = batch_tensors(batch, dev)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    rows = []
+    for step in range(a.steps):
+        sync()
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        losses = dm(bt)
+        sync()
+        t1 = time.perf_counter()
+        losses["total"].backward()
+        sync()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), a.clip)
+        opt.step()
+        sync()
+        t3 = time.perf_counter()
+        rows.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2))
+    dist.barrier()
+    if rank == 0:
+        q.put(rows)
+    dist.destroy_process_group()
+
+
+def ddp(args):
+    import argparse
+    import socket
+    import torch.multiprocessing as mp
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config")
+    ap.add_argument("batch")
+    ap.add_argument("--ranks", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--clip", type=float, default=1.0)
+    a = ap.parse_args(args)
+    c = json.load(open(a.config))
+    batch = json.load(open(a.batch))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    q = ctx.SimpleQueue()
+    mp.start_processes(ddp_rank, args=(a, c, batch, port, q), nprocs=a.ranks, join=True, start_method="spawn")
+    rows = q.get()[a.warmup:]
+    med = lambda i: 1e3 * sorted(r[i] for r in rows)[len(rows) // 2]
+    step = med(0)
+    print(json.dumps({"ranks": a.ranks, "rows_per_rank": batch["Size"], "steps": len(rows),
+                      "step_ms": step, "forward_ms": med(1), "backward_allreduce_ms": med(2), "optimizer_ms": med(3),
+                      "samples_per_s": 1e3 * a.ranks * batch["Size"] / step}))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "parity":
         parity(sys.argv[2])
     elif len(sys.argv) >= 3 and sys.argv[1] == "bench":
         bench(sys.argv[2:])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "ddp":
+        ddp(sys.argv[2:])
     else:
         sys.exit(__doc__)

@@ -174,6 +174,7 @@ type symbols struct {
 	setRequiresGrad, backward, grad, setGrad, zeroGrad, setGradEnabled, autocastEnter, autocastExit   uintptr
 	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts        uintptr
 	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                              uintptr
+	bucketsNew, bucketsArm, bucketsFinish, bucketsToDevice, bucketsFree                               uintptr
 	serialize, deserialize, pickleSave                                                                uintptr
 	cudaDeviceCount, cudaBuilt, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache            uintptr
 	cudaDeviceInfo                                                                                    uintptr
@@ -222,6 +223,8 @@ func (s *symbols) resolve(h uintptr) error {
 		{"vlp_adamw_get_state", &s.adamwGetState}, {"vlp_adamw_set_state", &s.adamwSetState},
 		{"vlp_adamw_flat_state", &s.adamwFlatState}, {"vlp_clip_grad_norm", &s.clipGradNorm},
 		{"vlp_flat_copy", &s.flatCopy},
+		{"vlp_buckets_new", &s.bucketsNew}, {"vlp_buckets_arm", &s.bucketsArm}, {"vlp_buckets_finish", &s.bucketsFinish},
+		{"vlp_buckets_to_device", &s.bucketsToDevice}, {"vlp_buckets_free", &s.bucketsFree},
 		{"vlp_serialize", &s.serialize}, {"vlp_deserialize", &s.deserialize}, {"vlp_pickle_save", &s.pickleSave},
 		{"vlp_cuda_device_count", &s.cudaDeviceCount}, {"vlp_cuda_built", &s.cudaBuilt},
 		{"vlp_cuda_synchronize", &s.cudaSynchronize},

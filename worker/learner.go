@@ -33,6 +33,9 @@ type Learner interface {
 	// Prepare is a hint that pairs will be asked for next (prefetch);
 	// it must not block.
 	Prepare(pairs []Pair)
+	// Load waits until what Gradients needs for pairs is ready (prepared
+	// ahead, or made now): the time it takes is the step's data phase.
+	Load(ctx context.Context, pairs []Pair) error
 	// Gradients runs forward and backward over pairs and overwrites grad
 	// with the gradient of the SUM of the per-pair losses (not the mean:
 	// the ranks' sums add up, and the loop divides by the global count).
@@ -47,4 +50,20 @@ type Learner interface {
 	Snapshot() (*checkpoint.Snapshot, error)
 	// Restore replaces the training state with snap's.
 	Restore(snap *checkpoint.Snapshot) error
+}
+
+// OverlapLearner is a Learner whose backward hands its gradient over in ranges as it produces
+// them, so that their all-reduce overlaps the rest of backward.
+type OverlapLearner interface {
+	Learner
+	// GradBuffer is the learner's own gradient buffer (GradSize elements), which the worker
+	// all-reduces in place and hands back to Apply; nil when the learner does not overlap.
+	GradBuffer() []float32
+	// GradientsOverlapped is Gradients into GradBuffer. After the forward pass it calls started
+	// with the step's summed losses (the metadata of the first collective needs them), then
+	// ready(lo, hi) once for every range of the buffer, always in the same order (on every rank
+	// and every step), as soon as the range holds its final summed gradient. Every range has
+	// been handed over when it returns without error; on an error some may not have been.
+	// started and ready run on one goroutine of the learner's, never after it returns.
+	GradientsOverlapped(ctx context.Context, pairs []Pair, started func(Losses) error, ready func(lo, hi int)) (Losses, error)
 }

@@ -80,6 +80,9 @@ func (l *LinearLearner) Init(seed uint64) error {
 // Prepare implements Learner.
 func (l *LinearLearner) Prepare([]Pair) {}
 
+// Load implements Learner: the linear model's data is computed, not loaded.
+func (l *LinearLearner) Load(context.Context, []Pair) error { return nil }
+
 // Gradients implements Learner.
 func (l *LinearLearner) Gradients(ctx context.Context, pairs []Pair, grad []float32) (Losses, error) {
 	clear(grad)
@@ -141,20 +144,11 @@ func (l *LinearLearner) Apply(grad []float32, step uint64) (float64, error) {
 // Params returns a copy of the parameters.
 func (l *LinearLearner) Params() []float32 { return append([]float32(nil), l.w...) }
 
-func f32Tensor(name string, v []float32) checkpoint.Tensor {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return checkpoint.Tensor{Name: name, DType: checkpoint.Float32, Shape: []int64{int64(len(v))}, Data: b}
-}
+func f32Tensor(name string, v []float32) checkpoint.Tensor { return checkpoint.Float32Tensor(name, v) }
 
 func tensorF32(t checkpoint.Tensor, dst []float32) error {
-	if t.DType != checkpoint.Float32 || len(t.Data) != 4*len(dst) {
-		return fmt.Errorf("%w: tensor %q: %s of %d bytes, want %d float32", ErrState, t.Name, t.DType, len(t.Data), len(dst))
-	}
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+	if err := t.Float32s(dst); err != nil {
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	return nil
 }

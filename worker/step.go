@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/e2evlp/vlp/allreduce"
@@ -131,13 +132,53 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 		return nil
 	}
 	next := w.rec.Step + 1
-	segs := w.queue.peek(rankBatch(w.job.GlobalBatch, size, rank))
+	batch := rankBatch(w.job.GlobalBatch, size, rank)
+	segs := w.queue.peek(batch)
 	pairs := pairsOf(segs)
-	w.learner.Prepare(pairs)
+	if err := w.learner.Load(sctx, pairs); err != nil {
+		if sctx.Err() != nil && ctx.Err() == nil {
+			return cut(fmt.Errorf("%w: step %d: %v", ErrGeneration, next, err))
+		}
+		return fmt.Errorf("worker: step %d: data: %w", next, err)
+	}
 	t1 := time.Now()
 
-	// Forward and backward: the gradient of the summed loss of this rank's pairs.
-	losses, err := w.learner.Gradients(sctx, pairs, w.grad)
+	// What this rank tells the others with its gradients: its pairs, its
+	// cursor after them, its losses (once the forward pass has them).
+	after := unitQueue{units: append([]coordinator.UnitLease(nil), w.queue.units...)}
+	done := after.consume(segs)
+	// The next step's pairs, when this rank's queue already holds them
+	// (units larger than a step): their batch is built while this step
+	// computes.
+	if ahead := pairsOf(after.peek(batch)); len(ahead) == batch {
+		w.learner.Prepare(ahead)
+	}
+	meta := stepMeta{
+		Worker: w.id, Count: len(pairs), Segments: segs,
+		After: after.cursor(rank, w.id), Remaining: after.remaining(), Done: done,
+	}
+	if rank == 0 {
+		meta.Acked = w.rec.Acked
+	}
+	meta.Stopping, meta.JobStopped = w.stopReq.Load(), w.jobStop.Load()
+
+	// Forward and backward: the gradient of the summed loss of this rank's
+	// pairs. The all-reduce sums the gradients and gathers every rank's
+	// cursor; a learner with gradient buckets starts it during backward.
+	// Until it completes on this rank nothing is changed.
+	red := &reduction{ctx: sctx, ring: ring, grad: w.grad}
+	var err error
+	if ol, ok := w.learner.(OverlapLearner); ok && ol.GradBuffer() != nil {
+		_, err = ol.GradientsOverlapped(sctx, pairs, func(l Losses) error {
+			meta.Losses = l
+			return red.setMeta(meta)
+		}, red.start)
+	} else {
+		meta.Losses, err = w.learner.Gradients(sctx, pairs, w.grad)
+		if err == nil {
+			err = red.all(meta, w.cfg.BucketBytes)
+		}
+	}
 	if err != nil {
 		if sctx.Err() != nil && ctx.Err() == nil {
 			// A newer generation or the step's deadline cut the computation
@@ -147,20 +188,7 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 		return fmt.Errorf("worker: step %d: %w", next, err)
 	}
 	t2 := time.Now()
-
-	// Sync point: the all-reduce sums the gradients and gathers every
-	// rank's cursor. Until it completes on this rank nothing is changed.
-	after := unitQueue{units: append([]coordinator.UnitLease(nil), w.queue.units...)}
-	done := after.consume(segs)
-	meta := stepMeta{
-		Worker: w.id, Count: len(pairs), Segments: segs,
-		After: after.cursor(rank, w.id), Remaining: after.remaining(), Done: done, Losses: losses,
-	}
-	if rank == 0 {
-		meta.Acked = w.rec.Acked
-	}
-	meta.Stopping, meta.JobStopped = w.stopReq.Load(), w.jobStop.Load()
-	raw, err := w.allReduce(sctx, ring, meta)
+	raw, err := red.wait()
 	if err != nil {
 		return cut(fmt.Errorf("%w: all-reduce of step %d: %v", ErrGeneration, next, err))
 	}
@@ -247,21 +275,59 @@ func stepCut(ctx, sctx context.Context, interrupted bool, err error) error {
 	return err
 }
 
-// allReduce sums w.grad in buckets; the metadata rides on the first.
-func (w *Worker) allReduce(ctx context.Context, ring Collective, meta stepMeta) ([][]byte, error) {
+// reduction is one step's all-reduce of grad: ranges started as they are
+// ready, in the same order on every rank, the step's metadata riding on
+// the first.
+type reduction struct {
+	ctx  context.Context
+	ring Collective
+	grad []float32
+
+	mu  sync.Mutex
+	mb  []byte
+	ops []*allreduce.Op
+}
+
+// setMeta encodes the metadata the first range carries.
+func (r *reduction) setMeta(meta stepMeta) error {
 	mb, err := encodeMeta(meta)
-	if err != nil {
-		return nil, err
+	r.mu.Lock()
+	r.mb = mb
+	r.mu.Unlock()
+	return err
+}
+
+// start starts the all-reduce of grad[lo:hi].
+func (r *reduction) start(lo, hi int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var m []byte
+	if len(r.ops) == 0 {
+		m = r.mb
 	}
-	per := max(1, w.cfg.BucketBytes/4)
-	var ops []*allreduce.Op
-	for lo := 0; lo == 0 || lo < len(w.grad); lo += per {
-		hi := min(len(w.grad), lo+per)
-		var m []byte
-		if lo == 0 {
-			m = mb
-		}
-		ops = append(ops, ring.StartAllReduce(ctx, w.grad[lo:hi], m))
+	r.ops = append(r.ops, r.ring.StartAllReduce(r.ctx, r.grad[lo:hi], m))
+}
+
+// all starts the whole buffer at once, in buckets of bucketBytes (the
+// gradients of a learner without buckets, complete after backward).
+func (r *reduction) all(meta stepMeta, bucketBytes int) error {
+	if err := r.setMeta(meta); err != nil {
+		return err
+	}
+	per := max(1, bucketBytes/4)
+	for lo := 0; lo == 0 || lo < len(r.grad); lo += per {
+		r.start(lo, min(len(r.grad), lo+per))
+	}
+	return nil
+}
+
+// wait waits for every started range and returns every rank's metadata.
+func (r *reduction) wait() ([][]byte, error) {
+	r.mu.Lock()
+	ops := r.ops
+	r.mu.Unlock()
+	if len(ops) == 0 {
+		return nil, errors.New("worker: no all-reduce was started")
 	}
 	var metas [][]byte
 	for i, op := range ops {

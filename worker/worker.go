@@ -76,7 +76,7 @@ func New(cfg Config, coord Coordinator, rings RingMaker, learner Learner) (*Work
 	return &Worker{
 		cfg: cfg, coord: coord, rings: rings, learner: learner, log: cfg.Logger, baseLog: cfg.Logger,
 		instance: hex.EncodeToString(nonce[:]),
-		grad:     make([]float32, learner.GradSize()),
+		grad:     gradBuffer(learner),
 		ckpt:     newCheckpointer(),
 		kicked:   make(chan struct{}, 1),
 	}, nil
@@ -454,4 +454,14 @@ func rankOf(g coordinator.GenerationInfo, id uint64) int {
 		}
 	}
 	return -1
+}
+
+// gradBuffer is the buffer the worker all-reduces: an OverlapLearner's own, else a new one.
+func gradBuffer(l Learner) []float32 {
+	if ol, ok := l.(OverlapLearner); ok {
+		if g := ol.GradBuffer(); g != nil {
+			return g
+		}
+	}
+	return make([]float32, l.GradSize())
 }

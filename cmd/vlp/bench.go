@@ -14,6 +14,7 @@ var benchCommand = &cli.Command{
 		benchInferCommand,
 		benchDetectTextCommand,
 		benchImageSizeCommand,
+		benchTrainCommand,
 		// Further benchmarks join this list, one file each.
 	},
 }

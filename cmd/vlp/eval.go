@@ -16,6 +16,7 @@ import (
 	"github.com/e2evlp/vlp/model"
 	"github.com/e2evlp/vlp/synth"
 	"github.com/e2evlp/vlp/torch"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 )
@@ -229,7 +230,7 @@ func loadEvalModel(c *cli.Context, store string, id uint64, hasID bool, trainDat
 	if em.tok, em.classes, em.attrs, err = jobVocabularies(spec, trainData, vocab); err != nil {
 		return nil, fmt.Errorf("eval: checkpoint %d: %w", info.ID, err)
 	}
-	job, err := worker.ResolveVLPJob(spec, spec.Units.Pairs)
+	job, err := train.Resolve(spec, spec.Units.Pairs)
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}

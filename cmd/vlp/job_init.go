@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/e2evlp/vlp/coordinator"
-	"github.com/e2evlp/vlp/worker"
+	"github.com/e2evlp/vlp/train"
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 )
@@ -67,7 +67,7 @@ func jobInit(c *cli.Context) error {
 	if err := checkJobData(back); err != nil {
 		return fmt.Errorf("job init: the file written does not check: %w", err)
 	}
-	fmt.Fprintf(c.App.Writer, "wrote %s: job %s, %d pairs, vocabulary %s\n", out, spec.Name, pairs, spec.Options[worker.OptVocab])
+	fmt.Fprintf(c.App.Writer, "wrote %s: job %s, %d pairs, vocabulary %s\n", out, spec.Name, pairs, spec.Options[train.OptVocab])
 	return nil
 }
 
@@ -81,8 +81,8 @@ func checkJobData(spec coordinator.JobSpec) error {
 	if spec.Dataset.SHA256 == "" {
 		return errors.New("the spec's dataset has no sha256 (vlp job init writes it)")
 	}
-	if spec.Options[worker.OptVocabSHA256] == "" {
-		return fmt.Errorf("the spec's options have no %s (vlp job init writes it)", worker.OptVocabSHA256)
+	if spec.Options[train.OptVocabSHA256] == "" {
+		return fmt.Errorf("the spec's options have no %s (vlp job init writes it)", train.OptVocabSHA256)
 	}
 	if _, err := openJobShards(spec, "", ""); err != nil {
 		return fmt.Errorf("dataset %s: %w", spec.Dataset.Manifest, err)

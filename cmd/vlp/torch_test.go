@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/e2evlp/vlp/torch"
 )
 
 // torchTestBinary is a vlp binary copied alone into a fresh folder: $VLP_BIN (what `make test`
@@ -148,7 +150,7 @@ func TestTorchCheckExplicitLibrary(t *testing.T) {
 		checks = append(checks, check{"not the shim", "/lib/x86_64-linux-gnu/libc.so.6", []string{"libc.so.6", "not a libvlptorch.so", "vlp_abi"}})
 	}
 	if stub, err := buildABIStub(t, 1000); err == nil {
-		checks = append(checks, check{"another ABI", stub, []string{stub, "ABI version 1000", "speaks version 1"}})
+		checks = append(checks, check{"another ABI", stub, []string{stub, "ABI version 1000", "speaks version " + strconv.Itoa(torch.ABIVersion)}})
 	} else {
 		t.Logf("no ABI stand-in: %v", err)
 	}
@@ -173,7 +175,7 @@ func TestTorchCheckExplicitLibrary(t *testing.T) {
 		}
 	}
 	// Nothing named: the copy next to the binary.
-	if out, errOut, ok := runIn(t, dir, bin, nil, "torch", "check"); !ok || !strings.Contains(out, "ABI version 1") {
+	if out, errOut, ok := runIn(t, dir, bin, nil, "torch", "check"); !ok || !strings.Contains(out, "ABI version "+strconv.Itoa(torch.ABIVersion)) {
 		t.Errorf("the library next to the binary: ok=%v\n%s%s", ok, out, errOut)
 	}
 }

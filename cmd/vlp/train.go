@@ -12,7 +12,7 @@ import (
 	"github.com/e2evlp/vlp/model"
 	"github.com/e2evlp/vlp/synth"
 	"github.com/e2evlp/vlp/torch"
-	"github.com/e2evlp/vlp/worker"
+	"github.com/e2evlp/vlp/train"
 	"github.com/urfave/cli/v2"
 )
 
@@ -72,7 +72,7 @@ func runTrainLocal(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
-	tr, err := model.NewTrainer(m, run.job.Train)
+	tr, err := train.NewEngine(m, run.job.Train)
 	if err != nil {
 		return err
 	}
@@ -107,10 +107,10 @@ func runTrainLocal(c *cli.Context) error {
 }
 
 // localRun is what `vlp train --local` trains: the job spec its flags describe, resolved as a
-// worker resolves a submitted one (worker.ResolveVLPJob), on the synthetic world of the spec.
+// worker resolves a submitted one (train.Resolve), on the synthetic world of the spec.
 type localRun struct {
 	spec    coordinator.JobSpec
-	job     worker.VLPJob
+	job     train.Job
 	device  torch.Device
 	threads int
 	world   *data.SynthWorld
@@ -132,7 +132,7 @@ func newLocalRun(c *cli.Context) (*localRun, error) {
 	if spec = spec.WithDefaults(); spec.Validate() != nil {
 		return nil, fmt.Errorf("train: %w", spec.Validate())
 	}
-	job, err := worker.ResolveVLPJob(spec, spec.Units.Pairs)
+	job, err := train.Resolve(spec, spec.Units.Pairs)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ var auxLoss = regexp.MustCompile(`_[0-9]+$`)
 
 // formatMetrics is one log line: step, lr, total and the main losses, the
 // gradient norm and the step's time split.
-func formatMetrics(mt model.Metrics, rows int) string {
+func formatMetrics(mt train.Metrics, rows int) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "step %d lr %.2e loss %.4f", mt.Step, mt.LR, mt.Losses["total"])
 	names := make([]string, 0, len(mt.Losses))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
@@ -37,6 +39,7 @@ var trainClusterFlags = []cli.Flag{
 	&cli.IntFlag{Name: "checkpoint-every", Value: 50, Usage: "checkpoint interval in steps", EnvVars: []string{"VLP_CHECKPOINT_EVERY"}, Category: catTrain},
 	&cli.IntFlag{Name: "progress-every", Value: 10, Usage: "progress report interval in steps", Category: catTrain},
 	&cli.StringFlag{Name: "ring-transport", Value: "nats", Usage: "auto, nats, tcp or shm (the workers run on this machine: shm and auto go through /dev/shm)", EnvVars: []string{"VLP_RING_TRANSPORT"}, Category: catTrain},
+	&cli.Float64Flag{Name: "bucket-mib", Usage: "size of a gradient all-reduce bucket in MiB (0: 25, or an eighth of a smaller model's gradients; the first at most 1); buckets are all-reduced while backward computes the rest", EnvVars: []string{"VLP_BUCKET_MIB"}, Category: catTrain},
 	&cli.IntFlag{Name: "min-workers", Usage: "members the ring needs to train (default: --workers)", Category: catTrain},
 	&cli.DurationFlag{Name: "linear-compute", Usage: "linear model only: simulated compute time per pair", Category: catTrain},
 	&cli.StringFlag{Name: "data", Usage: "shard directory (manifest.json + shards from `vlp shard build`); empty: the in-memory synthetic world", EnvVars: []string{"VLP_DATA"}, Category: catTrain},
@@ -154,7 +157,14 @@ func runTrainCluster(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "resuming job in %s at step %d (model %s, %d steps)\n", dir, st.Step, spec.Model, spec.Hyper.MaxSteps)
 	}
 
-	// Step summaries from rank 0 feed the progress line.
+	// Step summaries from rank 0 feed the progress line and DIR/steps.jsonl (one JSON
+	// worker.StepSummary a line: losses, gradient norm, the step-time split; vlp bench train
+	// reads it).
+	stepLog, err := os.OpenFile(filepath.Join(dir, "steps.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer stepLog.Close()
 	var mu sync.Mutex
 	var last worker.StepSummary
 	var firstStep time.Time
@@ -175,6 +185,7 @@ func runTrainCluster(c *cli.Context) error {
 				split.Total += t.Total
 				seen++
 				curve = append(curve, lossPoint{Step: s.Step, Losses: s.Losses})
+				stepLog.Write(append(bytes.TrimSpace(m.Data), '\n'))
 			}
 			if firstStep.IsZero() {
 				firstStep = time.Now()
@@ -346,13 +357,13 @@ func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, er
 }
 
 // resolveTrainSpec resolves a fresh run's spec as its workers will (worker.ResolveLinearJob,
-// worker.ResolveVLPJob), so that a spec they would refuse is refused before any of them starts.
+// train.Resolve), so that a spec they would refuse is refused before any of them starts.
 func resolveTrainSpec(c *cli.Context, s coordinator.JobSpec) error {
 	var err error
 	if s.Model == "linear" {
 		_, err = worker.ResolveLinearJob(s)
 	} else {
-		_, err = worker.ResolveVLPJob(s, s.Units.Pairs)
+		_, err = train.Resolve(s, s.Units.Pairs)
 	}
 	if err != nil {
 		return fmt.Errorf("train: %w", err)

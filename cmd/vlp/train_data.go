@@ -13,6 +13,7 @@ import (
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/sharding"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 )
 
@@ -71,7 +72,7 @@ func trainDataset(s *coordinator.JobSpec, dir, vocab, runDir string) (pairs int6
 	if err != nil {
 		return 0, err
 	}
-	s.Options[worker.OptVocab], s.Options[worker.OptVocabSHA256] = vocab, sum
+	s.Options[train.OptVocab], s.Options[train.OptVocabSHA256] = vocab, sum
 	return m.Pairs, nil
 }
 
@@ -106,16 +107,16 @@ func openJobShards(spec coordinator.JobSpec, dir, vocab string) (*jobShards, err
 		return nil, fmt.Errorf("worker: the job has %d pairs per epoch, %s %d", spec.Units.Pairs, mpath, m.Pairs)
 	}
 	if vocab == "" {
-		vocab = spec.Options[worker.OptVocab]
+		vocab = spec.Options[train.OptVocab]
 	}
 	if vocab == "" {
-		return nil, fmt.Errorf("worker: the job names no vocabulary (option %s) and --vocab is not set", worker.OptVocab)
+		return nil, fmt.Errorf("worker: the job names no vocabulary (option %s) and --vocab is not set", train.OptVocab)
 	}
 	vsum, err := fileSHA256(vocab)
 	if err != nil {
 		return nil, fmt.Errorf("worker: vocabulary: %w", err)
 	}
-	if want := spec.Options[worker.OptVocabSHA256]; want != "" && want != vsum {
+	if want := spec.Options[train.OptVocabSHA256]; want != "" && want != vsum {
 		return nil, fmt.Errorf("worker: %s has sha256 %s, the job's vocabulary %s", vocab, vsum, want)
 	}
 	v, err := data.LoadVocab(vocab)
@@ -136,7 +137,7 @@ type pairLog struct {
 	mu  sync.Mutex
 	f   *os.File
 	w   *bufio.Writer
-	src *worker.ShardExamples
+	src *train.ShardExamples
 }
 
 func openPairLog(path string) (*pairLog, error) {

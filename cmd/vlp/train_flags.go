@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 )
@@ -53,11 +54,11 @@ var trainFlagScope = []struct {
 	applies func(trainMode) bool
 	why     string
 }{
-	{[]string{"workers", "dir", "model", "epochs", "per-unit", "checkpoint-every", "progress-every", "ring-transport",
+	{[]string{"workers", "dir", "model", "epochs", "per-unit", "checkpoint-every", "progress-every", "ring-transport", "bucket-mib",
 		"min-workers", "metrics-base-port", "data", "eval"},
 		func(m trainMode) bool { return !m.local },
 		"--local trains in this one process on the synthetic world, with no coordinator, workers, checkpoints or shards"},
-	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval"},
+	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib"},
 		func(m trainMode) bool { return !m.linear },
 		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, LibTorch threads, schedule or evaluation"},
 	{[]string{"images"},
@@ -103,7 +104,7 @@ func trainModel(c *cli.Context) string {
 
 // trainSpecFromFlags is the job spec `vlp train`'s flags describe for its worker processes, before
 // its data: trainSpec adds the dataset and the unit count of a distributed run, newLocalRun the
-// synthetic world's. --local resolves this same spec (worker.ResolveVLPJob) as a worker would.
+// synthetic world's. --local resolves this same spec (train.Resolve) as a worker would.
 func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 	mdl := trainModel(c)
 	batch := c.Int("batch")
@@ -142,14 +143,17 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 			s.Hyper.ClipNorm = 1
 		}
 	case trainModeOf(c).shards:
-		s.Options[worker.OptImageSize] = strconv.Itoa(c.Int("image-size"))
+		s.Options[train.OptImageSize] = strconv.Itoa(c.Int("image-size"))
 	default:
-		s.Options[worker.OptImages] = strconv.Itoa(c.Int("images"))
-		s.Options[worker.OptImageSize] = strconv.Itoa(c.Int("image-size"))
+		s.Options[train.OptImages] = strconv.Itoa(c.Int("images"))
+		s.Options[train.OptImageSize] = strconv.Itoa(c.Int("image-size"))
 	}
 	if mdl != "linear" {
-		s.Options[worker.OptAttributeMask] = fmtFloat(c.Float64("attribute-mask"))
-		s.Options[worker.OptITMNegatives] = fmtFloat(c.Float64("itm-negatives"))
+		s.Options[train.OptAttributeMask] = fmtFloat(c.Float64("attribute-mask"))
+		s.Options[train.OptITMNegatives] = fmtFloat(c.Float64("itm-negatives"))
+		if c.IsSet("bucket-mib") && c.Float64("bucket-mib") != 0 {
+			s.Options[train.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
+		}
 	}
 	return s
 }
@@ -186,10 +190,11 @@ var trainSpecFlags = []struct {
 		}
 		return fmtFloat(*s.Dropout)
 	}},
-	{"images", "options.images", func(s coordinator.JobSpec) string { return s.Options[worker.OptImages] }},
-	{"image-size", "options.image_size", func(s coordinator.JobSpec) string { return s.Options[worker.OptImageSize] }},
-	{"itm-negatives", "options.itm_negatives", func(s coordinator.JobSpec) string { return s.Options[worker.OptITMNegatives] }},
-	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[worker.OptAttributeMask] }},
+	{"images", "options.images", func(s coordinator.JobSpec) string { return s.Options[train.OptImages] }},
+	{"image-size", "options.image_size", func(s coordinator.JobSpec) string { return s.Options[train.OptImageSize] }},
+	{"itm-negatives", "options.itm_negatives", func(s coordinator.JobSpec) string { return s.Options[train.OptITMNegatives] }},
+	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[train.OptAttributeMask] }},
+	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[train.OptBucketMiB] }},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
 	{"epochs", "epochs", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Epochs) }},
 	{"per-unit", "units.per_unit", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Units.PerUnit) }},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/model"
 	"github.com/e2evlp/vlp/torch"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
@@ -50,6 +52,9 @@ type learnerView struct {
 	AttributeMask float64
 	Attributes    []string
 	ITMNegatives  float64
+	// BucketBytes is the all-reduce bucket size of a distributed worker (0: automatic; --local
+	// has no all-reduce).
+	BucketBytes int
 }
 
 // localView is `vlp train --local args…`'s learner, from newLocalRun.
@@ -121,7 +126,11 @@ func workerView(t *testing.T, spec coordinator.JobSpec, args []string) (learnerV
 		defer closeAll()
 		v = learnerView{Model: vc.Model, Train: vc.Train, Device: vc.Device, Threads: vc.Threads, Batch: spec.GlobalBatch,
 			Images: len(vc.World.Metas), ImageSize: vc.Data.Image.Square, MaxSteps: spec.Hyper.MaxSteps,
-			AttributeMask: vc.Data.AttributeMaskProb, Attributes: vc.Data.AttributeWords, ITMNegatives: vc.Data.ITMNegProb}
+			AttributeMask: vc.Data.AttributeMaskProb, Attributes: vc.Data.AttributeWords, ITMNegatives: vc.Data.ITMNegProb,
+			BucketBytes: vc.BucketBytes}
+		if !vc.Overlap {
+			return errors.New("the worker's learner does not overlap its all-reduce with backward")
+		}
 		if m := c.Uint64("max-steps"); m > 0 {
 			v.MaxSteps = int(m)
 		}
@@ -293,7 +302,7 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 		"epochs": "TestTrainDistributedFlags", "per-unit": "TestTrainDistributedFlags", "checkpoint-every": "TestTrainDistributedFlags",
 		"progress-every": "TestTrainDistributedFlags", "ring-transport": "TestTrainDistributedFlags", "min-workers": "TestTrainDistributedFlags",
 		"metrics-base-port": "TestTrainDistributedFlags", "data": "TestTrainOnShards", "vocab": "TestTrainDistributedFlags",
-		"log-pairs": "TestTrainOnShards", "eval": "TestTrainOnShards",
+		"log-pairs": "TestTrainOnShards", "eval": "TestTrainOnShards", "bucket-mib": "TestTrainBucketFlag",
 	}
 	for _, f := range trainCommand.Flags {
 		name := f.Names()[0]
@@ -338,6 +347,35 @@ func TestTrainDistributedFlags(t *testing.T) {
 	})
 	if err != nil || !strings.Contains(strings.Join(wargs, " "), "--vocab "+vocab) {
 		t.Errorf("--vocab: %v %q", err, wargs)
+	}
+}
+
+// --bucket-mib (options.bucket_mib) sizes a distributed worker's all-reduce buckets, from the
+// flag and from a job spec; --local (no all-reduce) and the linear model refuse it, and a size out
+// of range is refused naming the option.
+func TestTrainBucketFlag(t *testing.T) {
+	v, spec, _, err := distributedView(t, "--images", "8", "--bucket-mib", "0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.BucketBytes != 512<<10 || spec.Options[train.OptBucketMiB] != "0.5" {
+		t.Errorf("--bucket-mib 0.5: buckets of %d bytes, spec options %v", v.BucketBytes, spec.Options)
+	}
+	if v, _, _, err := distributedView(t, "--images", "8"); err != nil || v.BucketBytes != 0 {
+		t.Errorf("default: buckets of %d bytes (want 0, automatic), %v", v.BucketBytes, err)
+	}
+	sv, err := specView(t, "name: train\nmodel: tiny\nglobal_batch: 16\nseed: 1\noptions: {images: \"8\", bucket_mib: \"2\"}\nhyper: {lr: 0.0005, max_steps: 10}\n")
+	if err != nil || sv.BucketBytes != 2<<20 {
+		t.Errorf("job spec bucket_mib 2: buckets of %d bytes, %v", sv.BucketBytes, err)
+	}
+	for _, args := range [][]string{{"--local", "--bucket-mib", "1"}, {"--model", "linear", "--bucket-mib", "1"}} {
+		err := withCommand(t, trainCommand, nil, append([]string{"train"}, args...), checkTrainFlags)
+		if err == nil || !strings.Contains(err.Error(), "--bucket-mib does not apply") {
+			t.Errorf("%v: %v, want a refusal naming --bucket-mib", args, err)
+		}
+	}
+	if _, _, _, err := distributedView(t, "--images", "8", "--bucket-mib", "-1"); err == nil || !strings.Contains(err.Error(), "bucket_mib") {
+		t.Errorf("--bucket-mib -1: %v, want an error naming options.bucket_mib", err)
 	}
 }
 

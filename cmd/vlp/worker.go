@@ -349,7 +349,7 @@ func credentialsRefused(err error, identity string) error {
 // newLearner builds the model the job spec names: "linear" (pure Go, no LibTorch; options dim
 // and compute), or an E2E-VLP preset trained on the data --data names. A worker flag the job's
 // model has no use for is refused, as is a spec field (worker.ResolveLinearJob,
-// worker.ResolveVLPJob).
+// train.Resolve).
 func newLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (worker.Learner, func(), learnerExtras, error) {
 	if spec.Model != "linear" {
 		return newVLPLearner(c, spec, log)

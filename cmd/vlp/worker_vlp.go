@@ -7,14 +7,15 @@ import (
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/synth"
+	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
 )
 
 // synthWorld renders the job's synthetic world: every worker renders the same one (same seed,
 // same options).
-func synthWorld(spec coordinator.JobSpec) (*data.SynthWorld, worker.VLPOptions, error) {
-	o, err := worker.ParseVLPOptions(spec)
+func synthWorld(spec coordinator.JobSpec) (*data.SynthWorld, train.Options, error) {
+	o, err := train.ParseOptions(spec)
 	if err != nil {
 		return nil, o, err
 	}
@@ -35,7 +36,7 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	if err != nil {
 		return nil, nil, learnerExtras{}, err
 	}
-	l, err := worker.NewVLPLearner(vcfg)
+	l, err := train.New(vcfg)
 	if err != nil {
 		closeAll()
 		return nil, nil, learnerExtras{}, err
@@ -47,19 +48,19 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 }
 
 // vlpLearnerConfig is the configuration of the E2E-VLP learner `vlp worker join` builds for spec:
-// the spec resolved by worker.ResolveVLPJob, on the job's shards (or --data DIR) or its synthetic
+// the spec resolved by train.Resolve, on the job's shards (or --data DIR) or its synthetic
 // world, on --device with --threads. It loads LibTorch and refuses a device it cannot drive before
 // anything else. closeAll releases the data sources.
-func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfig, learnerExtras, func(), error) {
-	fail := func(err error) (worker.VLPConfig, learnerExtras, func(), error) {
-		return worker.VLPConfig{}, learnerExtras{}, nil, err
+func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (train.Config, learnerExtras, func(), error) {
+	fail := func(err error) (train.Config, learnerExtras, func(), error) {
+		return train.Config{}, learnerExtras{}, nil, err
 	}
 	dev, err := loadTorch(c, c.String("device"))
 	if err != nil {
 		return fail(fmt.Errorf("worker: %w", err))
 	}
 	perUnit := uint32(max(spec.Units.PerUnit, 1))
-	vcfg := worker.VLPConfig{PerUnit: perUnit, Seed: spec.Seed, Device: dev, Threads: c.Int("threads")}
+	vcfg := train.Config{PerUnit: perUnit, Seed: spec.Seed, Device: dev, Threads: c.Int("threads")}
 	var (
 		pairs          int64
 		classes, attrs []string
@@ -85,14 +86,14 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfi
 		vcfg.World, vcfg.Tokenizer = world, world.Tokenizer
 		pairs, classes, attrs = int64(len(world.Examples)), synth.ClassNames, synth.AttributeNames
 	default:
-		if v, ok := spec.Options[worker.OptImages]; ok {
-			return fail(fmt.Errorf("%w: option %s=%s sizes the synthetic world; this job trains on shards", worker.ErrJobSpec, worker.OptImages, v))
+		if v, ok := spec.Options[train.OptImages]; ok {
+			return fail(fmt.Errorf("%w: option %s=%s sizes the synthetic world; this job trains on shards", worker.ErrJobSpec, train.OptImages, v))
 		}
 		js, err := openJobShards(spec, d, c.String("vocab"))
 		if err != nil {
 			return fail(err)
 		}
-		src, err := worker.NewShardExamples(js.dir, js.manifest, spec.Seed, int(perUnit))
+		src, err := train.NewShardExamples(js.dir, js.manifest, spec.Seed, int(perUnit))
 		if err != nil {
 			return fail(err)
 		}
@@ -110,12 +111,13 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (worker.VLPConfi
 			extras.onCommit = pl.commit
 		}
 	}
-	job, err := worker.ResolveVLPJob(spec, pairs)
+	job, err := train.Resolve(spec, pairs)
 	if err != nil {
 		closeAll()
 		return fail(err)
 	}
 	job.FitData(vcfg.Tokenizer.Vocab().Size(), classes, attrs)
 	vcfg.Model, vcfg.Train, vcfg.Data = job.Model, job.Train, job.DataConfig()
+	vcfg.Overlap, vcfg.BucketBytes = true, job.BucketBytes()
 	return vcfg, extras, closeAll, nil
 }

@@ -28,6 +28,7 @@ extern "C" {
 typedef struct vlp_tensor* vlp_tensor_t;
 typedef struct vlp_generator* vlp_generator_t;
 typedef struct vlp_adamw* vlp_adamw_t;
+typedef struct vlp_buckets* vlp_buckets_t;
 typedef uint64_t vlp_f64;
 
 /* dtypes */
@@ -49,7 +50,7 @@ enum {
  * library whose version differs from its own, naming both. (Defined only when not given on the
  * command line, so that a test can build a library that reports another version.) */
 #ifndef VLP_ABI_VERSION
-#define VLP_ABI_VERSION 1
+#define VLP_ABI_VERSION 2
 #endif
 /* The op tables whose sizes vlp_abi reports: the codes of each enum below. A table that grew or
  * shrank without a version bump still tells a mismatched library apart. */
@@ -285,6 +286,27 @@ VLP_API char* vlp_clip_grad_norm(const vlp_tensor_t* ts, int64_t n, vlp_f64 max_
  * dtype VLP_FLOAT32 or VLP_BFLOAT16; numel must equal the tensors' total. */
 VLP_API char* vlp_flat_copy(int64_t what, int64_t dir, const vlp_tensor_t* ts, int64_t n, void* buf,
                             int64_t numel, int64_t dtype);
+
+/* ---- gradient buckets (buckets.cpp) ---- */
+/* The n parameters' gradients become views into one flat float32 buffer of their total size plus
+ * `extra` elements, laid out in parameter order and cut into nb buckets: bucket b holds parameters
+ * ends[b-1] .. ends[b]-1 (ends[nb-1] == n). A post-hook on every parameter's gradient accumulator
+ * counts the bucket's parameters down during backward; when the last one is accumulated the bucket
+ * is reported: copied to host memory (CUDA) and {int32 epoch, int32 bucket} written to fd. *host
+ * is the host buffer (the flat buffer itself on the CPU, a pinned copy on CUDA), valid until
+ * vlp_buckets_free. Every parameter must be a float32 leaf that requires grad, on one device. */
+VLP_API char* vlp_buckets_new(const vlp_tensor_t* params, int64_t n, const int64_t* ends, int64_t nb,
+                              int64_t extra, int64_t fd, vlp_buckets_t* out, float** host);
+/* Before a backward: zeroes the gradients (restoring any view replaced since), resets the counts
+ * and starts a new epoch (*epoch), which every report until the next arm carries. */
+VLP_API char* vlp_buckets_arm(vlp_buckets_t b, int64_t* epoch);
+/* After a backward: reports every bucket not reported yet (parameters the graph did not reach keep
+ * zero gradients); *write_errors counts the reports fd refused since the last call. */
+VLP_API char* vlp_buckets_finish(vlp_buckets_t b, int64_t* write_errors);
+/* Copies the host buffer's gradients back into the flat device buffer (CUDA; nothing on the CPU). */
+VLP_API char* vlp_buckets_to_device(vlp_buckets_t b);
+/* Removes the hooks; each parameter keeps a copy of its gradient. */
+VLP_API void vlp_buckets_free(vlp_buckets_t b);
 
 /* ---- serialisation (serialize.cpp) ---- */
 /* torch::pickle_save of t (moved to the CPU) -> a uint8 CPU tensor holding the bytes. */

@@ -1,9 +1,10 @@
-package worker
+package train
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/e2evlp/vlp/worker"
 	"runtime"
 
 	"github.com/e2evlp/vlp/checkpoint"
@@ -12,8 +13,8 @@ import (
 	"github.com/e2evlp/vlp/torch"
 )
 
-// VLPConfig configures a VLPLearner.
-type VLPConfig struct {
+// Config configures a Learner.
+type Config struct {
 	Model  model.Config
 	Train  model.TrainConfig // optimiser, schedule, clipping and precision (BF16)
 	Device torch.Device
@@ -34,9 +35,14 @@ type VLPConfig struct {
 	// one locked thread: a reduction split over a different number of
 	// threads would give different bits.
 	Threads int
+	// Overlap keeps the gradients in buckets (vlp_buckets.go) whose all-reduce the worker
+	// starts while backward still runs; BucketBytes is their size (0: autoBucketBytes).
+	// Without it the gradients are copied into the worker's buffer after backward.
+	Overlap     bool
+	BucketBytes int
 }
 
-// VLPLearner trains E2E-VLP (package model) as a Learner: TrainStep for
+// Learner trains E2E-VLP (package model) as a worker.Learner: TrainStep for
 // forward and backward, the gradients flattened to one host buffer for the
 // ring, AdamW with the backbone's own learning rate.
 //
@@ -45,22 +51,20 @@ type VLPConfig struct {
 // with the same averaged statistics: the ranks stay bitwise-identical.
 // Dropout is seeded per step from the batch's first pair, so no generator
 // state needs checkpointing and a resumed run draws the same masks.
-type VLPLearner struct {
-	cfg     VLPConfig
-	m       *model.Model
-	opt     *torch.AdamW
-	gen     *torch.Generator
-	train   []*torch.Tensor // trainable: the rest, then the backbone (optimizer order)
-	buffers []*torch.Tensor
-	nGrad   int
-	nBuf    int
+type Learner struct {
+	cfg   Config
+	e     *Engine // the model, its optimiser, schedule, clipping and generator
+	nGrad int
+	nBuf  int
+	bk    *torch.Buckets // with Overlap: the gradients' flat buffer and its buckets
+	data  batchAhead     // batches built ahead, off the LibTorch thread
 
 	work chan func()
 	quit chan struct{}
 }
 
 // startThread runs the learner's LibTorch work on one locked OS thread.
-func (l *VLPLearner) startThread() {
+func (l *Learner) startThread() {
 	l.work, l.quit = make(chan func()), make(chan struct{})
 	ready := make(chan struct{})
 	go func() {
@@ -83,7 +87,7 @@ func (l *VLPLearner) startThread() {
 }
 
 // do runs f on the learner's thread and waits for it.
-func (l *VLPLearner) do(f func()) {
+func (l *Learner) do(f func()) {
 	done := make(chan struct{})
 	l.work <- func() {
 		defer close(done)
@@ -92,29 +96,30 @@ func (l *VLPLearner) do(f func()) {
 	<-done
 }
 
-var _ Learner = (*VLPLearner)(nil)
+var _ worker.Learner = (*Learner)(nil)
 
-// NewVLPLearner builds the model (initialised from cfg.Seed) and its optimizer.
-func NewVLPLearner(cfg VLPConfig) (*VLPLearner, error) {
+// New builds the model (initialised from cfg.Seed) and its optimizer.
+func New(cfg Config) (*Learner, error) {
 	if cfg.PerUnit == 0 {
-		return nil, fmt.Errorf("%w: VLPConfig.PerUnit is 0", ErrConfig)
+		return nil, fmt.Errorf("%w: Config.PerUnit is 0", worker.ErrConfig)
 	}
 	if cfg.Source == nil {
 		if cfg.World == nil || len(cfg.World.Examples) == 0 {
-			return nil, fmt.Errorf("%w: VLPConfig has no Source and its World has no pairs", ErrConfig)
+			return nil, fmt.Errorf("%w: Config has no Source and its World has no pairs", worker.ErrConfig)
 		}
 		cfg.Source = &SynthExamples{World: cfg.World, Seed: cfg.Seed, PerUnit: cfg.PerUnit}
 	}
 	if cfg.Tokenizer == nil {
 		if cfg.World == nil {
-			return nil, fmt.Errorf("%w: VLPConfig has no Tokenizer", ErrConfig)
+			return nil, fmt.Errorf("%w: Config has no Tokenizer", worker.ErrConfig)
 		}
 		cfg.Tokenizer = cfg.World.Tokenizer
 	}
 	if err := cfg.Train.Validate(); err != nil {
 		return nil, err
 	}
-	l := &VLPLearner{cfg: cfg}
+	l := &Learner{cfg: cfg}
+	l.data.build = l.buildBatch
 	l.startThread()
 	var err error
 	l.do(func() { err = l.build() })
@@ -125,76 +130,60 @@ func NewVLPLearner(cfg VLPConfig) (*VLPLearner, error) {
 	return l, nil
 }
 
-func (l *VLPLearner) build() error {
+func (l *Learner) build() error {
 	cfg := l.cfg
 	m, err := model.New(cfg.Model, cfg.Seed, cfg.Device)
 	if err != nil {
 		return err
 	}
-	l.m = m
-	var bb, rest []*torch.Tensor
-	for _, p := range m.Params() {
-		switch {
-		case p.Buffer:
-			l.buffers = append(l.buffers, p.T)
-		case !p.Trainable():
-		case p.Backbone:
-			bb = append(bb, p.T)
-		default:
-			rest = append(rest, p.T)
+	if l.e, err = NewEngine(m, cfg.Train); err != nil {
+		m.Close()
+		return err
+	}
+	l.nGrad = int(torch.NumElements(l.e.train))
+	l.nBuf = int(torch.NumElements(l.e.buffers))
+	if cfg.Overlap {
+		if err := l.buildBuckets(); err != nil {
+			l.e.Close()
+			m.Close()
+			return err
 		}
 	}
-	l.train = append(append([]*torch.Tensor{}, rest...), bb...)
-	groups := []torch.ParamGroup{cfg.Train.ParamGroup(rest, cfg.Train.LR)}
-	if len(bb) > 0 {
-		groups = append(groups, cfg.Train.ParamGroup(bb, cfg.Train.BackboneLR))
-	}
-	if l.opt, err = torch.NewAdamW(groups); err != nil {
-		m.Close()
-		return err
-	}
-	if l.gen, err = torch.NewGenerator(int64(cfg.Seed), cfg.Device); err != nil {
-		l.opt.Close()
-		m.Close()
-		return err
-	}
-	l.nGrad = int(torch.NumElements(l.train))
-	l.nBuf = int(torch.NumElements(l.buffers))
 	return nil
 }
 
 // Model is the model being trained.
-func (l *VLPLearner) Model() *model.Model { return l.m }
+func (l *Learner) Model() *model.Model { return l.e.m }
 
 // Close frees the model, the optimizer state and the generator.
-func (l *VLPLearner) Close() {
+func (l *Learner) Close() {
 	l.do(func() {
-		l.gen.Close()
-		l.opt.Close()
-		l.m.Close()
+		l.bk.Close()
+		l.e.Close()
+		l.e.m.Close()
 	})
 	close(l.quit)
 }
 
-// GradSize implements Learner: the trainable parameters' gradients, then
+// GradSize implements worker.Learner: the trainable parameters' gradients, then
 // the buffers.
-func (l *VLPLearner) GradSize() int { return l.nGrad + l.nBuf }
+func (l *Learner) GradSize() int { return l.nGrad + l.nBuf }
 
-// Init implements Learner: the parameters a fresh model built from seed
+// Init implements worker.Learner: the parameters a fresh model built from seed
 // has, and an empty optimizer state.
-func (l *VLPLearner) Init(seed uint64) error {
+func (l *Learner) Init(seed uint64) error {
 	var err error
 	l.do(func() { err = l.init(seed) })
 	return err
 }
 
-func (l *VLPLearner) init(seed uint64) error {
+func (l *Learner) init(seed uint64) error {
 	fresh, err := model.New(l.cfg.Model, seed, l.cfg.Device)
 	if err != nil {
 		return err
 	}
 	defer fresh.Close()
-	src, dst := fresh.Params(), l.m.Params()
+	src, dst := fresh.Params(), l.e.m.Params()
 	for i := range dst {
 		buf := make([]float32, numel(dst[i].Shape))
 		if err := torch.FlattenParams([]*torch.Tensor{src[i].T}, buf); err != nil {
@@ -204,8 +193,8 @@ func (l *VLPLearner) init(seed uint64) error {
 			return err
 		}
 	}
-	zero := make([]float32, l.opt.StateElements())
-	return l.opt.UnflattenState(zero, make([]int64, l.opt.NumParams()))
+	zero := make([]float32, l.e.opt.StateElements())
+	return l.e.opt.UnflattenState(zero, make([]int64, l.e.opt.NumParams()))
 }
 
 func numel(shape []int64) int {
@@ -216,61 +205,67 @@ func numel(shape []int64) int {
 	return n
 }
 
-// Prepare implements Learner.
-func (l *VLPLearner) Prepare([]Pair) {}
+// Prepare implements worker.Learner: the batch of pairs is built ahead, on a goroutine.
+func (l *Learner) Prepare(pairs []worker.Pair) { l.data.prepare(pairs) }
 
-// Gradients implements Learner.
-func (l *VLPLearner) Gradients(_ context.Context, pairs []Pair, grad []float32) (Losses, error) {
+// Load implements worker.Learner: it waits for the batch of pairs.
+func (l *Learner) Load(ctx context.Context, pairs []worker.Pair) error {
+	return l.data.load(ctx, pairs)
+}
+
+// Gradients implements worker.Learner.
+func (l *Learner) Gradients(ctx context.Context, pairs []worker.Pair, grad []float32) (worker.Losses, error) {
+	if l.bk != nil {
+		losses, err := l.GradientsOverlapped(ctx, pairs, nil, nil)
+		if err == nil && !sameBuffer(grad, l.bk.Host()) {
+			copy(grad, l.bk.Host())
+		}
+		return losses, err
+	}
 	var (
-		r0  Losses
+		r0  worker.Losses
 		err error
 	)
 	l.do(func() { r0, err = l.gradients(pairs, grad) })
 	return r0, err
 }
 
-func (l *VLPLearner) gradients(pairs []Pair, grad []float32) (Losses, error) {
+func (l *Learner) gradients(pairs []worker.Pair, grad []float32) (worker.Losses, error) {
 	clear(grad)
 	if len(pairs) == 0 {
-		return Losses{}, nil
+		return worker.Losses{}, nil
 	}
-	ex, err := l.cfg.Source.Examples(pairs)
+	b, err := l.data.take(pairs)
 	if err != nil {
 		return nil, err
 	}
-	dc := l.cfg.Data
-	dc.BatchSize, dc.Seed, dc.Epoch = len(ex), l.cfg.Seed, pairs[0].Epoch
-	b, err := data.BuildBatch(dc, l.cfg.Tokenizer, ex)
-	if err != nil {
+	if err := l.e.ZeroGrad(); err != nil {
 		return nil, err
 	}
-	if err := torch.ZeroGrad(l.train); err != nil {
-		return nil, err
-	}
-	if err := l.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
+	if err := l.e.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
 		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	r, err := l.cfg.Train.TrainStep(s, l.m, b, l.gen) // bf16 autocast when Train.BF16
+	r, err := l.e.Backward(s, b, nil) // bf16 autocast when Train.BF16
 	if err != nil {
 		return nil, err
 	}
 	// TrainStep's losses are means over the rows: scale them (and the
 	// gradients) to sums, which add up across ranks.
 	n := float32(b.Size)
-	if err := torch.FlattenGrads(l.train, grad[:l.nGrad]); err != nil {
+	if err := torch.FlattenGrads(l.e.train, grad[:l.nGrad]); err != nil {
 		return nil, err
 	}
 	if l.nBuf > 0 {
-		if err := torch.FlattenParams(l.buffers, grad[l.nGrad:]); err != nil {
+		if err := torch.FlattenParams(l.e.buffers, grad[l.nGrad:]); err != nil {
 			return nil, err
 		}
 	}
 	for i := range grad {
 		grad[i] *= n
 	}
-	out := Losses{}
+	out := worker.Losses{}
 	for k, v := range r.Losses {
 		out[k] = v * float64(b.Size)
 	}
@@ -288,49 +283,42 @@ func mixSeed(a, b, c uint64) uint64 {
 	return z
 }
 
-// Apply implements Learner: the learning-rate schedule at step, the
+// Apply implements worker.Learner: the learning-rate schedule at step, the
 // averaged gradients and buffers into the model, clipping, AdamW.
-func (l *VLPLearner) Apply(grad []float32, step uint64) (float64, error) {
+func (l *Learner) Apply(grad []float32, step uint64) (float64, error) {
 	var (
 		r0  float64
 		err error
 	)
+	if l.bk != nil && !sameBuffer(grad, l.bk.Host()) {
+		copy(l.bk.Host(), grad)
+	}
 	l.do(func() { r0, err = l.apply(grad, step) })
 	return r0, err
 }
 
-func (l *VLPLearner) apply(grad []float32, step uint64) (float64, error) {
-	tc := l.cfg.Train
-	f := tc.Schedule.Factor(int(step) - 1)
-	if err := l.opt.SetLR(0, tc.LR*f); err != nil {
-		return 0, err
-	}
-	if l.opt.Groups() > 1 {
-		if err := l.opt.SetLR(1, tc.BackboneLR*f); err != nil {
+func (l *Learner) apply(grad []float32, step uint64) (float64, error) {
+	if l.bk != nil {
+		// The gradients are views into the buffer the worker all-reduced (on CUDA, its host
+		// copy goes back to the device).
+		if err := l.bk.ToDevice(); err != nil {
 			return 0, err
 		}
-	}
-	if err := torch.UnflattenGrads(l.train, grad[:l.nGrad]); err != nil {
+	} else if err := torch.UnflattenGrads(l.e.train, grad[:l.nGrad]); err != nil {
 		return 0, err
 	}
 	if l.nBuf > 0 {
-		if err := torch.UnflattenParams(l.buffers, grad[l.nGrad:]); err != nil {
+		if err := torch.UnflattenParams(l.e.buffers, grad[l.nGrad:]); err != nil {
 			return 0, err
 		}
 	}
-	norm := 0.0
-	if tc.ClipNorm > 0 {
-		var err error
-		if norm, err = torch.ClipGradNorm(l.train, tc.ClipNorm); err != nil {
-			return 0, err
-		}
-	}
-	return norm, l.opt.Step()
+	_, norm, err := l.e.Update(int(step) - 1)
+	return norm, err
 }
 
-// Snapshot implements Learner: every named parameter and buffer, and the
+// Snapshot implements worker.Learner: every named parameter and buffer, and the
 // AdamW state as one flat tensor with the per-parameter step counts.
-func (l *VLPLearner) Snapshot() (*checkpoint.Snapshot, error) {
+func (l *Learner) Snapshot() (*checkpoint.Snapshot, error) {
 	var (
 		r0  *checkpoint.Snapshot
 		err error
@@ -339,55 +327,55 @@ func (l *VLPLearner) Snapshot() (*checkpoint.Snapshot, error) {
 	return r0, err
 }
 
-func (l *VLPLearner) snapshot() (*checkpoint.Snapshot, error) {
+func (l *Learner) snapshot() (*checkpoint.Snapshot, error) {
 	snap := &checkpoint.Snapshot{}
-	for _, p := range l.m.Params() {
+	for _, p := range l.e.m.Params() {
 		buf := make([]float32, numel(p.Shape))
 		if err := torch.FlattenParams([]*torch.Tensor{p.T}, buf); err != nil {
 			return nil, fmt.Errorf("worker: snapshot %s: %w", p.Name, err)
 		}
-		t := f32Tensor(p.Name, buf)
+		t := checkpoint.Float32Tensor(p.Name, buf)
 		t.Shape = append([]int64(nil), p.Shape...)
 		snap.Params = append(snap.Params, t)
 	}
-	st := make([]float32, l.opt.StateElements())
-	steps := make([]int64, l.opt.NumParams())
-	if err := l.opt.FlattenState(st, steps); err != nil {
+	st := make([]float32, l.e.opt.StateElements())
+	steps := make([]int64, l.e.opt.NumParams())
+	if err := l.e.opt.FlattenState(st, steps); err != nil {
 		return nil, fmt.Errorf("worker: snapshot optimizer: %w", err)
 	}
 	sb := make([]byte, 8*len(steps))
 	for i, s := range steps {
 		binary.LittleEndian.PutUint64(sb[8*i:], uint64(s))
 	}
-	snap.Meta.Layout = l.m.Config.Layout()
+	snap.Meta.Layout = l.e.m.Config.Layout()
 	snap.Optimizer = []checkpoint.Tensor{
-		f32Tensor("adamw.state", st),
+		checkpoint.Float32Tensor("adamw.state", st),
 		{Name: "adamw.steps", DType: checkpoint.Int64, Shape: []int64{int64(len(steps))}, Data: sb},
 	}
 	return snap, nil
 }
 
-// Restore implements Learner.
-func (l *VLPLearner) Restore(snap *checkpoint.Snapshot) error {
+// Restore implements worker.Learner.
+func (l *Learner) Restore(snap *checkpoint.Snapshot) error {
 	var err error
 	l.do(func() { err = l.restore(snap) })
 	return err
 }
 
-func (l *VLPLearner) restore(snap *checkpoint.Snapshot) error {
+func (l *Learner) restore(snap *checkpoint.Snapshot) error {
 	if snap == nil {
-		return fmt.Errorf("%w: no snapshot", ErrState)
+		return fmt.Errorf("%w: no snapshot", worker.ErrState)
 	}
-	if err := l.m.Config.CheckLayout(snap.Meta.Layout); err != nil {
-		return fmt.Errorf("%w: %w", ErrState, err)
+	if err := l.e.m.Config.CheckLayout(snap.Meta.Layout); err != nil {
+		return fmt.Errorf("%w: %w", worker.ErrState, err)
 	}
-	for _, p := range l.m.Params() {
+	for _, p := range l.e.m.Params() {
 		t, ok := snap.Find(checkpoint.GroupParams, p.Name)
 		if !ok {
-			return fmt.Errorf("%w: the snapshot has no parameter %q", ErrState, p.Name)
+			return fmt.Errorf("%w: the snapshot has no parameter %q", worker.ErrState, p.Name)
 		}
 		buf := make([]float32, numel(p.Shape))
-		if err := tensorF32(t, buf); err != nil {
+		if err := float32s(t, buf); err != nil {
 			return err
 		}
 		if err := torch.UnflattenParams([]*torch.Tensor{p.T}, buf); err != nil {
@@ -396,19 +384,32 @@ func (l *VLPLearner) restore(snap *checkpoint.Snapshot) error {
 	}
 	t, ok := snap.Find(checkpoint.GroupOptimizer, "adamw.state")
 	if !ok {
-		return fmt.Errorf("%w: the snapshot has no optimizer state", ErrState)
+		return fmt.Errorf("%w: the snapshot has no optimizer state", worker.ErrState)
 	}
-	st := make([]float32, l.opt.StateElements())
-	if err := tensorF32(t, st); err != nil {
+	st := make([]float32, l.e.opt.StateElements())
+	if err := float32s(t, st); err != nil {
 		return err
 	}
 	ts, ok := snap.Find(checkpoint.GroupOptimizer, "adamw.steps")
-	if !ok || len(ts.Data) != 8*l.opt.NumParams() {
-		return fmt.Errorf("%w: the snapshot's optimizer step counts are missing or do not fit", ErrState)
+	if !ok || len(ts.Data) != 8*l.e.opt.NumParams() {
+		return fmt.Errorf("%w: the snapshot's optimizer step counts are missing or do not fit", worker.ErrState)
 	}
-	steps := make([]int64, l.opt.NumParams())
+	steps := make([]int64, l.e.opt.NumParams())
 	for i := range steps {
 		steps[i] = int64(binary.LittleEndian.Uint64(ts.Data[8*i:]))
 	}
-	return l.opt.UnflattenState(st, steps)
+	return l.e.opt.UnflattenState(st, steps)
+}
+
+// sameBuffer reports whether a and b are the same memory.
+func sameBuffer(a, b []float32) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// float32s copies a float32 checkpoint tensor into dst; a mismatch is a bad state.
+func float32s(t checkpoint.Tensor, dst []float32) error {
+	if err := t.Float32s(dst); err != nil {
+		return fmt.Errorf("%w: %w", worker.ErrState, err)
+	}
+	return nil
 }

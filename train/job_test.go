@@ -1,7 +1,8 @@
-package worker
+package train
 
 import (
 	"errors"
+	"github.com/e2evlp/vlp/worker"
 	"math"
 	"slices"
 	"strings"
@@ -15,7 +16,7 @@ import (
 func TestResolveVLPJob(t *testing.T) {
 	spec := coordinator.JobSpec{Name: "j", Model: "tiny", GlobalBatch: 10, Epochs: 2, Seed: 5,
 		Hyper: coordinator.HyperParams{LR: 1e-3}, Options: map[string]string{OptImages: "8", OptImageSize: "32"}}
-	j, err := ResolveVLPJob(spec, 500)
+	j, err := Resolve(spec, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,21 +33,21 @@ func TestResolveVLPJob(t *testing.T) {
 	// The older spelling of hyper.backbone_lr, read from specs stored before the field existed;
 	// the field wins over it.
 	spec.Options["backbone_lr"] = "2e-5"
-	if j, err = ResolveVLPJob(spec, 500); err != nil || j.Train.BackboneLR != 2e-5 {
+	if j, err = Resolve(spec, 500); err != nil || j.Train.BackboneLR != 2e-5 {
 		t.Errorf("legacy backbone_lr: %v %v", j.Train.BackboneLR, err)
 	}
 	spec.Hyper.BackboneLR = 3e-5
-	if j, err = ResolveVLPJob(spec, 500); err != nil || j.Train.BackboneLR != 3e-5 {
+	if j, err = Resolve(spec, 500); err != nil || j.Train.BackboneLR != 3e-5 {
 		t.Errorf("hyper.backbone_lr: %v %v", j.Train.BackboneLR, err)
 	}
 	// min_lr is the schedule's floor as a fraction of lr.
 	spec.Hyper.MinLR = 2.5e-4
-	if j, err = ResolveVLPJob(spec, 500); err != nil || math.Abs(j.Train.Schedule.MinRatio-0.25) > 1e-12 {
+	if j, err = Resolve(spec, 500); err != nil || math.Abs(j.Train.Schedule.MinRatio-0.25) > 1e-12 {
 		t.Errorf("hyper.min_lr: %v %v", j.Train.Schedule.MinRatio, err)
 	}
 	// options.attribute_mask reaches the data config with the data's class and attribute names.
 	spec.Options[OptAttributeMask] = "0.5"
-	if j, err = ResolveVLPJob(spec, 500); err != nil {
+	if j, err = Resolve(spec, 500); err != nil {
 		t.Fatal(err)
 	}
 	j.FitData(64, []string{"circle", "traffic light"}, []string{"red"})
@@ -57,20 +58,20 @@ func TestResolveVLPJob(t *testing.T) {
 		t.Errorf("default ITM negatives %v, want 0.5", d.ITMNegProb)
 	}
 	spec.Options[OptITMNegatives] = "0.25"
-	if j, err = ResolveVLPJob(spec, 500); err != nil || j.DataConfig().ITMNegProb != 0.25 {
+	if j, err = Resolve(spec, 500); err != nil || j.DataConfig().ITMNegProb != 0.25 {
 		t.Errorf("options.itm_negatives: %v %v", j.DataConfig().ITMNegProb, err)
 	}
 	for _, key := range []string{OptAttributeMask, OptITMNegatives} {
 		for _, bad := range []string{"1.5", "-0.1", "half"} {
 			spec.Options[key] = bad
-			if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), key) {
+			if _, err = Resolve(spec, 500); !errors.Is(err, worker.ErrJobSpec) || !strings.Contains(err.Error(), key) {
 				t.Errorf("options.%s %q: %v", key, bad, err)
 			}
 		}
 		delete(spec.Options, key)
 	}
 	spec.Options["colour"] = "red"
-	if _, err = ResolveVLPJob(spec, 500); !errors.Is(err, ErrJobSpec) || !strings.Contains(err.Error(), "colour") {
+	if _, err = Resolve(spec, 500); !errors.Is(err, worker.ErrJobSpec) || !strings.Contains(err.Error(), "colour") {
 		t.Errorf("unknown option: %v", err)
 	}
 }
@@ -78,10 +79,10 @@ func TestResolveVLPJob(t *testing.T) {
 // The learner follows its training configuration: AdamW's betas set the moments one step
 // leaves, and bf16 autocast changes the forward pass's arithmetic.
 func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
-	fp32 := vlpFactory(t, 2, 3)().(*VLPLearner)
-	betas := vlpFactoryWith(t, 2, 3, func(tc *model.TrainConfig) { tc.Beta1, tc.Beta2 = 0.5, 0.99 })().(*VLPLearner)
-	bf16 := vlpFactoryWith(t, 2, 3, func(tc *model.TrainConfig) { tc.BF16 = true })().(*VLPLearner)
-	pairs := []Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}
+	fp32 := vlpFactory(t, 2, 3)().(*Learner)
+	betas := vlpFactoryWith(t, 2, 3, func(tc *model.TrainConfig) { tc.Beta1, tc.Beta2 = 0.5, 0.99 })().(*Learner)
+	bf16 := vlpFactoryWith(t, 2, 3, func(tc *model.TrainConfig) { tc.BF16 = true })().(*Learner)
+	pairs := []worker.Pair{{Unit: 0, Offset: 0}, {Unit: 1, Offset: 1}}
 	grad := make([]float32, fp32.GradSize())
 	l32, err := fp32.Gradients(t.Context(), pairs, grad)
 	if err != nil {
@@ -98,7 +99,7 @@ func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
 
 	// One step from zero moments: exp_avg = (1-β1)·g, exp_avg_sq = (1-β2)·g², so against the
 	// defaults (0.9, 0.999) β1 0.5 gives 5 times the first moment and β2 0.99 10 times the second.
-	state := func(l *VLPLearner) []float32 {
+	state := func(l *Learner) []float32 {
 		if _, err := l.Apply(append([]float32(nil), grad...), 1); err != nil {
 			t.Fatal(err)
 		}
@@ -107,8 +108,8 @@ func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, _ := snap.Find(checkpoint.GroupOptimizer, "adamw.state")
-		buf := make([]float32, l.opt.StateElements())
-		if err := tensorF32(st, buf); err != nil {
+		buf := make([]float32, l.e.opt.StateElements())
+		if err := float32s(st, buf); err != nil {
 			t.Fatal(err)
 		}
 		return buf
@@ -116,7 +117,7 @@ func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
 	a, b := state(fp32), state(betas)
 	checked := 0
 	off := 0
-	for _, p := range fp32.train {
+	for _, p := range fp32.e.train {
 		n := numel(p.Shape())
 		for i := range n {
 			for k, ratio := range []float64{5, 10} { // exp_avg, then exp_avg_sq

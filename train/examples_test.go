@@ -1,7 +1,8 @@
-package worker
+package train
 
 import (
 	"context"
+	"github.com/e2evlp/vlp/worker"
 	"math"
 	"path/filepath"
 	"testing"
@@ -49,9 +50,9 @@ func TestShardExamplesEpoch(t *testing.T) {
 		if u == units-1 {
 			n = int(m.Pairs) - u*perUnit
 		}
-		pairs := make([]Pair, n)
+		pairs := make([]worker.Pair, n)
 		for i := range pairs {
-			pairs[i] = Pair{Epoch: 1, Unit: uint32(u), Offset: uint32(i)}
+			pairs[i] = worker.Pair{Epoch: 1, Unit: uint32(u), Offset: uint32(i)}
 		}
 		ex, err := src.Examples(pairs)
 		if err != nil {
@@ -72,7 +73,7 @@ func TestShardExamplesEpoch(t *testing.T) {
 			t.Fatalf("pair %d served %d times", id, n)
 		}
 	}
-	if _, err := src.Examples([]Pair{{Epoch: 1, Unit: uint32(units), Offset: 0}}); err == nil {
+	if _, err := src.Examples([]worker.Pair{{Epoch: 1, Unit: uint32(units), Offset: 0}}); err == nil {
 		t.Fatal("a unit past the plan's last was served")
 	}
 	v, err := data.BuildVocabFromCounts(wc, 500)

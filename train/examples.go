@@ -1,7 +1,8 @@
-package worker
+package train
 
 import (
 	"fmt"
+	"github.com/e2evlp/vlp/worker"
 	"sync"
 
 	"github.com/e2evlp/vlp/data"
@@ -11,7 +12,7 @@ import (
 // ExampleSource maps a job's pairs (epoch, unit, offset) to the examples
 // the data pipeline collates. Calls come from one goroutine at a time.
 type ExampleSource interface {
-	Examples(pairs []Pair) ([]data.Example, error)
+	Examples(pairs []worker.Pair) ([]data.Example, error)
 }
 
 // SynthExamples serves the in-memory synthetic world: unit u's pairs are
@@ -29,15 +30,15 @@ type SynthExamples struct {
 var _ ExampleSource = (*SynthExamples)(nil)
 
 // Examples implements ExampleSource.
-func (s *SynthExamples) Examples(pairs []Pair) ([]data.Example, error) {
+func (s *SynthExamples) Examples(pairs []worker.Pair) ([]data.Example, error) {
 	ex := make([]data.Example, 0, len(pairs))
 	for _, p := range pairs {
 		if !s.ordered || p.Epoch != s.epoch {
 			s.order, s.epoch, s.ordered = s.World.Order(s.Seed, p.Epoch), p.Epoch, true
 		}
-		k := PairID(p, s.PerUnit)
+		k := worker.PairID(p, s.PerUnit)
 		if k >= uint64(len(s.order)) {
-			return nil, fmt.Errorf("%w: pair %d of epoch %d: the data has %d pairs", ErrState, k, p.Epoch, len(s.order))
+			return nil, fmt.Errorf("%w: pair %d of epoch %d: the data has %d pairs", worker.ErrState, k, p.Epoch, len(s.order))
 		}
 		ex = append(ex, s.World.Examples[s.order[k]])
 	}
@@ -69,10 +70,10 @@ const shardUnitCache = 64
 // NewShardExamples reads the shards of m in dir.
 func NewShardExamples(dir string, m *sharding.Manifest, seed uint64, perUnit int) (*ShardExamples, error) {
 	if perUnit < 1 {
-		return nil, fmt.Errorf("%w: pairs per unit %d < 1", ErrConfig, perUnit)
+		return nil, fmt.Errorf("%w: pairs per unit %d < 1", worker.ErrConfig, perUnit)
 	}
 	if m == nil || m.Pairs == 0 {
-		return nil, fmt.Errorf("%w: the manifest has no pairs", ErrConfig)
+		return nil, fmt.Errorf("%w: the manifest has no pairs", worker.ErrConfig)
 	}
 	return &ShardExamples{
 		src: data.NewPlanSource(dir, m, nil), m: m, seed: seed, perUnit: perUnit,
@@ -84,13 +85,13 @@ func NewShardExamples(dir string, m *sharding.Manifest, seed uint64, perUnit int
 func (s *ShardExamples) Manifest() *sharding.Manifest { return s.m }
 
 // Ref is the plan position of p.
-func (s *ShardExamples) Ref(p Pair) (sharding.PairRef, error) {
+func (s *ShardExamples) Ref(p worker.Pair) (sharding.PairRef, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ref(p)
 }
 
-func (s *ShardExamples) ref(p Pair) (sharding.PairRef, error) {
+func (s *ShardExamples) ref(p worker.Pair) (sharding.PairRef, error) {
 	key := [2]uint64{p.Epoch, uint64(p.Unit)}
 	refs, ok := s.units[key]
 	if !ok {
@@ -104,7 +105,7 @@ func (s *ShardExamples) ref(p Pair) (sharding.PairRef, error) {
 		}
 		var err error
 		if refs, err = plan.Unit(int(p.Unit)); err != nil {
-			return sharding.PairRef{}, fmt.Errorf("%w: epoch %d: %v", ErrState, p.Epoch, err)
+			return sharding.PairRef{}, fmt.Errorf("%w: epoch %d: %v", worker.ErrState, p.Epoch, err)
 		}
 		if len(s.recent) >= shardUnitCache {
 			delete(s.units, s.recent[0])
@@ -114,13 +115,13 @@ func (s *ShardExamples) ref(p Pair) (sharding.PairRef, error) {
 		s.recent = append(s.recent, key)
 	}
 	if int(p.Offset) >= len(refs) {
-		return sharding.PairRef{}, fmt.Errorf("%w: pair %d of unit %d of epoch %d: the unit has %d", ErrState, p.Offset, p.Unit, p.Epoch, len(refs))
+		return sharding.PairRef{}, fmt.Errorf("%w: pair %d of unit %d of epoch %d: the unit has %d", worker.ErrState, p.Offset, p.Unit, p.Epoch, len(refs))
 	}
 	return refs[p.Offset], nil
 }
 
 // Examples implements ExampleSource.
-func (s *ShardExamples) Examples(pairs []Pair) ([]data.Example, error) {
+func (s *ShardExamples) Examples(pairs []worker.Pair) ([]data.Example, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ex := make([]data.Example, 0, len(pairs))

@@ -1,0 +1,218 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/e2evlp/vlp/worker"
+
+	"github.com/e2evlp/vlp/data"
+	"github.com/e2evlp/vlp/model"
+	"github.com/e2evlp/vlp/torch"
+)
+
+// Gradient buckets (torch.Buckets): the learner's gradients live in one flat buffer laid out in
+// the order backward reaches the parameters — the model's parameters last to first — and cut into
+// buckets, the first one small (firstBucketBytes, as DistributedDataParallel does) so that
+// communication starts early, the others up to BucketBytes (by default DDP's 25 MiB, or an eighth
+// of the gradients when that is less: a small model still gets several buckets to overlap with its
+// backward). Backward reports each bucket when it
+// has accumulated all of it, and the worker starts that bucket's all-reduce while backward goes
+// on. The BatchNorm statistics follow the gradients in the buffer and travel first, with the
+// step's metadata, as soon as the forward pass has updated them.
+
+// DefaultBucketBytes bounds the all-reduce buckets when Config.BucketBytes is 0 (DDP's 25 MiB).
+const DefaultBucketBytes = 25 << 20
+
+// minAutoBucketBytes is the least bucket size chosen automatically.
+const minAutoBucketBytes = 64 << 10
+
+// autoBucketBytes is the bucket size for gradBytes of gradients when none is configured: 25 MiB,
+// or an eighth of the gradients when that is less (at least 64 KiB).
+func autoBucketBytes(gradBytes int) int {
+	return min(DefaultBucketBytes, max(minAutoBucketBytes, gradBytes/8))
+}
+
+// firstBucketBytes bounds the first bucket (DDP's 1 MiB).
+const firstBucketBytes = 1 << 20
+
+var _ worker.OverlapLearner = (*Learner)(nil)
+
+// bucketEnds cuts params into buckets (the end index of each): the first at most first bytes,
+// the others at most bytes; a parameter larger than its bound is a bucket of its own.
+func bucketEnds(params []*torch.Tensor, first, bytes int) []int {
+	var ends []int
+	limit, size := first, 0
+	for i, p := range params {
+		n := 4 * int(p.Numel())
+		if size > 0 && size+n > limit {
+			ends = append(ends, i)
+			limit, size = bytes, 0
+		}
+		size += n
+	}
+	return append(ends, len(params))
+}
+
+// buildBuckets lays the trainable parameters out for backward's order and hooks them.
+func (l *Learner) buildBuckets() error {
+	ps := l.e.m.Params()
+	var order []*torch.Tensor
+	for i := len(ps) - 1; i >= 0; i-- {
+		if p := ps[i]; !p.Buffer && p.Trainable() {
+			order = append(order, p.T)
+		}
+	}
+	bytes := l.cfg.BucketBytes
+	if bytes == 0 {
+		bytes = autoBucketBytes(4 * l.nGrad)
+	}
+	bk, err := torch.NewBuckets(order, bucketEnds(order, min(firstBucketBytes, bytes), bytes), l.nBuf)
+	if err != nil {
+		return fmt.Errorf("worker: gradient buckets: %w", err)
+	}
+	l.bk = bk
+	return nil
+}
+
+// GradBuffer implements OverlapLearner.
+func (l *Learner) GradBuffer() []float32 {
+	if l.bk == nil {
+		return nil
+	}
+	return l.bk.Host()
+}
+
+// GradientsOverlapped implements OverlapLearner.
+func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, started func(worker.Losses) error, ready func(lo, hi int)) (worker.Losses, error) {
+	if l.bk == nil {
+		return nil, errors.New("worker: the learner keeps no gradient buckets")
+	}
+	if started == nil {
+		started = func(worker.Losses) error { return nil }
+	}
+	if ready == nil {
+		ready = func(int, int) {}
+	}
+	host, nGrad := l.bk.Host(), l.bk.GradElements()
+	var b *data.Batch
+	if len(pairs) > 0 {
+		var err error
+		if b, err = l.data.take(pairs); err != nil {
+			return nil, err
+		}
+	}
+	var epoch int32
+	var err error
+	l.do(func() { epoch, err = l.bk.Arm() })
+	if err != nil {
+		return nil, err
+	}
+	// The launcher hands the ranges over in order: the statistics once the forward pass is done,
+	// then bucket after bucket as backward (or Finish) reports them.
+	forward := make(chan bool, 1) // true: the forward pass succeeded, the ranges are to be handed over
+	finished := make(chan struct{})
+	done := make(chan struct{})
+	var n float32
+	go func() {
+		defer close(done)
+		ok := <-forward
+		if ok && l.nBuf > 0 {
+			ready(nGrad, nGrad+l.nBuf)
+		}
+		got := make([]bool, l.bk.Len())
+		next := 0
+		for next < len(got) {
+			select {
+			case r, open := <-l.bk.Ready():
+				if !open {
+					return
+				}
+				if r.Epoch != epoch {
+					continue // a report of an abandoned step's backward
+				}
+				got[r.Bucket] = true
+			case <-finished:
+				return // Finish failed: the remaining reports may never come
+			}
+			for ; next < len(got) && got[next]; next++ {
+				if ok {
+					lo, hi := l.bk.Range(next)
+					scale(host[lo:hi], n)
+					ready(lo, hi)
+				}
+			}
+		}
+	}()
+	var out worker.Losses
+	l.do(func() {
+		defer func() {
+			if ferr := l.bk.Finish(); ferr != nil {
+				close(finished)
+				if err == nil {
+					err = ferr
+				}
+			}
+		}()
+		if b == nil {
+			clear(host)
+			out = worker.Losses{}
+			if err = started(out); err == nil {
+				forward <- true
+			}
+			return
+		}
+		n = float32(b.Size)
+		if err = l.e.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
+			return
+		}
+		s := torch.NewScope()
+		defer s.Close()
+		_, err = l.e.Backward(s, b, func(r model.StepResult) error {
+			// TrainStep's losses are means over the rows: scale them (and the gradients, and
+			// the statistics) to sums, which add up across ranks.
+			if l.nBuf > 0 {
+				if err := torch.FlattenParams(l.e.buffers, host[nGrad:]); err != nil {
+					return err
+				}
+				scale(host[nGrad:], n)
+			}
+			out = worker.Losses{}
+			for k, v := range r.Losses {
+				out[k] = v * float64(b.Size)
+			}
+			if err := started(out); err != nil {
+				return err
+			}
+			forward <- true
+			return nil
+		})
+	})
+	select {
+	case forward <- false: // the forward pass failed: drain the reports, hand nothing over
+	default:
+	}
+	<-done
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// buildBatch builds the batch of pairs (off the LibTorch thread: it needs none).
+func (l *Learner) buildBatch(pairs []worker.Pair) (*data.Batch, error) {
+	ex, err := l.cfg.Source.Examples(pairs)
+	if err != nil {
+		return nil, err
+	}
+	dc := l.cfg.Data
+	dc.BatchSize, dc.Seed, dc.Epoch = len(ex), l.cfg.Seed, pairs[0].Epoch
+	return data.BuildBatch(dc, l.cfg.Tokenizer, ex)
+}
+
+// scale multiplies v by f in place.
+func scale(v []float32, f float32) {
+	for i := range v {
+		v[i] *= f
+	}
+}
