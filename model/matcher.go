@@ -46,14 +46,15 @@ func (mt Matcher) MatchAll(s *torch.Scope, logits, boxes *torch.Tensor, targets 
 	index := torch.FromInt64(s, idx, []int64{1, int64(b), 1, int64(nmax)}, dev).
 		Expand(int64(ly), int64(b), int64(q), int64(nmax)) // [Ly,B,Q,Nmax]
 	prob := logits.Detach().Softmax(-1).Gather(-1, index) // [Ly,B,Q,Nmax]
-	p, err := prob.ToDtype(torch.Float32).Float32s()      // host [Ly,B,Q,Nmax]
+	// One host read for both: the probabilities, then the boxes.
+	both, err := torch.Cat([]*torch.Tensor{
+		prob.ToDtype(torch.Float32).Reshape(-1),           // [Ly·B·Q·Nmax]
+		boxes.Detach().ToDtype(torch.Float32).Reshape(-1), // [Ly·B·Q·4]
+	}, 0).Float32s() // host [Ly·B·Q·(Nmax+4)]
 	if err != nil {
 		return nil, err
 	}
-	bx, err := boxes.Detach().ToDtype(torch.Float32).Float32s() // host [Ly,B,Q,4]
-	if err != nil {
-		return nil, err
-	}
+	p, bx := both[:ly*b*q*nmax], both[ly*b*q*nmax:] // [Ly,B,Q,Nmax], [Ly,B,Q,4]
 	// A diverged model gives NaN costs, which no assignment can rank:
 	// report it as the non-finite loss it will become.
 	for _, vs := range [][]float32{p, bx} {

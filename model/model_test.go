@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/e2evlp/vlp/torch"
@@ -135,6 +136,40 @@ func TestInference(t *testing.T) {
 	for _, cp := range caps {
 		if len(cp) > 6 {
 			t.Fatalf("caption of %d tokens, max 6", len(cp))
+		}
+	}
+}
+
+// TestTrainStepReadsTheHostTwice: a training step reads values to the host twice — the matcher's
+// probabilities and boxes in one copy, the losses in another — in fp32 and under bf16 autocast:
+// on a GPU each read waits for the device, so the count is part of the step's contract.
+func TestTrainStepReadsTheHostTwice(t *testing.T) {
+	needTorch(t)
+	runtime.LockOSThread() // the count is per OS thread
+	defer runtime.UnlockOSThread()
+	m, err := New(parityConfig(), 1, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	gen, err := torch.NewGenerator(1, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gen.Close()
+	b := synthBatch(t, 8, 4, 64, 2)
+	for _, bf16 := range []bool{false, true} {
+		tc := DefaultTrainConfig(10)
+		tc.BF16 = bf16
+		s := torch.NewScope()
+		before := torch.HostReads()
+		r, err := tc.TrainStep(s, m, b, gen)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := torch.HostReads() - before; r.HostReads != 2 || got != 2 {
+			t.Errorf("bf16 %v: the step reports %d host reads and made %d, want 2", bf16, r.HostReads, got)
 		}
 	}
 }

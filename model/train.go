@@ -21,6 +21,10 @@ type StepResult struct {
 	Matcher   time.Duration // matching alone (host copy and assignment)
 	Backward  time.Duration
 	NumMasked int
+	// HostReads is the number of times the step read values to the host (torch.HostReads): the
+	// matcher's one copy and the losses' one, two when the batch has objects. On a GPU each
+	// waits for the device.
+	HostReads int64
 }
 
 // TrainStep runs forward, the criterion and backward for one batch: the
@@ -36,6 +40,13 @@ func TrainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator) (S
 // backward, with the losses: a data-parallel learner starts its first collective there (the step's
 // losses ride on it) so that the gradient buckets can follow while backward runs.
 func TrainStepWith(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator, afterForward func(StepResult) error) (StepResult, error) {
+	reads := torch.HostReads()
+	r, err := trainStep(s, m, b, gen, afterForward)
+	r.HostReads = torch.HostReads() - reads
+	return r, err
+}
+
+func trainStep(s *torch.Scope, m *Model, b *data.Batch, gen *torch.Generator, afterForward func(StepResult) error) (StepResult, error) {
 	var r StepResult
 	t0 := time.Now()
 	in, err := BatchToTensors(s, b, m.Device)

@@ -162,6 +162,7 @@ type symbols struct {
 	ready bool
 
 	freeString, version, buildConfig, liveTensors, tensorFree, tensorFreeMany, tensorMeta, numThreads uintptr
+	hostReads                                                                                        uintptr
 	fill, arange, fromData, toHost, item, toDevice, toDtype, copy_, fill_, tensorShare                uintptr
 	generatorNew, generatorFree, generatorSeed, rngGetState, rngSetState, manualSeed                  uintptr
 	random, randint, randperm                                                                         uintptr
@@ -188,7 +189,7 @@ func (s *symbols) resolve(h uintptr) error {
 		{"vlp_free_string", &s.freeString}, {"vlp_version", &s.version}, {"vlp_build_config", &s.buildConfig},
 		{"vlp_live_tensors", &s.liveTensors}, {"vlp_tensor_free", &s.tensorFree},
 		{"vlp_tensor_free_many", &s.tensorFreeMany}, {"vlp_tensor_meta", &s.tensorMeta},
-		{"vlp_num_threads", &s.numThreads},
+		{"vlp_num_threads", &s.numThreads}, {"vlp_host_reads", &s.hostReads},
 		{"vlp_fill", &s.fill}, {"vlp_arange", &s.arange}, {"vlp_from_data", &s.fromData},
 		{"vlp_to_host", &s.toHost}, {"vlp_item", &s.item}, {"vlp_to_device", &s.toDevice},
 		{"vlp_to_dtype", &s.toDtype}, {"vlp_copy_", &s.copy_}, {"vlp_fill_", &s.fill_},

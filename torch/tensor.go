@@ -316,6 +316,19 @@ func LiveTensors() int64 {
 	return n
 }
 
+// HostReads is the calling OS thread's count of host reads so far: copies of a tensor's values to
+// Go memory, scalars, and ops whose output is sized by the data (Nonzero, MaskedSelect). On a GPU
+// each one waits for the device, so a training step counts them (model.StepResult.HostReads).
+// Lock the goroutine to its thread around the code being counted.
+func HostReads() int64 {
+	if !fn.ready {
+		return 0
+	}
+	var n int64
+	cerr(call(fn.hostReads, uintptr(unsafe.Pointer(&n))))
+	return n
+}
+
 // Version is the LibTorch version the shim was built against, e.g. "1.13.0".
 func Version() (string, error) {
 	if !fn.ready {

@@ -31,6 +31,11 @@ namespace vlp {
 
 extern std::atomic<int64_t> live_tensors;
 
+// host_reads counts, per OS thread, the calls whose result needs the tensor's values on the host
+// (a copy to host memory, a scalar, an output sized by the data): on a GPU each one waits for the
+// device. A training step's count is part of its report.
+extern thread_local int64_t host_reads;
+
 // wrap hands a tensor to the caller as a new handle.
 inline vlp_tensor_t wrap(at::Tensor t) {
   live_tensors.fetch_add(1, std::memory_order_relaxed);

@@ -71,6 +71,7 @@ char* vlp_masked_select(vlp_tensor_t h, vlp_tensor_t mask, vlp_tensor_t* out) {
   const at::Tensor& m = T(mask);
   if (m.scalar_type() != at::kBool) throw std::invalid_argument("mask must be bool");
   // t[mask]: advanced indexing keeps the trailing dims, unlike at::masked_select.
+  vlp::host_reads++;  // the output's size is the mask's count
   *out = wrap(t.index({m}));
   VLP_CATCH
 }
@@ -112,6 +113,7 @@ char* vlp_split(vlp_tensor_t h, const int64_t* sizes, int64_t n, int64_t dim, vl
 
 char* vlp_nonzero(vlp_tensor_t h, vlp_tensor_t* out) {
   VLP_TRY
+  vlp::host_reads++;  // the output's size is the count of non-zeros
   *out = wrap(T(h).nonzero());
   VLP_CATCH
 }

@@ -7,6 +7,7 @@
 namespace vlp {
 
 std::atomic<int64_t> live_tensors{0};
+thread_local int64_t host_reads = 0;
 
 char* error_string(const std::string& msg) {
   char* s = static_cast<char*>(std::malloc(msg.size() + 1));
@@ -72,6 +73,12 @@ void vlp_free_string(char* s) { std::free(s); }
 char* vlp_version(char** out) {
   VLP_TRY
   *out = vlp::dup_string(TORCH_VERSION);
+  VLP_CATCH
+}
+
+char* vlp_host_reads(int64_t* out) {
+  VLP_TRY
+  *out = vlp::host_reads;
   VLP_CATCH
 }
 
@@ -207,6 +214,7 @@ char* vlp_to_host(vlp_tensor_t h, void* dst, int64_t nbytes) {
                                 " bytes, the buffer " + std::to_string(nbytes));
   }
   if (nbytes == 0) return nullptr;
+  vlp::host_reads++;
   at::Tensor dstT = at::from_blob(dst, t.sizes(), at::TensorOptions().dtype(t.scalar_type()));
   c10::NoGradGuard ng;
   dstT.copy_(t.detach());
@@ -215,6 +223,7 @@ char* vlp_to_host(vlp_tensor_t h, void* dst, int64_t nbytes) {
 
 char* vlp_item(vlp_tensor_t h, double* out) {
   VLP_TRY
+  vlp::host_reads++;
   *out = T(h).item<double>();
   VLP_CATCH
 }

@@ -50,7 +50,7 @@ enum {
  * library whose version differs from its own, naming both. (Defined only when not given on the
  * command line, so that a test can build a library that reports another version.) */
 #ifndef VLP_ABI_VERSION
-#define VLP_ABI_VERSION 2
+#define VLP_ABI_VERSION 3
 #endif
 /* The op tables whose sizes vlp_abi reports: the codes of each enum below. A table that grew or
  * shrank without a version bump still tells a mismatched library apart. */
@@ -65,6 +65,10 @@ VLP_API char* vlp_abi(int64_t* version, int64_t* sizes, int64_t cap, int64_t* nt
 VLP_API void vlp_free_string(char* s);
 /* The LibTorch version the shim was built against, e.g. "1.13.0" (caller frees with vlp_free_string). */
 VLP_API char* vlp_version(char** out);
+/* *out = the calling OS thread's count of host reads so far: copies to host memory (vlp_to_host),
+ * scalars (vlp_item) and outputs sized by the data (vlp_nonzero, vlp_masked_select); on a GPU each
+ * one waits for the device. */
+VLP_API char* vlp_host_reads(int64_t* out);
 /* at::show_config(): build options, BLAS and LAPACK in use. */
 VLP_API char* vlp_build_config(char** out);
 /* Number of live tensor handles (created and not yet freed). */
