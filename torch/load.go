@@ -162,7 +162,7 @@ type symbols struct {
 	ready bool
 
 	freeString, version, buildConfig, liveTensors, tensorFree, tensorFreeMany, tensorMeta, numThreads uintptr
-	hostReads                                                                                        uintptr
+	hostReads                                                                                         uintptr
 	fill, arange, fromData, toHost, item, toDevice, toDtype, copy_, fill_, tensorShare                uintptr
 	generatorNew, generatorFree, generatorSeed, rngGetState, rngSetState, manualSeed                  uintptr
 	random, randint, randperm                                                                         uintptr
