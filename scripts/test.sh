@@ -42,13 +42,29 @@ export VLP_TORCH_LIB="$LIB" VLP_PYTHON="$PYTHON" VLP_BIN="$BIN"
 race_list=$($GO list $RACE_PKGS 2>/dev/null || true)
 # integration/ runs its short scenario subset in a stage of its own (make chaos runs them all).
 integration_pkg=github.com/e2evlp/vlp/integration
-plain_list=$($GO list ./... | grep -v -x -F -f <(printf '%s\n' $race_list $integration_pkg))
+# The model package (its learning test holds one core for most of the run) goes first, so that
+# the longest package starts at once; the others share the second core.
+model_pkg=github.com/e2evlp/vlp/model
+plain_list=$(printf '%s\n' $model_pkg; $GO list ./... | grep -v -x -F -f <(printf '%s\n' $race_list $integration_pkg $model_pkg))
 
 stage gofmt fmt_check
 stage vet $GO vet ./...
-stage test $GO test -count=1 -timeout 25m $plain_list
+# The race-tested packages run beside the plain ones, one package at a time, into their own log
+# (printed after the plain stage): on two cores the learning test leaves room for them.
+race_pid=
 if [ -n "$race_list" ]; then
-	stage test-race $GO test -race -count=1 -timeout 25m $race_list
+	($GO test -race -count=1 -p 1 -timeout 25m $race_list >"$logs/test-race" 2>&1; echo $? >"$logs/test-race.rc") &
+	race_pid=$!
+fi
+stage test $GO test -count=1 -timeout 25m $plain_list
+if [ -n "$race_pid" ]; then
+	wait "$race_pid"
+	echo "== test-race (ran beside the plain stage)"
+	cat "$logs/test-race"
+	rc=$(cat "$logs/test-race.rc" 2>/dev/null || echo 1)
+	if [ "$rc" -ne 0 ]; then
+		failed+=("test-race (exit $rc)")
+	fi
 fi
 # The short scenarios: real processes in network namespaces, faults injected (they skip, saying
 # why, without root or ip netns).
