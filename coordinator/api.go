@@ -265,6 +265,18 @@ func (s *Server) opRemovePeer(b *RemovePeerRequest) (any, error) {
 	if b.ID == "" {
 		return nil, errorf(CodeBadRequest, "remove-peer needs an id")
 	}
+	if b.ID == s.cfg.nodeID() {
+		// A leader that removed itself would stop leading before the change committed, and
+		// could leave the newest log on a replica outside its own configuration: hand
+		// leadership over first; the client's retry reaches the new leader.
+		if voters(s.configuration()) < 2 {
+			return nil, errorf(CodeConflict, "remove-peer %s: the only voter of the group", b.ID)
+		}
+		if err := s.TransferLeadership(); err != nil {
+			return nil, fmt.Errorf("%w: remove-peer %s: %v", ErrUnavailable, b.ID, err)
+		}
+		return nil, fmt.Errorf("%w: remove-peer %s: leadership handed over first", ErrNotLeader, b.ID)
+	}
 	if err := s.raft.RemoveServer(raft.ServerID(b.ID), 0, s.cfg.ApplyTimeout).Error(); err != nil {
 		return nil, raftError("remove server", err)
 	}

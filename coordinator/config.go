@@ -28,6 +28,13 @@ type Config struct {
 	Peers []Peer
 	// Join is a NATS URL through which to ask the existing group's leader to add this replica.
 	Join string
+	// Discover makes Peers mean "bootstrap or join" (membership.go): on a data dir with no Raft
+	// state the replica first asks the listed peers, over NATS, whether a group exists; if one
+	// answers that it holds Raft state, the replica does not bootstrap but waits to be added (it
+	// asks the leader to add it as a voter when the group's configuration lacks it); it
+	// bootstraps Peers only once every other listed peer has answered that it holds none. Off,
+	// Peers bootstrap a static group as they always did. `vlp coordinator start` turns it on.
+	Discover bool
 
 	// Job names the job, and so the subjects vlp.<Job>.coord.*; Token is the job token every
 	// request must carry (empty: none required, for a trusted network only).
@@ -199,6 +206,9 @@ func (c *Config) Validate() error {
 	if len(c.Peers) > 0 && c.Join != "" {
 		return bad("Peers and Join: give one (a static group bootstraps; a joiner asks an existing group)")
 	}
+	if c.discovers() && c.NATS.URL == "" && (c.NATS.Embedded.ClusterPort == 0 || len(c.NATS.Embedded.Routes) == 0) {
+		return bad("Discover with %d Peers and the embedded NATS server: needs NATS.Embedded.ClusterPort and Routes (--nats-cluster-listen, --nats-routes), or the peers cannot be asked (--discover=false bootstraps --peers without asking)", len(c.Peers))
+	}
 	if n := len(c.Peers); n > 0 {
 		found := false
 		for _, p := range c.Peers {
@@ -232,6 +242,21 @@ func (c *Config) Validate() error {
 		}
 	}
 	return c.NATS.validateClientTLS()
+}
+
+// discovers reports whether a fresh replica asks its peers before it bootstraps (Config.Discover).
+func (c *Config) discovers() bool { return c.Discover && len(c.Peers) > 1 && c.Join == "" }
+
+// ownPeerAddress is the address the group should dial this replica at: its entry in Peers (a
+// stable name, where RaftAdvertise may be an address that changes when the replica moves), else
+// the transport's advertised address.
+func (c *Config) ownPeerAddress(advertised string) string {
+	for _, p := range c.Peers {
+		if p.ID == c.nodeID() {
+			return p.Address
+		}
+	}
+	return advertised
 }
 
 // nodeID is NodeID, defaulting to the advertised Raft address.

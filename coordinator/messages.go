@@ -268,6 +268,22 @@ type RemovePeerRequest struct {
 	ID string `json:"id"`
 }
 
+// PeerInfoRequest asks every coordinator replica of the job, on Subjects.Peers, what it knows of
+// the Raft group. From is the asking replica's id (for the logs).
+type PeerInfoRequest struct {
+	From string `json:"from"`
+}
+
+// PeerInfoReply is one replica's answer: its id, whether it holds Raft state (a log, a snapshot
+// or a configuration: it belongs, or belonged, to a group), the leader it knows ("" for none;
+// the leader's own reply names itself), and the latest Raft configuration it has.
+type PeerInfoReply struct {
+	ID       string       `json:"id"`
+	HasState bool         `json:"has_state"`
+	Leader   string       `json:"leader"`
+	Servers  []RaftMember `json:"servers"`
+}
+
 // Empty is the body of replies that carry nothing.
 type Empty struct{}
 

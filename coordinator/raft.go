@@ -75,13 +75,14 @@ func newRaftParts(c *Config, logger hclog.Logger) (*raftParts, error) {
 }
 
 // bootstrap writes the first configuration on a store with no Raft state: the static Peers, or
-// this replica alone. A joiner (Config.Join) does not bootstrap: the group adds it.
+// this replica alone. A joiner (Config.Join) does not bootstrap: the group adds it; nor, yet, does
+// a replica that must first ask its peers (Config.Discover): formGroup decides once NATS is up.
 func bootstrap(r *raft.Raft, c *Config, p *raftParts) (bool, error) {
 	has, err := raft.HasExistingState(p.logs, p.stable, p.snaps)
 	if err != nil {
 		return false, fmt.Errorf("coordinator: raft state: %w", err)
 	}
-	if has || c.Join != "" {
+	if has || c.Join != "" || c.discovers() {
 		return false, nil
 	}
 	var servers []raft.Server

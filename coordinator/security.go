@@ -284,10 +284,21 @@ func (c *Config) ownConnectOptions(name string, inProcess bool) ([]nats.Option, 
 // expectedRoutes is how many other NATS servers this embedded server should be routed to: the
 // distinct route URLs that are not this server's own, at most the other Raft voters.
 func (c *Config) expectedRoutes() int {
+	n := len(c.otherRouteHosts())
+	if len(c.Peers) > 0 {
+		n = min(n, len(c.Peers)-1)
+	}
+	return n
+}
+
+// otherRouteHosts are the host:port of every route URL of the embedded server but its own,
+// each once; none with an external NATS or without a route listener.
+func (c *Config) otherRouteHosts() []string {
 	e := c.NATS.Embedded
 	if c.NATS.URL != "" || e.ClusterPort == 0 {
-		return 0
+		return nil
 	}
+	var out []string
 	seen := map[string]bool{}
 	for _, r := range e.Routes {
 		u, err := url.Parse(strings.TrimSpace(r))
@@ -295,12 +306,9 @@ func (c *Config) expectedRoutes() int {
 			continue
 		}
 		seen[u.Host] = true
+		out = append(out, u.Host)
 	}
-	n := len(seen)
-	if len(c.Peers) > 0 {
-		n = min(n, len(c.Peers)-1)
-	}
-	return n
+	return out
 }
 
 // isOwnRoute reports whether a route URL points at this server's route listener.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -114,16 +115,32 @@ func testTLSCluster(t *testing.T, mutual bool) {
 	}
 }
 
-// A server whose routes cannot form is not ready, and says why: here a route to a port where
-// nobody listens.
+// A server whose routes cannot form is not ready, and says why: here a route to a port that
+// answers but speaks no NATS (as a peer refusing the route's certificate or password would).
+// A route to a port where nobody listens is a peer that is down: that leaves the server ready.
 func TestReadyzCountsRoutes(t *testing.T) {
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	go func() {
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
 	cfg := DefaultConfig()
 	cfg.Job, cfg.Logger, cfg.Raft = "test", TestLogger(), TestRaftTimeouts(false)
 	cfg.RaftAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.NATS.Embedded.Host, cfg.NATS.Embedded.Port = "127.0.0.1", -1
 	cfg.NATS.Embedded.ClusterHost, cfg.NATS.Embedded.ClusterPort = "127.0.0.1", freePort(t)
-	cfg.NATS.Embedded.Routes = []string{fmt.Sprintf("nats-route://127.0.0.1:%d", freePort(t))}
+	down := freePort(t)
+	cfg.NATS.Embedded.Routes = []string{"nats-route://" + mute.Addr().String(), fmt.Sprintf("nats-route://127.0.0.1:%d", down)}
 	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -134,8 +151,12 @@ func TestReadyzCountsRoutes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	code, body := readyz(t, s)
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "routed to 0 of 1") {
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "routed to 0 of 1 peer servers whose route port answers") {
 		t.Fatalf("/readyz %d %q, want 503 naming the routes", code, body)
+	}
+	mute.Close()
+	if code, body := readyz(t, s); code != http.StatusOK {
+		t.Fatalf("/readyz %d %q with every route's peer down, want 200", code, body)
 	}
 }
 

@@ -31,9 +31,12 @@ type Server struct {
 	keys     atomic.Pointer[WorkerKeys]
 	keysRaw  []byte // the registry file as last applied (watchWorkerKeys only)
 	nc       *nats.Conn
-	metrics  *metrics
-	httpSrv  *http.Server
-	httpLn   net.Listener
+	peerSub  *nats.Subscription // Subjects.Peers, answered by every replica (membership.go)
+	// peerClient asks the group's leader to add or remove this replica (its own connection).
+	peerClient *Client
+	metrics    *metrics
+	httpSrv    *http.Server
+	httpLn     net.Listener
 
 	mu   sync.Mutex
 	lead *leadership // non-nil while serving as leader
@@ -82,6 +85,11 @@ func (s *Server) start() error {
 		return fmt.Errorf("coordinator: raft: %w", err)
 	}
 	s.raft = r
+	has, err := raft.HasExistingState(parts.logs, parts.stable, parts.snaps)
+	if err != nil {
+		return fmt.Errorf("coordinator: raft state: %w", err)
+	}
+	fresh := !has
 	booted, err := bootstrap(r, &s.cfg, parts)
 	if err != nil {
 		return err
@@ -108,6 +116,10 @@ func (s *Server) start() error {
 	if s.nc, err = nats.Connect(url, opts...); err != nil {
 		return fmt.Errorf("coordinator: its own NATS connection to %s: %w (with TLS: check --nats-ca and, under --nats-tls-client-ca, --nats-cert or the clientAuth usage of --nats-tls-cert)", url, err)
 	}
+	if err := s.servePeerInfo(); err != nil {
+		return err
+	}
+	s.peerClient = NewClient(s.nc, s.cfg.Job, s.cfg.Token, WithRequestTimeout(2*time.Second))
 	if s.cfg.HTTPAddr != "" {
 		if err := s.startHTTP(); err != nil {
 			return err
@@ -124,9 +136,19 @@ func (s *Server) start() error {
 		s.wg.Add(1)
 		go s.watchRoutes()
 	}
-	if s.cfg.Join != "" {
+	switch {
+	case s.cfg.Join != "":
 		s.wg.Add(1)
 		go s.joinGroup()
+	case s.cfg.discovers() && fresh:
+		s.wg.Add(1)
+		go s.formGroup()
+	case len(s.cfg.Peers) > 1:
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.keepMembership()
+		}()
 	}
 	if s.cfg.NATS.WorkerNkeysFile != "" {
 		s.wg.Add(1)
@@ -136,7 +158,8 @@ func (s *Server) start() error {
 }
 
 // Close stops the replica: it stops serving, shuts Raft down (without handing leadership over:
-// to the group this looks like a crash), and closes NATS, the stores and the HTTP server.
+// to the group this looks like a crash; Leave first for a graceful stop), and closes NATS, the
+// stores and the HTTP server.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)

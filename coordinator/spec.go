@@ -52,6 +52,13 @@ type JobSpec struct {
 	// Units describes the work units of an epoch when the coordinator's UnitSource is SpecUnits
 	// (the default): see UnitsSpec.
 	Units UnitsSpec `json:"units" yaml:"units"`
+	// Task is what the job trains: empty (or "pretrain") for E2E-VLP's pretraining, or a
+	// fine-tuning task — "vqa", "nlvr2", "caption", "retrieval" — on the records file that
+	// Dataset names (docs/finetune.md). The worker resolves it.
+	Task string `json:"task,omitempty" yaml:"task,omitempty"`
+	// InitFrom is the pretraining checkpoint a fine-tuning job starts from: a checkpoint store,
+	// optionally STORE#ID (default: its latest checkpoint that verifies); empty: from the seed.
+	InitFrom string `json:"init_from,omitempty" yaml:"init_from,omitempty"`
 	// Options carries anything else the workers need, verbatim (sorted in JSON, so deterministic).
 	Options map[string]string `json:"options,omitempty" yaml:"options,omitempty"`
 }

@@ -50,6 +50,12 @@ func (s Subjects) Generation() string { return s.Prefix() + ".events.generation"
 // Events is the wildcard of everything the leader announces.
 func (s Subjects) Events() string { return s.Prefix() + ".events.>" }
 
+// Peers is where every coordinator replica, leader or not, answers who it is and what it knows of
+// the Raft group (PeerInfoRequest → PeerInfoReply): "vlp.<job>.peers.info". A replica starting on
+// an empty data dir asks it before it bootstraps (membership.go). Outside "coord.>", so that the
+// leader's API subscription does not answer it, and outside every worker permission.
+func (s Subjects) Peers() string { return s.Prefix() + ".peers.info" }
+
 // Ring is the wildcard under which the all-reduce puts its subjects: "vlp.<job>.ring.>".
 func (s Subjects) Ring() string { return s.Prefix() + ".ring.>" }
 

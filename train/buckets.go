@@ -56,7 +56,7 @@ func bucketEnds(params []*torch.Tensor, first, bytes int) []int {
 
 // buildBuckets lays the trainable parameters out for backward's order and hooks them.
 func (l *Learner) buildBuckets() error {
-	ps := l.e.m.Params()
+	ps := l.e.params
 	var order []*torch.Tensor
 	for i := len(ps) - 1; i >= 0; i-- {
 		if p := ps[i]; !p.Buffer && p.Trainable() {
@@ -95,7 +95,7 @@ func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, st
 		ready = func(int, int) {}
 	}
 	host, nGrad := l.bk.Host(), l.bk.GradElements()
-	var b *data.Batch
+	var b *stepBatch
 	if len(pairs) > 0 {
 		var err error
 		if b, err = l.data.take(pairs); err != nil {
@@ -162,13 +162,13 @@ func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, st
 			}
 			return
 		}
-		n = float32(b.Size)
+		n = float32(b.size())
 		if err = l.e.gen.Seed(int64(mixSeed(l.cfg.Seed, pairs[0].Epoch, worker.PairID(pairs[0], l.cfg.PerUnit)) >> 1)); err != nil {
 			return
 		}
 		s := torch.NewScope()
 		defer s.Close()
-		_, err = l.e.Backward(s, b, func(r model.StepResult) error {
+		_, err = l.backward(s, b, func(r model.StepResult) error {
 			// TrainStep's losses are means over the rows: scale them (and the gradients, and
 			// the statistics) to sums, which add up across ranks.
 			if l.nBuf > 0 {
@@ -179,7 +179,7 @@ func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, st
 			}
 			out = worker.Losses{}
 			for k, v := range r.Losses {
-				out[k] = v * float64(b.Size)
+				out[k] = v * float64(b.size())
 			}
 			if err := started(out); err != nil {
 				return err
@@ -200,14 +200,25 @@ func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, st
 }
 
 // buildBatch builds the batch of pairs (off the LibTorch thread: it needs none).
-func (l *Learner) buildBatch(pairs []worker.Pair) (*data.Batch, error) {
+func (l *Learner) buildBatch(pairs []worker.Pair) (*stepBatch, error) {
+	if l.cfg.Task != nil {
+		tb, err := l.cfg.Task.Examples.Batch(pairs)
+		if err != nil {
+			return nil, err
+		}
+		return &stepBatch{task: tb}, nil
+	}
 	ex, err := l.cfg.Source.Examples(pairs)
 	if err != nil {
 		return nil, err
 	}
 	dc := l.cfg.Data
 	dc.BatchSize, dc.Seed, dc.Epoch = len(ex), l.cfg.Seed, pairs[0].Epoch
-	return data.BuildBatch(dc, l.cfg.Tokenizer, ex)
+	b, err := data.BuildBatch(dc, l.cfg.Tokenizer, ex)
+	if err != nil {
+		return nil, err
+	}
+	return &stepBatch{pre: b}, nil
 }
 
 // scale multiplies v by f in place.

@@ -22,6 +22,7 @@ type Engine struct {
 	m       *model.Model
 	opt     *torch.AdamW
 	gen     *torch.Generator
+	params  []*model.Param  // the model's parameters and buffers, then a task head's (model.TaskParams)
 	train   []*torch.Tensor // trainable parameters: the rest, then the backbone (the optimiser's order)
 	buffers []*torch.Tensor // BatchNorm statistics
 	steps   int             // Step calls that succeeded
@@ -39,12 +40,21 @@ type Metrics struct {
 
 // NewEngine builds the optimiser and the dropout generator (seeded with cfg.Seed) for m.
 func NewEngine(m *model.Model, cfg model.TrainConfig) (*Engine, error) {
+	return NewTaskEngine(m, nil, cfg)
+}
+
+// NewTaskEngine is NewEngine for a fine-tuning model: m and, when not nil, a task head whose
+// parameters train with the transformer's group (model.TaskParams).
+func NewTaskEngine(m *model.Model, head model.TaskHead, cfg model.TrainConfig) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, m: m}
+	e := &Engine{cfg: cfg, m: m, params: m.Params()}
+	if head != nil {
+		e.params = model.TaskParams(m, head)
+	}
 	var bb, rest []*torch.Tensor
-	for _, p := range m.Params() {
+	for _, p := range e.params {
 		switch {
 		case p.Buffer:
 			e.buffers = append(e.buffers, p.T)

@@ -19,13 +19,14 @@ import (
 // E2E-VLP's job options (JobSpec.Options). Any other key is refused: a misspelt option would
 // otherwise be ignored.
 const (
-	OptImages        = "images"         // E2E-VLP on the synthetic world: its images (default 512)
-	OptImageSize     = "image_size"     // E2E-VLP: side of the square input images in pixels (default 64)
-	OptVocab         = "vocab"          // E2E-VLP on shards: the tokenizer's vocab.txt
-	OptVocabSHA256   = "vocab_sha256"   // its sha256, hex
-	OptITMNegatives  = "itm_negatives"  // E2E-VLP: share of rows given a mismatched text for ITM (default 0.5)
-	OptAttributeMask = "attribute_mask" // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
-	OptBucketMiB     = "bucket_mib"     // E2E-VLP: size of an all-reduce bucket in MiB (default: 25, or an eighth of a smaller model's gradients; the first one at most 1)
+	OptImages         = "images"           // E2E-VLP on the synthetic world: its images (default 512)
+	OptImageSize      = "image_size"       // E2E-VLP: side of the square input images in pixels (default 64)
+	OptVocab          = "vocab"            // E2E-VLP on shards: the tokenizer's vocab.txt
+	OptVocabSHA256    = "vocab_sha256"     // its sha256, hex
+	OptITMNegatives   = "itm_negatives"    // E2E-VLP: share of rows given a mismatched text for ITM (default 0.5)
+	OptAttributeMask  = "attribute_mask"   // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
+	OptBucketMiB      = "bucket_mib"       // E2E-VLP: size of an all-reduce bucket in MiB (default: 25, or an eighth of a smaller model's gradients; the first one at most 1)
+	OptAnswerMinCount = "answer_min_count" // task vqa: an answer is in the vocabulary when it is the majority answer of this many training questions (default 9: VQA v2's 3,129)
 
 	// optBackboneLR is the spelling of hyper.backbone_lr in specs stored before that field
 	// existed; a resumed run still reads it.
@@ -39,6 +40,7 @@ type Options struct {
 	AttributeMask      float64 // data.Config.AttributeMaskProb
 	ITMNegatives       float64 // data.Config.ITMNegProb
 	BucketMiB          float64 // Config.BucketBytes in MiB; 0: automatic
+	AnswerMinCount     int     // downstream.VocabConfig.MinCount; 0: its default
 	backboneLR         float64 // the older spelling of hyper.backbone_lr; 0: absent
 }
 
@@ -46,10 +48,10 @@ type Options struct {
 // value that does not parse, is an error naming the option.
 func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 	o := Options{Images: 512, ImageSize: 64, ITMNegatives: data.DefaultConfig().ITMNegProb, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
-	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB}, optBackboneLR); err != nil {
+	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB, OptAnswerMinCount}, optBackboneLR); err != nil {
 		return o, err
 	}
-	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize} {
+	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize, OptAnswerMinCount: &o.AnswerMinCount} {
 		if v, ok := spec.Options[key]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -97,6 +99,9 @@ type Job struct {
 	// Attributes are the data's attribute names (FitData): with the colour words, the words
 	// options.attribute_mask masks.
 	Attributes []string
+	// Task is the spec's task (pretraining when empty); InitFrom its init_from.
+	Task     Task
+	InitFrom string
 }
 
 // Resolve resolves spec for E2E-VLP. pairs is the number of pairs in one epoch: without
@@ -108,6 +113,13 @@ func Resolve(spec coordinator.JobSpec, pairs int64) (Job, error) {
 	if j.Options, err = ParseOptions(spec); err != nil {
 		return j, err
 	}
+	if j.Task, err = ParseTask(spec.Task); err != nil {
+		return j, err
+	}
+	if err := resolveTask(spec, j.Task); err != nil {
+		return j, err
+	}
+	j.InitFrom = spec.InitFrom
 	if j.Model, err = model.Preset(spec.Model); err != nil {
 		return j, fmt.Errorf("%w: model: %w", worker.ErrJobSpec, err)
 	}
@@ -121,6 +133,10 @@ func Resolve(spec coordinator.JobSpec, pairs int64) (Job, error) {
 	}
 	tc := model.DefaultTrainConfig(total)
 	tc.Seed = spec.Seed
+	if j.Task.FineTuning() {
+		tc.LR = j.Task.DefaultLR(spec.Model)
+		tc.BackboneLR = tc.LR
+	}
 	if h.LR > 0 {
 		tc.LR, tc.BackboneLR = h.LR, h.LR
 	}
@@ -188,3 +204,31 @@ func (j Job) DataConfig() data.Config {
 
 // BucketBytes is options.bucket_mib in bytes (Config.BucketBytes; 0: automatic).
 func (j Job) BucketBytes() int { return int(j.Options.BucketMiB * (1 << 20)) }
+
+// resolveTask refuses what a fine-tuning task cannot honour: pretraining's data options, and an
+// init_from on a pretraining job (it starts from the seed, and resumes from its own checkpoints).
+func resolveTask(spec coordinator.JobSpec, task Task) error {
+	if v, ok := spec.Options[OptAnswerMinCount]; ok && task != TaskVQA {
+		return fmt.Errorf("%w: option %s=%s applies to task vqa only", worker.ErrJobSpec, OptAnswerMinCount, v)
+	}
+	if !task.FineTuning() {
+		if spec.InitFrom != "" {
+			return fmt.Errorf("%w: init_from %q: a pretraining job starts from the seed (and resumes from its own checkpoints); init_from applies to a task", worker.ErrJobSpec, spec.InitFrom)
+		}
+		return nil
+	}
+	for _, o := range []string{OptImages, OptITMNegatives, OptAttributeMask} {
+		if v, ok := spec.Options[o]; ok {
+			return fmt.Errorf("%w: option %s=%s shapes pretraining's data; task %s reads its records", worker.ErrJobSpec, o, v, task)
+		}
+	}
+	if spec.Dataset.Manifest == "" {
+		return fmt.Errorf("%w: task %s: dataset.manifest names no records file (vlp downstream import --records)", worker.ErrJobSpec, task)
+	}
+	if spec.InitFrom != "" {
+		if _, _, err := ParseCheckpointRef(spec.InitFrom); err != nil {
+			return err
+		}
+	}
+	return nil
+}

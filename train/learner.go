@@ -40,6 +40,9 @@ type Config struct {
 	// Without it the gradients are copied into the worker's buffer after backward.
 	Overlap     bool
 	BucketBytes int
+	// Task, when not nil, trains a fine-tuning task instead of pretraining (task_learner.go):
+	// its examples replace Source and World, its forward pass and loss pretraining's.
+	Task *TaskConfig
 }
 
 // Learner trains E2E-VLP (package model) as a worker.Learner: TrainStep for
@@ -53,7 +56,8 @@ type Config struct {
 // state needs checkpointing and a resumed run draws the same masks.
 type Learner struct {
 	cfg   Config
-	e     *Engine // the model, its optimiser, schedule, clipping and generator
+	e     *Engine        // the model, its optimiser, schedule, clipping and generator
+	head  model.TaskHead // a fine-tuning task's head, if it has one
 	nGrad int
 	nBuf  int
 	bk    *torch.Buckets // with Overlap: the gradients' flat buffer and its buckets
@@ -103,13 +107,17 @@ func New(cfg Config) (*Learner, error) {
 	if cfg.PerUnit == 0 {
 		return nil, fmt.Errorf("%w: Config.PerUnit is 0", worker.ErrConfig)
 	}
-	if cfg.Source == nil {
+	if cfg.Task != nil {
+		if err := cfg.Task.validate(cfg); err != nil {
+			return nil, err
+		}
+	} else if cfg.Source == nil {
 		if cfg.World == nil || len(cfg.World.Examples) == 0 {
 			return nil, fmt.Errorf("%w: Config has no Source and its World has no pairs", worker.ErrConfig)
 		}
 		cfg.Source = &SynthExamples{World: cfg.World, Seed: cfg.Seed, PerUnit: cfg.PerUnit}
 	}
-	if cfg.Tokenizer == nil {
+	if cfg.Tokenizer == nil && cfg.Task == nil {
 		if cfg.World == nil {
 			return nil, fmt.Errorf("%w: Config has no Tokenizer", worker.ErrConfig)
 		}
@@ -136,7 +144,12 @@ func (l *Learner) build() error {
 	if err != nil {
 		return err
 	}
-	if l.e, err = NewEngine(m, cfg.Train); err != nil {
+	if l.head, err = cfg.Task.newHead(cfg.Model, cfg.Seed, cfg.Device); err != nil {
+		m.Close()
+		return err
+	}
+	if l.e, err = NewTaskEngine(m, l.head, cfg.Train); err != nil {
+		l.closeHead()
 		m.Close()
 		return err
 	}
@@ -145,6 +158,7 @@ func (l *Learner) build() error {
 	if cfg.Overlap {
 		if err := l.buildBuckets(); err != nil {
 			l.e.Close()
+			l.closeHead()
 			m.Close()
 			return err
 		}
@@ -160,6 +174,7 @@ func (l *Learner) Close() {
 	l.do(func() {
 		l.bk.Close()
 		l.e.Close()
+		l.closeHead()
 		l.e.m.Close()
 	})
 	close(l.quit)
@@ -183,7 +198,16 @@ func (l *Learner) init(seed uint64) error {
 		return err
 	}
 	defer fresh.Close()
-	src, dst := fresh.Params(), l.e.m.Params()
+	src := fresh.Params()
+	head, err := l.cfg.Task.newHead(l.cfg.Model, seed, l.cfg.Device)
+	if err != nil {
+		return err
+	}
+	if head != nil {
+		defer head.Close()
+		src = model.TaskParams(fresh, head)
+	}
+	dst := l.e.params
 	for i := range dst {
 		buf := make([]float32, numel(dst[i].Shape))
 		if err := torch.FlattenParams([]*torch.Tensor{src[i].T}, buf); err != nil {
@@ -192,6 +216,9 @@ func (l *Learner) init(seed uint64) error {
 		if err := torch.UnflattenParams([]*torch.Tensor{dst[i].T}, buf); err != nil {
 			return err
 		}
+	}
+	if err := l.cfg.Task.initFromPretrained(l.e.params); err != nil {
+		return err
 	}
 	zero := make([]float32, l.e.opt.StateElements())
 	return l.e.opt.UnflattenState(zero, make([]int64, l.e.opt.NumParams()))
@@ -247,13 +274,13 @@ func (l *Learner) gradients(pairs []worker.Pair, grad []float32) (worker.Losses,
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	r, err := l.e.Backward(s, b, nil) // bf16 autocast when Train.BF16
+	r, err := l.backward(s, b, nil) // bf16 autocast when Train.BF16
 	if err != nil {
 		return nil, err
 	}
 	// TrainStep's losses are means over the rows: scale them (and the
 	// gradients) to sums, which add up across ranks.
-	n := float32(b.Size)
+	n := float32(b.size())
 	if err := torch.FlattenGrads(l.e.train, grad[:l.nGrad]); err != nil {
 		return nil, err
 	}
@@ -267,7 +294,7 @@ func (l *Learner) gradients(pairs []worker.Pair, grad []float32) (worker.Losses,
 	}
 	out := worker.Losses{}
 	for k, v := range r.Losses {
-		out[k] = v * float64(b.Size)
+		out[k] = v * float64(b.size())
 	}
 	return out, nil
 }
@@ -329,7 +356,7 @@ func (l *Learner) Snapshot() (*checkpoint.Snapshot, error) {
 
 func (l *Learner) snapshot() (*checkpoint.Snapshot, error) {
 	snap := &checkpoint.Snapshot{}
-	for _, p := range l.e.m.Params() {
+	for _, p := range l.e.params {
 		buf := make([]float32, numel(p.Shape))
 		if err := torch.FlattenParams([]*torch.Tensor{p.T}, buf); err != nil {
 			return nil, fmt.Errorf("worker: snapshot %s: %w", p.Name, err)
@@ -369,7 +396,7 @@ func (l *Learner) restore(snap *checkpoint.Snapshot) error {
 	if err := l.e.m.Config.CheckLayout(snap.Meta.Layout); err != nil {
 		return fmt.Errorf("%w: %w", worker.ErrState, err)
 	}
-	for _, p := range l.e.m.Params() {
+	for _, p := range l.e.params {
 		t, ok := snap.Find(checkpoint.GroupParams, p.Name)
 		if !ok {
 			return fmt.Errorf("%w: the snapshot has no parameter %q", worker.ErrState, p.Name)

@@ -15,7 +15,7 @@ import (
 // job's seed and the data configuration only, so a batch built ahead has the same bits as one
 // built on time. At most one batch is built ahead and one is held ready: memory stays bounded.
 type batchAhead struct {
-	build func([]worker.Pair) (*data.Batch, error)
+	build func([]worker.Pair) (*stepBatch, error)
 
 	mu    sync.Mutex // one build at a time: an ExampleSource serves one caller at a time
 	ahead *pending   // the batch being built for the next step, if any
@@ -27,8 +27,22 @@ type batchAhead struct {
 type pending struct {
 	pairs []worker.Pair
 	done  chan struct{}
-	b     *data.Batch
+	b     *stepBatch
 	err   error
+}
+
+// stepBatch is one step's host batch: pretraining's, or a fine-tuning task's.
+type stepBatch struct {
+	pre  *data.Batch
+	task *taskBatch
+}
+
+// size is the batch's rows.
+func (b *stepBatch) size() int {
+	if b.task != nil {
+		return b.task.rows
+	}
+	return b.pre.Size
 }
 
 // prepare starts building the batch of pairs unless it is already being built.
@@ -68,7 +82,7 @@ func (a *batchAhead) load(ctx context.Context, pairs []worker.Pair) error {
 }
 
 // take returns the batch of pairs: the one load holds, else one built now.
-func (a *batchAhead) take(pairs []worker.Pair) (*data.Batch, error) {
+func (a *batchAhead) take(pairs []worker.Pair) (*stepBatch, error) {
 	if p := a.ready; p != nil {
 		a.ready = nil
 		if slices.Equal(p.pairs, pairs) {

@@ -58,6 +58,8 @@ func ResolveLinearJob(spec coordinator.JobSpec) (LinearJob, error) {
 		{"hyper.backbone_lr", h.BackboneLR > 0},
 		{"hyper.warmup_steps", h.WarmupSteps > 0},
 		{"hyper.min_lr", h.MinLR > 0},
+		{"task " + spec.Task, spec.Task != "" && spec.Task != "pretrain"},
+		{"init_from", spec.InitFrom != ""},
 	} {
 		if f.set {
 			return j, fmt.Errorf("%w: %s: the linear model has no such setting (it computes in float32 in Go at a constant learning rate)", ErrJobSpec, f.field)

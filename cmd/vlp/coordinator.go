@@ -102,8 +102,12 @@ var coordinatorStartCommand = &cli.Command{
 	Usage: "start a coordinator replica (single node, a static 3/5-node group, or joining one)",
 	Description: "With no --peers and no --join, a fresh --data-dir bootstraps a single-node group. With\n" +
 		"--peers (the same list on every replica, this one included) it bootstraps a static group. With\n" +
-		"--join it asks an existing group, through NATS, to add it. On a data dir that already holds Raft\n" +
-		"state none of that happens: the replica resumes.",
+		"--join it asks an existing group, through NATS, to add it. With --peers and --discover (the default)\n" +
+		"a fresh replica first asks the listed peers whether a group exists, and joins it (the leader adds\n" +
+		"it) instead of bootstrapping a second one: a group can grow by new replicas with a longer list.\n" +
+		"On a data dir that already holds Raft state the replica resumes, and rejoins if it had left.\n" +
+		"On SIGTERM or SIGINT a leader hands leadership over, then the replica leaves the configuration\n" +
+		"(--leave-on-terminate) unless it is the only voter.",
 	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "data-dir", Required: true, EnvVars: []string{"VLP_DATA_DIR"}, Category: catRaft, Usage: "Raft log, stable store (bbolt) and snapshots"},
 		&cli.StringFlag{Name: "node-id", EnvVars: []string{"VLP_NODE_ID"}, Category: catRaft, Usage: "Raft id of this replica (default: the advertised Raft address)"},
@@ -111,6 +115,9 @@ var coordinatorStartCommand = &cli.Command{
 		&cli.StringFlag{Name: "raft-advertise", EnvVars: []string{"VLP_RAFT_ADVERTISE"}, Category: catRaft, Usage: "Raft address the peers dial (default --raft-addr)"},
 		&cli.StringFlag{Name: "peers", EnvVars: []string{"VLP_PEERS"}, Category: catRaft, Usage: "static group: [id=]host:port,… of every voter, this one included"},
 		&cli.StringFlag{Name: "join", EnvVars: []string{"VLP_JOIN"}, Category: catRaft, Usage: "NATS URL of an existing group to join"},
+		&cli.BoolFlag{Name: "discover", Value: true, EnvVars: []string{"VLP_DISCOVER"}, Category: catRaft, Usage: "with --peers: on an empty --data-dir, join the group a listed peer already holds instead of bootstrapping; bootstrap once every listed peer answers that it has no Raft state"},
+		&cli.BoolFlag{Name: "leave-on-terminate", Value: true, EnvVars: []string{"VLP_LEAVE_ON_TERMINATE"}, Category: catRaft, Usage: "on SIGTERM/SIGINT, leave the Raft configuration (after handing leadership over) so the group's quorum counts only running replicas; a restart rejoins"},
+		&cli.DurationFlag{Name: "leave-timeout", Value: 5 * time.Second, EnvVars: []string{"VLP_LEAVE_TIMEOUT"}, Category: catRaft, Usage: "longest a SIGTERM waits for the leadership transfer and the leave before shutting down"},
 		&cli.DurationFlag{Name: "raft-heartbeat-timeout", Value: time.Second, Category: catRaft, Usage: "follower without leader contact for this long starts an election"},
 		&cli.DurationFlag{Name: "raft-election-timeout", Value: time.Second, Category: catRaft, Usage: "candidate without quorum for this long retries"},
 		&cli.DurationFlag{Name: "raft-leader-lease-timeout", Value: 500 * time.Millisecond, Category: catRaft, Usage: "leader without quorum contact for this long steps down"},
@@ -178,6 +185,7 @@ func coordinatorStart(c *cli.Context) error {
 		return err
 	}
 	cfg.Join = c.String("join")
+	cfg.Discover = c.Bool("discover")
 	cfg.Job = c.String("job")
 	if cfg.Token, err = jobToken(c); err != nil {
 		return err
@@ -223,6 +231,11 @@ func coordinatorStart(c *cli.Context) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), c.Duration("leave-timeout"))
+	if err := srv.Leave(ctx, c.Bool("leave-on-terminate")); err != nil {
+		log.Warn("leaving the coordinator group (shutting down as a voter)", "err", err)
+	}
+	cancel()
 	return srv.Close()
 }
 

@@ -68,6 +68,13 @@ type Node struct {
 // Worker starts a worker named name training l until step maxSteps (0: the job's end).
 func (j *Job) Worker(name string, l worker.Learner, maxSteps uint64) *Node {
 	j.t.Helper()
+	return j.WorkerWith(name, l, func(c *worker.Config) { c.MaxSteps = maxSteps })
+}
+
+// WorkerWith is Worker with edit applied to the worker's configuration (MaxSteps,
+// CheckpointDir, …) before it starts; OnCommit stays the Job's.
+func (j *Job) WorkerWith(name string, l worker.Learner, edit func(*worker.Config)) *Node {
+	j.t.Helper()
 	cl, err := coordinator.Dial(j.c.NATSURL(), job, token, []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)},
 		coordinator.WithWatchPoll(200*time.Millisecond))
 	if err != nil {
@@ -79,11 +86,12 @@ func (j *Job) Worker(name string, l worker.Learner, maxSteps uint64) *Node {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg := worker.DefaultConfig()
-	cfg.Name, cfg.Logger, cfg.MaxSteps = name, log.With("node", name), maxSteps
+	cfg.Name, cfg.Logger = name, log.With("node", name)
 	// LibTorch steps starve heartbeats on two busy cores: generous bounds keep a slow worker
 	// from being declared dead.
 	cfg.GenerationTimeout, cfg.StepTimeout, cfg.RequestTimeout = 20*time.Second, 20*time.Second, 5*time.Second
 	cfg.RejoinAfter, cfg.EpochWait = 4*time.Second, time.Second
+	edit(&cfg)
 	cfg.OnCommit = func(c worker.Commit) {
 		j.mu.Lock()
 		defer j.mu.Unlock()
