@@ -9,7 +9,10 @@
 //
 // A Server is one replica. NewServer opens (or resumes) its Raft state under Config.DataDir,
 // bootstraps a single node or a static group (Config.Peers) on a fresh directory, or asks an
-// existing group to add it (Config.Join). By default it runs an embedded NATS server (three
+// existing group to add it (Config.Join). With Config.Discover, Peers mean "bootstrap or join":
+// a fresh replica joins the group one of its peers already holds, and bootstraps only when every
+// peer answers that it holds none; a replica that left is added again; Leave hands leadership
+// over and takes the replica out of the configuration before a shutdown (membership.go). By default it runs an embedded NATS server (three
 // replicas' servers form one NATS cluster through their routes); NATSConfig.URL points it at an
 // external cluster instead.
 //

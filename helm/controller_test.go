@@ -36,7 +36,7 @@ func claimsOf(sts *appsv1.StatefulSet, pod string) map[string]string {
 // rollout applies a StatefulSet as its controller does with podManagementPolicy Parallel:
 // missing pods are created at once, pods beyond the replica count deleted, then pods whose
 // template changed are replaced one at a time from the highest ordinal, each new one ready
-// (and minReadySeconds more) before the next.
+// (and minReadySeconds more) before the next, and none while a pod above it is not ready.
 func (k *kubelet) rollout(sts *appsv1.StatefulSet, tmpl templates, readyTimeout time.Duration) {
 	k.t.Helper()
 	if sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
@@ -62,9 +62,22 @@ func (k *kubelet) rollout(sts *appsv1.StatefulSet, tmpl templates, readyTimeout 
 			k.delete(p)
 		}
 	}
+	outdatedBelow := func(i int) bool {
+		for j := range i {
+			if tmpl[podName(sts, j)] != key {
+				return true
+			}
+		}
+		return false
+	}
 	for i := n - 1; i >= 0; i-- {
 		name := podName(sts, i)
 		if tmpl[name] == key {
+			// The controller replaces a pod only once every pod above it is ready (a pod it
+			// has just created included).
+			if outdatedBelow(i) {
+				k.waitReady(k.pods[name], readyTimeout, 0)
+			}
 			continue
 		}
 		k.delete(k.pods[name])

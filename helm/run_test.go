@@ -361,10 +361,15 @@ func stepsSince(logs []string, t time.Time) int {
 // TestChartRunsSingleCoordinator runs the other shape of the chart: one coordinator (no peers
 // to route to, no budget), no TLS, the ring over NATS, one worker. The group of one forms, the
 // spec is submitted, the worker trains, and the operator's commands work through kubectl exec.
+// Then an upgrade to three coordinators: the two new pods find the group and are added to it,
+// the first pod, rolled onto the three-replica flags, leaves and rejoins, and the job trains on.
 func TestChartRunsSingleCoordinator(t *testing.T) {
 	integration.RequireNet(t)
-	k := newKubelet(t, testNamespace, []string{"vlp-coordinator-0", "vlp-worker-0", "submit"})
-	k.net.AddNames("vlp-coordinator-0", fmt.Sprintf("vlp-coordinator-0.vlp-coordinator-headless.%s.svc.%s", testNamespace, testDomain))
+	coords := []string{"vlp-coordinator-0", "vlp-coordinator-1", "vlp-coordinator-2"}
+	k := newKubelet(t, testNamespace, append(slices.Clone(coords), "vlp-worker-0", "submit"))
+	for _, h := range coords {
+		k.net.AddNames(h, fmt.Sprintf("%s.vlp-coordinator-headless.%s.svc.%s", h, testNamespace, testDomain))
+	}
 	k.secrets["ops-auth"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ops-auth"}, Data: map[string][]byte{
 		"job-token": []byte("single-token"), "operator-password": []byte("single-operator"), "worker-password": []byte("single-worker"),
 	}}
@@ -379,16 +384,17 @@ func TestChartRunsSingleCoordinator(t *testing.T) {
 	submit := k.runJob(r.jobs()[0], "submit")
 	k.rollout(r.statefulSet("vlp-worker"), tmpl, time.Minute)
 	coord := k.pods["vlp-coordinator-0"]
+	var st coordinator.JobStatus
+	status := func(p *pod) bool {
+		out, err := k.exec(p, 10*time.Second, "job", "status", "--json")
+		st = coordinator.JobStatus{}
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil
+	}
 	took := k.waitFor(60*time.Second, "the spec submitted and the worker training", func() bool {
 		if !submit.succeeded || !k.ready(coord) {
 			return false
 		}
-		out, err := k.exec(coord, 10*time.Second, "job", "status", "--json")
-		if err != nil {
-			return false
-		}
-		var st coordinator.JobStatus
-		return json.Unmarshal([]byte(out), &st) == nil && st.Generation.Ready && len(st.Generation.Members) == 1 && st.Step > 5
+		return status(coord) && st.Generation.Ready && len(st.Generation.Members) == 1 && st.Step > 5
 	})
 	t.Logf("one coordinator, no TLS: training %v after the pods started", took.Round(time.Millisecond))
 	if err := k.probe(coord, readyz(coord)); err != nil {
@@ -396,5 +402,27 @@ func TestChartRunsSingleCoordinator(t *testing.T) {
 	}
 	if out, err := k.exec(k.pods["vlp-worker-0"], 10*time.Second, "job", "stop"); err == nil || !strings.Contains(out, "permission") {
 		t.Errorf("vlp job stop with the worker's credentials: %v\n%s; want a permission error", err, out)
+	}
+
+	// helm upgrade --set coordinators.replicas=3.
+	jobBefore, from := st.Job, st.Step
+	r2 := render(t, upgrade(2), merge(vals, values("coordinators.replicas", 3)))
+	k.apply(r2)
+	t0 := time.Now()
+	k.rollout(r2.statefulSet("vlp-coordinator"), tmpl, time.Minute)
+	grown := time.Since(t0)
+	k.rollout(r2.statefulSet("vlp-worker"), tmpl, time.Minute)
+	took = k.waitFor(60*time.Second, "three coordinators, the job training on", func() bool {
+		return k.allReady(coords...) && status(k.pods[coords[2]]) && st.Generation.Ready && len(st.Generation.Members) == 1 && st.Step > from+5
+	})
+	t.Logf("upgrade to three coordinators: every pod ready and rolled %v after it began; the worker trains at step %d (from %d) %v later",
+		grown.Round(time.Millisecond), st.Step, from, took.Round(time.Millisecond))
+	if st.Job == nil || !sameSpec(st.Job, jobBefore) || st.State != coordinator.JobRunning {
+		t.Errorf("after growing to three coordinators: state %s, job %+v; want the same job running", st.State, st.Job)
+	}
+	for _, c := range coords {
+		if out, err := k.exec(k.pods[c], 30*time.Second, "coordinator", "members"); err != nil || strings.Count(out, "Voter") != 3 {
+			t.Errorf("%s: coordinator members after growing to three: %v\n%s", c, err, out)
+		}
 	}
 }

@@ -94,6 +94,13 @@ var coordinatorCommand = &cli.Command{
 			Flags:  apiClientFlags,
 			Action: coordinatorMembers,
 		},
+		{
+			Name:      "remove-peer",
+			Usage:     "remove a coordinator replica that is gone for good from the Raft configuration",
+			ArgsUsage: "ID",
+			Flags:     apiClientFlags,
+			Action:    coordinatorRemovePeer,
+		},
 	},
 }
 
@@ -291,6 +298,22 @@ func coordinatorMembers(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "term %d\n", m.Term)
 	return w.Flush()
+}
+
+func coordinatorRemovePeer(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("remove-peer: give the replica's id (vlp coordinator members lists them)")
+	}
+	cl, ctx, done, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := cl.RemovePeer(ctx, c.Args().First()); err != nil {
+		return explain(err)
+	}
+	fmt.Fprintf(c.App.Writer, "removed %s\n", c.Args().First())
+	return nil
 }
 
 // explain adds a hint to the errors an operator meets first.
