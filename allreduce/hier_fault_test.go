@@ -159,7 +159,7 @@ func TestHierKilledRank(t *testing.T) {
 				_, err := h.AllReduce(ctx, bufs[rank], nil)
 				return err
 			})
-			want := hierSum(inputs, tc.next, Float32)
+			want := hierSum(inputs, tc.next, Float32, testPieceElems)
 			for rank, err := range errs {
 				if err != nil {
 					t.Fatalf("next generation, rank %d: %v", rank, err)

@@ -43,6 +43,8 @@ type HierRing struct {
 	cfg    Config
 	log    *slog.Logger
 
+	pieceElems int // hierPieceElems; tests cut smaller
+
 	ops  *queue[*Op]
 	life context.Context
 	stop context.CancelFunc
@@ -298,51 +300,116 @@ func (h *HierRing) runLoop() {
 	}
 }
 
+// hierPieceElems is the part of a buffer the stages hand on at a time:
+// while the leaders sum piece i, the host's ranks already broadcast piece
+// i−1 and reduce piece i+1. 2 Mi elements (8 MiB of float32): a 64 MiB
+// buffer goes in eight pieces, each long enough that a Ring's per-op costs
+// vanish. Every rank must cut alike: it is part of the summation order.
+const hierPieceElems = 2 << 20
+
+// piece is [start, end) of a buffer.
+type piece struct{ start, end int }
+
+// pieces cuts n elements into pieces of at most h.pieceElems (at least one
+// piece, empty when n is 0).
+func (h *HierRing) pieces(n int) []piece {
+	size := h.pieceElems
+	if size <= 0 {
+		size = hierPieceElems
+	}
+	ps := []piece{{0, min(n, size)}}
+	for s := size; s < n; s += size {
+		ps = append(ps, piece{s, min(n, s+size)})
+	}
+	return ps
+}
+
 // runAllReduce: the host's sum on every rank of the host, the leaders'
-// all-reduce of the host sums, the leader's bits to its host.
+// all-reduce of the host sums, the leader's bits to its host — piece by
+// piece, the stages overlapping (each Ring runs its ops in order, so every
+// rank of a host queues the same ops in the same order: the reduces of every
+// piece, then the broadcasts of every piece, then the metadata's).
+// Metadata rides on the first piece.
 func (h *HierRing) runAllReduce(op *Op) error {
 	if len(op.meta) > h.cfg.MaxMeta {
 		return configErr("metadata of %d bytes exceeds Config.MaxMeta=%d", len(op.meta), h.cfg.MaxMeta)
 	}
 	members := h.lay.hosts[h.host]
+	ps := h.pieces(len(op.buf))
+	part := func(p piece) []float32 { return op.buf[p.start:p.end] }
 	h.stage(stageIntra)
 	localMetas := [][]byte{append([]byte(nil), op.meta...)}
+	var localOps []*Op
 	if h.local != nil {
-		var err error
-		if localMetas, err = h.local.AllReduce(op.ctx, op.buf, op.meta); err != nil {
-			return h.subError(stageIntra, members, err)
+		for i, p := range ps {
+			var meta []byte
+			if i == 0 {
+				meta = op.meta
+			}
+			localOps = append(localOps, h.local.StartAllReduce(op.ctx, part(p), meta))
 		}
 	}
+	waitLocal := func(i int) error {
+		if h.local == nil {
+			return nil
+		}
+		ms, err := localOps[i].Wait()
+		if err != nil {
+			return h.subError(stageIntra, members, err)
+		}
+		if i == 0 {
+			localMetas = ms
+		}
+		return nil
+	}
 	if len(h.lay.hosts) == 1 {
+		for i := range ps {
+			if err := waitLocal(i); err != nil {
+				return err
+			}
+		}
 		op.metas = localMetas // one host: the host's sum is the sum
 		return nil
 	}
+	var leadOps []*Op
+	for i, p := range ps {
+		if err := waitLocal(i); err != nil {
+			return err
+		}
+		if !h.Leader() {
+			continue
+		}
+		var meta []byte
+		if i == 0 {
+			h.stage(stageInter)
+			meta = packMetas(localMetas)
+		}
+		leadOps = append(leadOps, h.lead.StartAllReduce(op.ctx, part(p), meta))
+	}
 	var packed []byte
-	if h.Leader() {
-		h.stage(stageInter)
-		hostMetas, err := h.lead.AllReduce(op.ctx, op.buf, packMetas(localMetas))
-		if err != nil {
-			return h.subError(stageInter, h.leadOf, err)
-		}
-		metas := make([][]byte, h.gen.Size())
-		for k, b := range hostMetas {
-			ms, err := unpackMetas(b, len(h.lay.hosts[k]))
+	for i, p := range ps {
+		if h.Leader() {
+			hostMetas, err := leadOps[i].Wait()
 			if err != nil {
-				return fmt.Errorf("%s: host %d: %w", stageInter, k, err)
+				return h.subError(stageInter, h.leadOf, err)
 			}
-			for i, r := range h.lay.hosts[k] {
-				metas[r] = ms[i]
+			if i == 0 {
+				if packed, err = h.gatherMetas(hostMetas); err != nil {
+					return err
+				}
 			}
 		}
-		packed = packMetas(metas)
+		if h.local == nil || p.end == p.start {
+			continue
+		}
+		if i == 0 {
+			h.stage(stageBroadcast)
+		}
+		if err := h.local.BroadcastFloat32(op.ctx, 0, part(p)); err != nil {
+			return h.subError(stageBroadcast, members, err)
+		}
 	}
 	if h.local != nil {
-		h.stage(stageBroadcast)
-		if len(op.buf) > 0 {
-			if err := h.local.BroadcastFloat32(op.ctx, 0, op.buf); err != nil {
-				return h.subError(stageBroadcast, members, err)
-			}
-		}
 		var err error
 		if packed, err = h.local.Broadcast(op.ctx, 0, packed); err != nil {
 			return h.subError(stageBroadcast, members, err)
@@ -354,6 +421,22 @@ func (h *HierRing) runAllReduce(op *Op) error {
 	}
 	op.metas = metas
 	return nil
+}
+
+// gatherMetas turns the leaders' metadata (each its host's, packed) into
+// every rank's, packed by rank.
+func (h *HierRing) gatherMetas(hostMetas [][]byte) ([]byte, error) {
+	metas := make([][]byte, h.gen.Size())
+	for k, b := range hostMetas {
+		ms, err := unpackMetas(b, len(h.lay.hosts[k]))
+		if err != nil {
+			return nil, fmt.Errorf("%s: host %d: %w", stageInter, k, err)
+		}
+		for i, r := range h.lay.hosts[k] {
+			metas[r] = ms[i]
+		}
+	}
+	return packMetas(metas), nil
 }
 
 // runBroadcast: within root's host from root, between the leaders from

@@ -59,6 +59,7 @@ func (c *hierCluster) rings(t *testing.T, gen Generation, index []int, cfg Confi
 		if err != nil {
 			t.Fatalf("rank %d: %v", r, err)
 		}
+		rings[r].pieceElems = testPieceElems
 	}
 	t.Cleanup(func() {
 		for _, h := range rings {
@@ -67,6 +68,9 @@ func (c *hierCluster) rings(t *testing.T, gen Generation, index []int, cfg Confi
 	})
 	return rings
 }
+
+// testPieceElems cuts the tests' buffers into several pieces.
+const testPieceElems = 30_000
 
 func allIndex(n int) []int {
 	x := make([]int, n)
@@ -90,16 +94,27 @@ func onAllHier(rings []*HierRing, fn func(rank int, h *HierRing) error) []error 
 	return errs
 }
 
-// hierSum is the reference: each host's inputs summed as its shared-memory
-// ring sums them (float32), the host sums as the leaders' ring does.
-func hierSum(inputs [][]float32, perHost []int, wire DType) []float32 {
-	var sums [][]float32
-	r := 0
-	for _, p := range perHost {
-		sums = append(sums, serialSum(inputs[r:r+p], Float32))
-		r += p
+// hierSum is the reference: in pieces of pieceElems, each host's inputs
+// summed as its shared-memory ring sums them (float32), the host sums as the
+// leaders' ring does.
+func hierSum(inputs [][]float32, perHost []int, wire DType, pieceElems int) []float32 {
+	L := len(inputs[0])
+	out := make([]float32, 0, L)
+	for s := 0; s < L; s += pieceElems {
+		e := min(L, s+pieceElems)
+		var sums [][]float32
+		r := 0
+		for _, p := range perHost {
+			var host [][]float32
+			for _, in := range inputs[r : r+p] {
+				host = append(host, in[s:e])
+			}
+			sums = append(sums, serialSum(host, Float32))
+			r += p
+		}
+		out = append(out, serialSum(sums, wire)...)
 	}
-	return serialSum(sums, wire)
+	return out
 }
 
 // Every rank ends with the same bits, the reference's, over hosts of
@@ -114,7 +129,7 @@ func TestHierSameBits(t *testing.T) {
 				c := newHierCluster(t, "jobhier", 5, perHost)
 				n := c.gen.Size()
 				inputs := randomInputs(7, n, L)
-				want := hierSum(inputs, perHost, wire)
+				want := hierSum(inputs, perHost, wire, testPieceElems)
 				cfg := testConfig(t)
 				cfg.Wire = wire
 				for run := range 2 {
