@@ -19,6 +19,12 @@ float32 buffers. Two modes:
       seen) and prints {"bytes": …, "seconds": …}. `vlp bench allreduce` uses
       this to time Gloo in the same rounds as its own rings.
 
+  gloo_allreduce.py --rank R --world N --master HOST:PORT
+      One rank of a ring whose ranks run anywhere (simulated hosts: `vlp
+      bench allreduce --hosts`); rank 0 listens on HOST:PORT for the others.
+      Prints {"ready": true} once the ring is up, then serves commands as
+      --serve does, each answer this rank's own time.
+
 algbw = bytes/seconds and busbw = algbw·2(N−1)/N, as in vlp. Needs Debian's
 python3-torch; no network beyond loopback.
 """
@@ -65,6 +71,35 @@ def worker(rank, world, port, cmds, results):
         dist.destroy_process_group()
 
 
+def serve_rank(rank, world, master):
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://{master}", rank=rank, world_size=world)
+    print(json.dumps({"ready": True}), flush=True)
+    buf, warm = None, set()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        size = int(json.loads(line)["bytes"])
+        n = size // 4
+        if buf is None or buf.numel() != n:
+            buf = None
+            buf = torch.empty(n, dtype=torch.float32)
+        buf.fill_(float(rank + 1))
+        if size not in warm:
+            dist.all_reduce(buf)
+            warm.add(size)
+            buf.fill_(float(rank + 1))
+        dist.barrier()
+        t0 = time.perf_counter()
+        dist.all_reduce(buf)
+        secs = time.perf_counter() - t0
+        print(json.dumps({"bytes": size, "seconds": secs}), flush=True)
+    dist.destroy_process_group()
+
+
 class Ring:
     """N Gloo ranks as processes, driven one all-reduce at a time."""
 
@@ -98,7 +133,13 @@ def main():
     ap.add_argument("--sizes-mib", default="4,64,256")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--serve", action="store_true")
+    ap.add_argument("--rank", type=int, default=-1)
+    ap.add_argument("--world", type=int, default=0)
+    ap.add_argument("--master", default="")
     args = ap.parse_args()
+    if args.rank >= 0:
+        serve_rank(args.rank, args.world, args.master)
+        return 0
     worlds = [int(r) for r in args.ranks.split(",")]
 
     if args.serve:

@@ -38,7 +38,11 @@ var benchAllreduceCommand = &cli.Command{
 		"Gloo's all-reduce (scripts/gloo_allreduce.py with Debian's python3-torch) when it runs.\n" +
 		"TCP rings protect frames as --ring-security does: tcp (auth, the default), tcp-encrypt and\n" +
 		"tcp-plain; the tcp and tcp-encrypt rows are set against tcp-plain when it runs too. shm (every rank\n" +
-		"on this host, through /dev/shm) rows are set against the flat TCP ring (tcp, else tcp-plain) and Gloo.",
+		"on this host, through /dev/shm) rows are set against the flat TCP ring (tcp, else tcp-plain) and Gloo.\n" +
+		"With --hosts H --per-host P (as root) the ranks run on H simulated hosts instead — network\n" +
+		"namespaces on a bridge, each host's link capped by tc tbf at --link-rate — and the flat TCP\n" +
+		"ring (tcp), the hierarchical all-reduce (hier: shared memory within a host, the host leaders'\n" +
+		"ring over TCP) and Gloo run side by side; hier rows are set against tcp.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "ranks", Value: "2,4", Usage: "ring sizes, comma-separated"},
 		&cli.StringFlag{Name: "sizes-mib", Value: "4,64,256", Usage: "buffer sizes in MiB, comma-separated"},
@@ -51,6 +55,9 @@ var benchAllreduceCommand = &cli.Command{
 		&cli.StringFlag{Name: "gloo-script", Value: "scripts/gloo_allreduce.py", Usage: "Gloo comparison script; empty to skip"},
 		&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch.distributed (Debian's python3-torch)", EnvVars: []string{"VLP_PYTHON"}},
 		&cli.StringFlag{Name: "json", Usage: "also write the rows as JSON to this file"},
+		&cli.IntFlag{Name: "hosts", Usage: "simulated hosts (network namespaces, needs root); 0: every rank on this host"},
+		&cli.IntFlag{Name: "per-host", Value: 2, Usage: "ranks per simulated host (with --hosts)"},
+		&cli.StringFlag{Name: "link-rate", Value: "1gbit", Usage: "each simulated host's link, both directions (tc tbf rate, with --hosts)"},
 	},
 	Action: runBenchAllreduce,
 }
@@ -99,6 +106,9 @@ func benchTCPSecurity(transport string) (kind string, sec allreduce.RingSecurity
 func busFactor(n int) float64 { return 2 * float64(n-1) / float64(n) }
 
 func runBenchAllreduce(c *cli.Context) error {
+	if c.Int("hosts") > 0 {
+		return runBenchHosts(c)
+	}
 	ranks, err := intList(c.String("ranks"))
 	if err != nil {
 		return fmt.Errorf("--ranks: %w", err)
@@ -149,7 +159,7 @@ func runBenchAllreduce(c *cli.Context) error {
 				fmt.Fprintf(out, "Gloo, %d ranks: not measured (%v)\n\n", n, err)
 			}
 		}
-		rs, err := benchRanks(c.Context, ctl, srv.ClientURL(), n, sizes, wires, transports, iters, cfg, gloo)
+		rs, err := benchRanks(c.Context, ctl, srv.ClientURL(), n, sizes, wires, transports, iters, cfg, glooOrNil(gloo), nil)
 		gloo.close()
 		rows = append(rows, rs...)
 		if err != nil {
@@ -167,8 +177,23 @@ func runBenchAllreduce(c *cli.Context) error {
 	return nil
 }
 
+// benchGloo times one Gloo all-reduce of a size (the slowest rank's).
+type benchGloo interface {
+	allReduce(size int64) (float64, error)
+}
+
+// glooOrNil keeps a nil *glooRing a nil benchGloo.
+func glooOrNil(g *glooRing) benchGloo {
+	if g == nil {
+		return nil
+	}
+	return g
+}
+
 // benchRanks starts n rank processes, runs every case on them and stops them.
-func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []int, wires, transports []string, iters int, cfg benchConfig, gloo *glooRing) ([]benchRow, error) {
+// place, when not nil, edits rank i's command line (a simulated host's
+// namespace and address); the raw NATS measurement runs only without it.
+func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []int, wires, transports []string, iters int, cfg benchConfig, gloo benchGloo, place func(rank int, args []string) []string) ([]benchRow, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -204,8 +229,11 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 		}
 	}()
 	for i := range n {
-		cmd := exec.CommandContext(ctx, self, "bench", "allreduce-rank",
-			"--nats", url, "--prefix", prefix, "--job", job, "--rank", strconv.Itoa(i))
+		args := []string{self, "bench", "allreduce-rank", "--nats", url, "--prefix", prefix, "--job", job, "--rank", strconv.Itoa(i)}
+		if place != nil {
+			args = place(i, args)
+		}
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), benchEnvToken+"="+token)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		stdin, err := cmd.StdinPipe()
@@ -263,7 +291,7 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 
 	var rows []benchRow
 	for _, mib := range sizes {
-		rs, err := benchSize(all, gen, addrs, n, int64(mib)<<20, transports, wires, iters, cfg, gloo)
+		rs, err := benchSize(all, gen, addrs, n, int64(mib)<<20, transports, wires, iters, cfg, gloo, place == nil)
 		rows = append(rows, rs...)
 		gen.Number += 1000
 		if err != nil {
@@ -279,7 +307,7 @@ func benchRanks(ctx context.Context, ctl *nats.Conn, url string, n int, sizes []
 // machine — other processes come and go — and the ratios are taken within
 // a round.
 func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allreduce.Generation, addrs map[string][]string, n int, size int64,
-	transports, wires []string, iters int, cfg benchConfig, gloo *glooRing) ([]benchRow, error) {
+	transports, wires []string, iters int, cfg benchConfig, gloo benchGloo, withRaw bool) ([]benchRow, error) {
 	timeout := time.Duration(float64(size)/5e6*float64(time.Second)) + time.Minute
 	setup := benchCmd{Op: "setup", Bytes: size, Config: cfg}
 	for _, tr := range transports {
@@ -313,17 +341,22 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 	var glooSecs []float64                      // Gloo's all-reduce, by round
 	for k := range iters {
 		gen.Number++
+		if !withRaw {
+			rawT = append(rawT, 0)
+		}
 		raw := benchCmd{Op: "raw-prepare", Gen: gen, Bytes: rawBytes, Iters: 1,
 			Config: benchConfig{ChunkBytes: int(rawFrame), WindowBytes: cfg.WindowBytes}}
-		if _, err := all(raw, time.Minute); err != nil {
-			return nil, fmt.Errorf("raw NATS: %w", err)
+		if withRaw {
+			if _, err := all(raw, time.Minute); err != nil {
+				return nil, fmt.Errorf("raw NATS: %w", err)
+			}
+			raw.Op = "raw-go"
+			reps, err := all(raw, timeout)
+			if err != nil {
+				return nil, fmt.Errorf("raw NATS: %w", err)
+			}
+			rawT = append(rawT, float64(n)*float64(rawBytes)/slowest(reps)/1e9)
 		}
-		raw.Op = "raw-go"
-		reps, err := all(raw, timeout)
-		if err != nil {
-			return nil, fmt.Errorf("raw NATS: %w", err)
-		}
-		rawT = append(rawT, float64(n)*float64(rawBytes)/slowest(reps)/1e9)
 		for i, br := range setup.Rings {
 			reps, err := all(benchCmd{Op: "op", Ring: br.Gen.Number}, timeout)
 			if err != nil {
@@ -343,7 +376,10 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 			}
 			glooSecs = append(glooSecs, g)
 		}
-		fmt.Fprintf(os.Stderr, "N=%d %d MiB round %d: raw NATS %.3f GB/s", n, size>>20, k+1, rawT[k])
+		fmt.Fprintf(os.Stderr, "N=%d %d MiB round %d", n, size>>20, k+1)
+		if withRaw {
+			fmt.Fprintf(os.Stderr, ": raw NATS %.3f GB/s", rawT[k])
+		}
 		for i, br := range setup.Rings {
 			fmt.Fprintf(os.Stderr, ", %s %s %.0f ms", br.Transport, br.Wire, 1000*secs[i][k])
 		}
@@ -357,7 +393,7 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 		row := benchRow{Ranks: n, Bytes: size, Transport: br.Transport, Wire: br.Wire, Seconds: median(secs[i])}
 		row.AlgBW = float64(size) / row.Seconds / 1e9
 		row.BusBW = row.AlgBW * busFactor(n)
-		if br.Transport == allreduce.KindNATS {
+		if br.Transport == allreduce.KindNATS && withRaw {
 			// The share of the relay's capacity, round by round.
 			half := 1.0
 			if br.Wire == "bf16" {
@@ -390,7 +426,7 @@ func benchSize(all func(benchCmd, time.Duration) ([]benchReply, error), gen allr
 				row.VsPlain = median(vs)
 			}
 		}
-		if br.Transport == allreduce.KindShm {
+		if br.Transport == allreduce.KindShm || br.Transport == allreduce.KindHier {
 			for _, flat := range []string{allreduce.KindTCP, "tcp-plain"} {
 				j := ringIndex(setup.Rings, flat, br.Wire)
 				if j < 0 {
@@ -536,7 +572,7 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 		by[key{r.Ranks, r.Bytes, r.Transport, r.Wire}] = r
 	}
 	sorted := append([]benchRow(nil), rows...)
-	order := map[string]int{"nats": 0, "auto": 1, "tcp-plain": 2, "tcp": 3, "tcp-encrypt": 4, "shm": 5, "gloo": 6}
+	order := map[string]int{"nats": 0, "auto": 1, "tcp-plain": 2, "tcp": 3, "tcp-encrypt": 4, "shm": 5, "hier": 6, "gloo": 7}
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
 		if a.Ranks != b.Ranks {

@@ -38,6 +38,8 @@ var benchAllreduceRankCommand = &cli.Command{
 		&cli.StringFlag{Name: "prefix", Required: true},
 		&cli.StringFlag{Name: "job", Required: true},
 		&cli.IntFlag{Name: "rank", Required: true},
+		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "TCP ring listeners' address (its host part is the rank's host)"},
+		&cli.StringFlag{Name: "shm-dir", Usage: "shared-memory directory (default /dev/shm); a simulated host's own"},
 	},
 	Action: runBenchRank,
 }
@@ -105,10 +107,10 @@ func runBenchRank(c *cli.Context) error {
 		return err
 	}
 	defer ringCtl.Close()
-	r := &benchRank{rank: rank, prefix: prefix, data: data, ringCtl: ringCtl, nodes: map[allreduce.RingSecurity]*allreduce.TCPNode{}, log: log, rings: map[uint64]*allreduce.Ring{}}
+	r := &benchRank{rank: rank, prefix: prefix, data: data, ringCtl: ringCtl, nodes: map[allreduce.RingSecurity]*allreduce.TCPNode{}, log: log, rings: map[uint64]benchCollective{}, shmDir: c.String("shm-dir")}
 	addrs := make(map[string]string)
 	for _, sec := range []allreduce.RingSecurity{allreduce.RingAuth, allreduce.RingEncrypt, allreduce.RingPlain} {
-		node, err := allreduce.ListenTCP("127.0.0.1:0", allreduce.TCPConfig{
+		node, err := allreduce.ListenTCP(c.String("listen"), allreduce.TCPConfig{
 			Job: c.String("job"), Token: []byte(os.Getenv(benchEnvToken)), Security: sec, Logger: log,
 		})
 		if err != nil {
@@ -167,8 +169,16 @@ type benchRank struct {
 	nodes   map[allreduce.RingSecurity]*allreduce.TCPNode // one listener per frame protection
 	log     *slog.Logger
 	buf     []float32 // one buffer for every ring: ops run one at a time
-	rings   map[uint64]*allreduce.Ring
+	rings   map[uint64]benchCollective
+	shmDir  string
 	raw     *rawState
+}
+
+// benchCollective is a flat Ring or a HierRing.
+type benchCollective interface {
+	AllReduce(ctx context.Context, buf []float32, meta []byte) ([][]byte, error)
+	Size() int
+	Close() error
 }
 
 func (r *benchRank) run(cmd benchCmd) benchReply {
@@ -215,27 +225,37 @@ func (r *benchRank) setup(cmd benchCmd) ([]int64, error) {
 			return nil, err
 		}
 		kind, sec := benchTCPSecurity(br.Transport)
-		ep := allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.nodes[sec], Logger: r.log}
+		ep := allreduce.Endpoints{NATS: r.data, NATSControl: r.ringCtl, TCP: r.nodes[sec], Logger: r.log, Shm: allreduce.ShmConfig{Dir: r.shmDir}}
 		if cmd.Config.SharedControl {
 			ep.NATSControl = nil
 		}
-		tr, err := allreduce.NewTransport(ctx, kind, br.Gen, r.rank, ep)
-		if err != nil {
-			return nil, err
-		}
-		ring, err := allreduce.NewRing(br.Gen, r.rank, tr, allreduce.Config{
-			Wire: wire, ChunkBytes: cmd.Config.ChunkBytes, WindowBytes: cmd.Config.WindowBytes, Logger: r.log,
-		})
-		if err != nil {
-			tr.Close()
-			return nil, err
+		rcfg := allreduce.Config{Wire: wire, ChunkBytes: cmd.Config.ChunkBytes, WindowBytes: cmd.Config.WindowBytes, Logger: r.log}
+		var ring benchCollective
+		if kind == allreduce.KindHier {
+			ep.NATS, ep.NATSControl = nil, nil // the leaders' ring over TCP, as the flat tcp ring
+			if ring, err = allreduce.NewHierRing(ctx, br.Gen, r.rank, ep, rcfg); err != nil {
+				return nil, err
+			}
+		} else {
+			tr, err := allreduce.NewTransport(ctx, kind, br.Gen, r.rank, ep)
+			if err != nil {
+				return nil, err
+			}
+			if ring, err = allreduce.NewRing(br.Gen, r.rank, tr, rcfg); err != nil {
+				tr.Close()
+				return nil, err
+			}
 		}
 		r.rings[br.Gen.Number] = ring
 		if _, _, err := r.op(br.Gen.Number); err != nil {
 			return nil, fmt.Errorf("warm-up of %s %s: %w", br.Transport, br.Wire, err)
 		}
-		st := ring.Stats()
-		frames = append(frames, int64(st.BytesSent/max(st.FramesSent, 1)))
+		var frame int64
+		if fr, ok := ring.(*allreduce.Ring); ok {
+			st := fr.Stats()
+			frame = int64(st.BytesSent / max(st.FramesSent, 1))
+		}
+		frames = append(frames, frame)
 	}
 	return frames, nil
 }
