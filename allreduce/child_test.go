@@ -30,6 +30,7 @@ type childSpec struct {
 	Length  int
 	Token   string
 	Job     string
+	Listen  string // hier kinds: the TCP address to listen on (its host part is the rank's host)
 }
 
 func runChild() int {
@@ -37,6 +38,9 @@ func runChild() int {
 	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &spec); err != nil {
 		fmt.Fprintln(os.Stderr, "child spec:", err)
 		return 2
+	}
+	if strings.HasPrefix(spec.Kind, "hier") {
+		return runHierChild(spec)
 	}
 	var node *TCPNode
 	addr := "-"

@@ -3,38 +3,44 @@ package allreduce
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 )
 
-// A protected frame (RingAuth, RingEncrypt) travels as its length and then
-// its bytes in pieces of framePieceSize (the last one shorter), each followed
-// by its own 16-byte GCM tag:
+// A protected frame (RingAuth, RingEncrypt) travels as its length, its bytes
+// (with RingEncrypt encrypted) and then one 16-byte GCM tag for every piece
+// of framePieceSize bytes (the last piece shorter):
 //
-//	n u32 (the frame's length, tags excluded) ‖ piece₀ ‖ tag₀ ‖ piece₁ ‖ tag₁ ‖ …
+//	n u32 (the frame's length) ‖ bytes [n] ‖ tag₀ ‖ tag₁ ‖ … ‖ tag_{k−1}   k = ⌈n / 64 KiB⌉ (at least 1)
 //
-// Tagging pieces instead of the whole frame lets the two ends overlap the
-// MAC with the transfer: the sender writes a piece as soon as it is sealed,
-// and the receiver checks each piece while the next one is still on the way,
-// so only one piece's tag and check stay on a frame's path instead of the
-// whole frame's. Nothing is weaker than with one tag per frame: every byte
-// of the frame is under some tag (and with RingEncrypt encrypted), and a
-// piece's nonce is the connection's running piece counter (0, 1, … over all
-// pieces of all frames; never sent, never reused under the key) with the
-// frame's length n beside it. A piece therefore verifies only at its own
-// position in the stream and in a frame of its own length: a replayed,
-// dropped, reordered, moved or altered piece, a frame cut short or lengthened
-// (n altered and pieces removed or added) fail a tag before the frame is
-// delivered. A frame's bytes are handed to the ring only once every piece has
-// verified.
+// Tags over pieces let both ends overlap the MAC with the transfer while the
+// frame's bytes move as the plain ring moves them (a few large reads and
+// writes, not one per piece). With RingAuth the sender writes the bytes
+// straight from the ring's buffer and computes the tags while they travel;
+// the receiver computes each piece's tag as soon as the piece has arrived,
+// so that when the tags come it only compares them. With RingEncrypt the
+// sender encrypts piece by piece and writes what it has sealed in growing
+// batches; the receiver decrypts once the tags are in.
+//
+// Nothing is weaker than with one tag per frame: every byte of the frame is
+// under some tag (and with RingEncrypt encrypted), and a piece's nonce is the
+// connection's running piece counter (0, 1, … over all pieces of all frames;
+// never sent, never reused under the key) with the frame's length n beside
+// it. A piece therefore verifies only at its own position in the stream and
+// in a frame of its own length: a replayed, dropped, reordered, moved or
+// altered piece or tag, a frame cut short or lengthened (n altered and bytes
+// removed or added) fail a tag before the frame is delivered. A frame's bytes
+// are handed to the ring only once every tag has been compared (in constant
+// time).
 const (
-	// framePieceSize is the bytes under one tag. 64 KiB: a piece seals in
-	// about 11 µs at GMAC's 5.7 GB/s, so the receiver starts checking almost
-	// at once, and the 16-byte tags add 0.02% to the bytes on the wire.
+	// framePieceSize is the bytes under one tag. 64 KiB: a piece's tag takes
+	// about 11 µs at GMAC's 5.7 GB/s, so a receiver keeps up with the bytes
+	// as they arrive, and the tags add 0.02% to the bytes on the wire.
 	framePieceSize = 64 << 10
-	// frameTagSize is the bytes a tag adds to each piece.
+	// frameTagSize is the bytes of one piece's tag.
 	frameTagSize = 16
 )
 
@@ -56,10 +62,11 @@ type frameCipher struct {
 	aead  cipher.AEAD
 	seq   uint64 // pieces sealed or opened on this connection so far
 	nonce [12]byte
-	buf   []byte // sender: a piece (and its tag) being sealed
-	tag   [frameTagSize]byte
 	head  [4]byte
-	iov   [3][]byte
+	tags  []byte // the frame's tags, as sent or as received
+	want  []byte // receiver, RingAuth: the tags computed over the bytes received
+	buf   []byte // sender, RingEncrypt: the frame's sealed bytes; receiver: a piece and its tag
+	piece []byte // sender, RingAuth: a piece that spans parts
 }
 
 // newFrameCipher returns nil for RingPlain.
@@ -75,7 +82,7 @@ func newFrameCipher(mode RingSecurity, key []byte) (*frameCipher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allreduce: frame cipher: %w", err)
 	}
-	return &frameCipher{mode: mode, aead: aead, buf: make([]byte, framePieceSize+frameTagSize)}, nil
+	return &frameCipher{mode: mode, aead: aead}, nil
 }
 
 // next returns the nonce of the next piece of a frame of n bytes: n and the
@@ -88,63 +95,138 @@ func (c *frameCipher) next(n int) []byte {
 	return c.nonce[:]
 }
 
+// grow returns b with room for n bytes, reusing it when it has.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
 // write seals the frame that is the concatenation of parts and writes it to
-// w piece by piece, each piece as soon as it is sealed. With RingAuth a piece
-// that lies within one part is tagged and written from the part itself, not
-// copied. An error leaves the stream unusable.
+// w. An error leaves the stream unusable.
 func (c *frameCipher) write(w io.Writer, parts [][]byte) error {
 	n := totalLen(parts)
+	k := framePieces(n)
 	binary.LittleEndian.PutUint32(c.head[:], uint32(n))
+	c.tags = grow(c.tags, k*frameTagSize)
+	if c.mode == RingEncrypt {
+		return c.writeEncrypted(w, parts, n, k)
+	}
+	// The bytes first, straight from the parts, as the plain ring writes
+	// them; the tags while they travel.
+	bufs := make(net.Buffers, 0, len(parts)+1)
+	bufs = append(bufs, c.head[:])
+	for _, p := range parts {
+		if len(p) > 0 {
+			bufs = append(bufs, p)
+		}
+	}
+	if _, err := bufs.WriteTo(w); err != nil {
+		return err
+	}
+	c.piece = grow(c.piece, framePieceSize)
 	pr := pieceReader{parts: parts}
-	for i := range framePieces(n) {
-		piece := pr.next(min(framePieceSize, n-i*framePieceSize), c.buf)
-		nonce := c.next(n)
-		bufs := net.Buffers(c.iov[:0])
-		if i == 0 {
-			bufs = append(bufs, c.head[:])
+	for i := range k {
+		piece := pr.next(min(framePieceSize, n-i*framePieceSize), c.piece)
+		c.aead.Seal(c.tags[i*frameTagSize:i*frameTagSize], c.next(n), nil, piece)
+	}
+	_, err := w.Write(c.tags)
+	return err
+}
+
+// writeEncrypted encrypts the frame piece by piece into c.buf and writes what
+// is sealed after pieces 1, 3, 7, 15, … (a few writes per frame, the first
+// early), then the tags.
+func (c *frameCipher) writeEncrypted(w io.Writer, parts [][]byte, n, k int) error {
+	c.buf = grow(c.buf, n+frameTagSize)
+	pr := pieceReader{parts: parts}
+	written := 0
+	for i := range k {
+		lo := i * framePieceSize
+		hi := min(lo+framePieceSize, n)
+		// A piece that spans parts is gathered into its place in c.buf and
+		// sealed there; either way the tag lands where the next piece goes,
+		// and is moved to c.tags before that piece is sealed.
+		piece := pr.next(hi-lo, c.buf[lo:])
+		c.aead.Seal(c.buf[lo:lo], c.next(n), piece, nil)
+		copy(c.tags[i*frameTagSize:], c.buf[hi:hi+frameTagSize])
+		if i+1 == k || (i+2)&(i+1) == 0 {
+			bufs := net.Buffers{c.buf[written:hi]}
+			if written == 0 {
+				bufs = net.Buffers{c.head[:], c.buf[:hi]}
+			}
+			if _, err := bufs.WriteTo(w); err != nil {
+				return err
+			}
+			written = hi
 		}
-		if c.mode == RingEncrypt {
-			// In place when the piece was gathered into c.buf, else from the
-			// part into c.buf: no copy either way.
-			bufs = append(bufs, c.aead.Seal(c.buf[:0], nonce, piece, nil))
-		} else {
-			bufs = append(bufs, piece, c.aead.Seal(c.tag[:0], nonce, nil, piece))
-		}
-		if _, err := bufs.WriteTo(w); err != nil {
+	}
+	_, err := w.Write(c.tags)
+	return err
+}
+
+// read reads the rest of a protected frame whose length n has been read, into
+// b (len(b) == n), checks every piece's tag and, with RingEncrypt, decrypts
+// it in place. An error wrapping ErrFrameAuth means a tag did not match; b's
+// bytes are then not to be used.
+func (c *frameCipher) read(r io.Reader, b []byte) error {
+	n := len(b)
+	k := framePieces(n)
+	first := c.seq
+	c.tags = grow(c.tags, k*frameTagSize)
+	if c.mode == RingEncrypt {
+		if _, err := io.ReadFull(r, b); err != nil {
 			return err
+		}
+		if _, err := io.ReadFull(r, c.tags); err != nil {
+			return err
+		}
+		c.buf = grow(c.buf, framePieceSize+frameTagSize)
+		for i := range k {
+			lo := i * framePieceSize
+			hi := min(lo+framePieceSize, n)
+			sealed := c.buf[:hi-lo+frameTagSize]
+			copy(sealed, b[lo:hi])
+			copy(sealed[hi-lo:], c.tags[i*frameTagSize:])
+			if _, err := c.aead.Open(b[lo:lo], c.next(n), sealed, nil); err != nil {
+				return pieceError(i, k, n, first)
+			}
+		}
+		return nil
+	}
+	// Tag each piece as soon as it is in, while the rest arrives.
+	c.want = grow(c.want, k*frameTagSize)
+	got, done := 0, 0
+	for done < k {
+		m, err := r.Read(b[got:])
+		got += m
+		for ; done < k && min((done+1)*framePieceSize, n) <= got; done++ {
+			lo := done * framePieceSize
+			c.aead.Seal(c.want[done*frameTagSize:done*frameTagSize], c.next(n), nil, b[lo:min(lo+framePieceSize, n)])
+		}
+		if err != nil && done < k {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	if _, err := io.ReadFull(r, c.tags); err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare(c.tags, c.want) != 1 {
+		for i := range k {
+			if subtle.ConstantTimeCompare(c.tags[i*frameTagSize:(i+1)*frameTagSize], c.want[i*frameTagSize:(i+1)*frameTagSize]) != 1 {
+				return pieceError(i, k, n, first)
+			}
 		}
 	}
 	return nil
 }
 
-// read reads the rest of a protected frame whose length n has been read,
-// into b (len(b) == n, cap(b) >= n+frameTagSize), checking each piece's tag
-// (and with RingEncrypt decrypting it, in place) as it arrives. A piece and
-// its tag are read in one go into b, the tag where the next piece goes, so
-// that a reader reads the frame straight into b as the plain ring does. An
-// error wrapping ErrFrameAuth means a piece failed its tag; b's bytes are
-// then not to be used.
-func (c *frameCipher) read(r io.Reader, b []byte) error {
-	n := len(b)
-	b = b[:n+frameTagSize]
-	for i := range framePieces(n) {
-		lo := i * framePieceSize
-		hi := min(lo+framePieceSize, n)
-		seq, nonce := c.seq, c.next(n)
-		if _, err := io.ReadFull(r, b[lo:hi+frameTagSize]); err != nil {
-			return err
-		}
-		var err error
-		if c.mode == RingEncrypt {
-			_, err = c.aead.Open(b[lo:lo], nonce, b[lo:hi+frameTagSize], nil)
-		} else {
-			_, err = c.aead.Open(nil, nonce, b[hi:hi+frameTagSize], b[lo:hi])
-		}
-		if err != nil {
-			return fmt.Errorf("%w: piece %d (of %d) of a %d-byte frame, piece %d of the connection", ErrFrameAuth, i, framePieces(n), n, seq)
-		}
-	}
-	return nil
+func pieceError(i, k, n int, first uint64) error {
+	return fmt.Errorf("%w: piece %d (of %d) of a %d-byte frame, piece %d of the connection", ErrFrameAuth, i, k, n, first+uint64(i))
 }
 
 // pieceReader cuts the concatenation of parts into consecutive pieces

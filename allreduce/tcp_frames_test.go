@@ -74,7 +74,7 @@ func openStream(t *testing.T, mode RingSecurity, wire []byte) ([][]byte, error) 
 			return got, err
 		}
 		n := int(binary.LittleEndian.Uint32(lb[:]))
-		b := make([]byte, n, n+frameTagSize)
+		b := make([]byte, n)
 		if err := c.read(r, b); err != nil {
 			return got, err
 		}
@@ -83,8 +83,9 @@ func openStream(t *testing.T, mode RingSecurity, wire []byte) ([][]byte, error) 
 }
 
 // Frames of every size around the piece boundaries, split into parts that
-// cross them, come back whole; the wire carries each frame's length and one
-// tag per piece, and with RingEncrypt none of the frame's bytes.
+// cross them, come back whole; the wire carries each frame's length, its
+// bytes and one tag per piece, and with RingEncrypt none of the frame's
+// bytes.
 func TestFrameCipherRoundTrip(t *testing.T) {
 	sizes := []int{headerSize, 100, pz - 1, pz, pz + 1, 2*pz - headerSize, 3*pz + 17, 16 * pz}
 	for _, mode := range []RingSecurity{RingAuth, RingEncrypt} {
@@ -119,24 +120,30 @@ func TestFrameCipherRoundTrip(t *testing.T) {
 }
 
 // Every alteration of the stream a relay could make — a byte of any piece or
-// tag, pieces swapped, replayed or moved between frames, frames replayed,
-// dropped or swapped, a length rewritten to cut or lengthen a frame — fails a
-// tag before the altered frame is delivered; the frames before it arrive
-// intact.
+// tag, pieces swapped (with or without their tags), replayed or moved between
+// frames, frames replayed, dropped or swapped, a length rewritten to cut or
+// lengthen a frame, a tag cut off — fails a tag before the altered frame is
+// delivered; the frames before it arrive intact.
 func TestFrameCipherDetectsTampering(t *testing.T) {
 	sizes := []int{3*pz + 17, pz, 2 * pz}
-	// Offsets in the stream: frame f starts at start[f] (its length), its
-	// piece i at piece(f, i) (the tag follows the piece's bytes).
+	// Offsets in the stream: frame f starts at start[f] (its length), the
+	// bytes of its piece i at piece(f, i), the piece's tag at tag(f, i).
 	start := []int{0}
 	for _, n := range sizes {
 		start = append(start, start[len(start)-1]+4+protectedLen(n))
 	}
-	piece := func(f, i int) int { return start[f] + 4 + i*(pz+frameTagSize) }
-	pieceLen := func(f, i int) int { return min(pz, sizes[f]-i*pz) + frameTagSize }
+	piece := func(f, i int) int { return start[f] + 4 + i*pz }
+	tag := func(f, i int) int { return start[f] + 4 + sizes[f] + i*frameTagSize }
 	splice := func(w []byte, lo, hi int, with []byte) []byte {
 		return append(append(append([]byte(nil), w[:lo]...), with...), w[hi:]...)
 	}
 	clone := func(b []byte) []byte { return append([]byte(nil), b...) }
+	swap := func(w []byte, a, b, n int) []byte {
+		x, y := clone(w[a:a+n]), clone(w[b:b+n])
+		copy(w[a:], y)
+		copy(w[b:], x)
+		return w
+	}
 
 	cases := []struct {
 		name      string
@@ -147,20 +154,20 @@ func TestFrameCipherDetectsTampering(t *testing.T) {
 		{"byte of the first piece", 0, func(w []byte) []byte { w[piece(0, 0)+7] ^= 1; return w }, true},
 		{"byte of a middle piece", 0, func(w []byte) []byte { w[piece(0, 2)+pz/2] ^= 0x80; return w }, true},
 		{"byte of the last piece", 0, func(w []byte) []byte { w[piece(0, 3)+16] ^= 4; return w }, true},
-		{"byte of a tag", 0, func(w []byte) []byte { w[piece(0, 1)+pz+3] ^= 1; return w }, true},
+		{"byte of a tag", 0, func(w []byte) []byte { w[tag(0, 1)+3] ^= 1; return w }, true},
 		{"byte of the last tag", 2, func(w []byte) []byte { w[start[3]-1] ^= 1; return w }, true},
-		{"two pieces swapped", 0, func(w []byte) []byte {
-			a, b := clone(w[piece(0, 1):piece(0, 2)]), clone(w[piece(0, 2):piece(0, 3)])
-			copy(w[piece(0, 1):], b)
-			copy(w[piece(0, 2):], a)
+		{"two pieces swapped", 0, func(w []byte) []byte { return swap(w, piece(0, 1), piece(0, 2), pz) }, true},
+		{"two pieces swapped with their tags", 0, func(w []byte) []byte {
+			return swap(swap(w, piece(0, 1), piece(0, 2), pz), tag(0, 1), tag(0, 2), frameTagSize)
+		}, true},
+		{"a piece and its tag replayed in place of the next", 0, func(w []byte) []byte {
+			copy(w[piece(0, 1):], clone(w[piece(0, 0):piece(0, 1)]))
+			copy(w[tag(0, 1):], clone(w[tag(0, 0):tag(0, 1)]))
 			return w
 		}, true},
-		{"a piece replayed in place of the next", 0, func(w []byte) []byte {
-			copy(w[piece(0, 1):piece(0, 2)], clone(w[piece(0, 0):piece(0, 1)]))
-			return w
-		}, true},
-		{"a piece moved from another frame", 1, func(w []byte) []byte {
-			copy(w[piece(1, 0):piece(1, 1)], clone(w[piece(2, 0):piece(2, 1)]))
+		{"a piece and its tag moved from another frame", 1, func(w []byte) []byte {
+			copy(w[piece(1, 0):], clone(w[piece(2, 0):piece(2, 1)]))
+			copy(w[tag(1, 0):], clone(w[tag(2, 0):tag(2, 1)]))
 			return w
 		}, true},
 		{"frame replayed", 1, func(w []byte) []byte { return splice(w, start[1], start[1], clone(w[start[0]:start[1]])) }, true},
@@ -169,7 +176,8 @@ func TestFrameCipherDetectsTampering(t *testing.T) {
 			return splice(w, start[1], start[3], append(clone(w[start[2]:start[3]]), w[start[1]:start[2]]...))
 		}, true},
 		{"cut to its first pieces, length rewritten", 0, func(w []byte) []byte {
-			w = splice(w, piece(0, 3), start[1], nil)
+			w = splice(w, tag(0, 3), tag(0, 4), nil)        // the last tag
+			w = splice(w, piece(0, 3), piece(0, 3)+17, nil) // the last piece
 			binary.LittleEndian.PutUint32(w[start[0]:], 3*pz)
 			return w
 		}, true},
@@ -177,10 +185,9 @@ func TestFrameCipherDetectsTampering(t *testing.T) {
 			binary.LittleEndian.PutUint32(w[start[0]:], uint32(sizes[0]+5))
 			return splice(w, piece(0, 3)+17, piece(0, 3)+17, []byte{1, 2, 3, 4, 5})
 		}, true},
-		{"the last piece cut off", 0, func(w []byte) []byte {
-			return splice(w, piece(0, 3), piece(0, 3)+pieceLen(0, 3), nil)
-		}, true},
+		{"the last tag cut off", 0, func(w []byte) []byte { return splice(w, tag(0, 3), tag(0, 4), nil) }, true},
 		{"the stream cut inside a frame", 2, func(w []byte) []byte { return w[:piece(2, 1)+10] }, false},
+		{"the stream cut inside the tags", 2, func(w []byte) []byte { return w[:tag(2, 1)+3] }, false},
 	}
 	for _, mode := range []RingSecurity{RingAuth, RingEncrypt} {
 		for _, tc := range cases {
@@ -254,7 +261,7 @@ func TestFrameCipherNoncesNeverRepeat(t *testing.T) {
 				var lb [4]byte
 				io.ReadFull(&w, lb[:])
 				n := int(binary.LittleEndian.Uint32(lb[:]))
-				if err := o.read(&w, make([]byte, n, n+frameTagSize)); err != nil {
+				if err := o.read(&w, make([]byte, n)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -270,13 +277,14 @@ func TestFrameCipherNoncesNeverRepeat(t *testing.T) {
 	}
 }
 
-// A dialer that tags whole frames (security byte 1 or 2, an older vlp build)
-// or knows no frame protection (0) is refused at the handshake with the
-// security status, before any frame: the two builds never exchange frames
-// that neither could check.
+// A dialer that tags whole frames (security byte 1 or 2) or puts a tag after
+// each piece (4 or 5), as older vlp builds did, or knows no frame protection
+// (0), is refused at the handshake with the security status, before any
+// frame: the two builds never exchange frames that neither could check.
 func TestTCPOlderFrameFormatRefused(t *testing.T) {
 	gen, nodes := securedNodes(t, testGeneration("jobolder", 1, 2), RingAuth)
-	for _, b := range []byte{0, 1, 2} {
+	old := []byte{0, 1, 2, 4, 5}
+	for _, b := range old {
 		conn, err := net.Dial("tcp", nodes[1].Addr())
 		if err != nil {
 			t.Fatal(err)
@@ -295,9 +303,9 @@ func TestTCPOlderFrameFormatRefused(t *testing.T) {
 			t.Fatalf("security byte %d: status %d, want %d (another frame protection)", b, reply[4], hsSecurity)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); nodes[1].Rejected() != 3; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); nodes[1].Rejected() != uint64(len(old)); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections rejected, want 3", nodes[1].Rejected())
+			t.Fatalf("%d connections rejected, want %d", nodes[1].Rejected(), len(old))
 		}
 	}
 }
@@ -320,7 +328,7 @@ func BenchmarkFrameCipher(b *testing.B) {
 			s, _ := newFrameCipher(mode, testFrameKey)
 			o, _ := newFrameCipher(mode, testFrameKey)
 			var w bytes.Buffer
-			dst := make([]byte, len(frame), len(frame)+frameTagSize)
+			dst := make([]byte, len(frame))
 			b.SetBytes(int64(len(frame)))
 			for b.Loop() {
 				b.StopTimer()

@@ -254,7 +254,7 @@ func (n *TCPNode) Join(gen Generation, rank int) (*TCPTransport, error) {
 		peers: make([]*tcpPeer, gen.Size()),
 	}
 	t.life, t.cancel = context.WithCancel(context.Background())
-	t.pool.max = n.cfg.MaxFrame + frameTagSize // a protected frame is read with room for a tag
+	t.pool.max = n.cfg.MaxFrame
 	for i := range t.peers {
 		t.peers[i] = &tcpPeer{}
 	}

@@ -14,11 +14,11 @@ import (
 // Every mode but RingPlain keys each connection with its own AES-256 key,
 // derived with HKDF-SHA256 from the job token, both handshake nonces and the
 // hello (job, generation, both ranks): a key is bound to one generation and
-// one direction, and the token itself never keys a frame. A frame travels in
-// pieces of 64 KiB, each with a 16-byte GCM tag whose nonce is the piece's
-// number on the connection (0, 1, …; not sent) beside the frame's length
-// (tcp_frames.go), so a replayed, reordered, dropped, cut or altered piece
-// fails its tag. A frame that fails is a peer fault: the connection is
+// one direction, and the token itself never keys a frame. Every 64 KiB piece
+// of a frame has a 16-byte GCM tag (the tags follow the frame's bytes) whose
+// nonce is the piece's number on the connection (0, 1, …; not sent) beside
+// the frame's length (tcp_frames.go), so a replayed, reordered, dropped, cut
+// or altered piece fails its tag. A frame that fails is a peer fault: the connection is
 // closed and the ring sees a lost peer (a new generation), never the frame's
 // bytes.
 type RingSecurity uint8
@@ -66,16 +66,16 @@ func (s RingSecurity) String() string {
 }
 
 // wire is the mode's byte in the hello, which names the frame format too: 0
-// (a peer from before frame protection) and 1 and 2 (auth and encrypt with
-// one tag per frame, before frames were tagged in pieces) match no mode of
-// this build, so builds that frame differently refuse each other at the
-// handshake instead of exchanging frames neither can check.
+// (a peer from before frame protection), 1 and 2 (auth and encrypt with one
+// tag per frame) and 4 and 5 (a tag after each piece) match no mode of this
+// build, so builds that frame differently refuse each other at the handshake
+// instead of exchanging frames neither can check.
 func (s RingSecurity) wire() byte {
 	switch s {
 	case RingAuth:
-		return 4
+		return 6
 	case RingEncrypt:
-		return 5
+		return 7
 	}
 	return 3 // RingPlain, whose frames have not changed
 }
@@ -88,6 +88,8 @@ func describeWireSecurity(b byte) string {
 		return "no frame protection (a vlp build from before it)"
 	case 1, 2:
 		return "one tag per frame (an older vlp build)"
+	case 4, 5:
+		return "a tag after each piece (an older vlp build)"
 	}
 	for _, s := range []RingSecurity{RingAuth, RingEncrypt, RingPlain} {
 		if s.wire() == b {
@@ -102,5 +104,5 @@ func (s RingSecurity) valid() bool { return s <= RingPlain }
 // frameKey derives a connection's frame key from the job token and the
 // handshake: the hello (with the dialer's nonce) and the listener's nonce.
 func frameKey(token, helloBytes, nonceL []byte) ([]byte, error) {
-	return hkdf.Key(sha256.New, token, nonceL, "vlp-ring-frames-v2\x00"+string(helloBytes), 32)
+	return hkdf.Key(sha256.New, token, nonceL, "vlp-ring-frames-v3\x00"+string(helloBytes), 32)
 }

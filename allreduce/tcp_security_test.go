@@ -91,18 +91,19 @@ func (r *relay) forward(dst, src net.Conn) {
 			flipped = true
 		}
 		if k >= r.at && !flipped && n > framePieceSize {
-			const p, tp = framePieceSize, framePieceSize + frameTagSize
+			const p = framePieceSize
+			data, tags := frame[4:4+n], frame[4+n:]
 			switch r.attack {
 			case flipLastTag:
 				frame[len(frame)-1] ^= 0x01
 				flipped = true
-			case swapPieces: // the second piece may be the shorter
-				swapped := append(append([]byte(nil), frame[4+tp:]...), frame[4:4+tp]...)
-				copy(frame[4:], swapped)
+			case swapPieces: // the first piece's bytes moved after the others'
+				copy(data, append(append([]byte(nil), data[p:]...), data[:p]...))
 				flipped = true
-			case truncateFrame:
-				binary.LittleEndian.PutUint32(frame, p)
-				out = [][]byte{frame[:4+tp]}
+			case truncateFrame: // the first piece and its tag, as a frame of p bytes
+				cut := binary.LittleEndian.AppendUint32(nil, p)
+				cut = append(append(cut, data[:p]...), tags[:frameTagSize]...)
+				out = [][]byte{cut}
 				flipped = true
 			}
 		}

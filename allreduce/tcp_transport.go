@@ -60,16 +60,12 @@ func (t *TCPTransport) adopt(conn net.Conn, from int, key []byte) {
 }
 
 // readLoop reads length-prefixed frames from one peer into pooled buffers,
-// checking each piece's tag as it arrives unless open is nil (RingPlain). A
-// frame that fails a tag ends the connection: the peer is reported lost.
+// checking their tags unless open is nil (RingPlain). A frame that fails a
+// tag ends the connection: the peer is reported lost.
 func (t *TCPTransport) readLoop(conn net.Conn, from int, open *frameCipher) {
 	defer t.wg.Done()
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var lb [4]byte
-	tag := 0
-	if open != nil {
-		tag = frameTagSize
-	}
 	reason := "inbound connection closed"
 	err := func() error {
 		for {
@@ -80,7 +76,7 @@ func (t *TCPTransport) readLoop(conn net.Conn, from int, open *frameCipher) {
 			if n > t.node.cfg.MaxFrame || n < headerSize {
 				return fmt.Errorf("frame of %d bytes outside [%d, %d]", n, headerSize, t.node.cfg.MaxFrame)
 			}
-			b := t.pool.get(n + tag)[:n] // room for a piece's tag after the frame
+			b := t.pool.get(n)
 			var err error
 			if open != nil {
 				err = open.read(br, b)
@@ -215,11 +211,11 @@ func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, []byte, erro
 	}
 }
 
-// Send writes the frame: with RingPlain with one writev of the parts, not
-// copied; otherwise sealed and written piece by piece (tcp_frames.go), so the
-// peer checks the first pieces while the last are sealed. ctx bounds the wait
-// for the connection; a frame once started is written whole (see
-// TCPConfig.WriteTimeout).
+// Send writes the frame with one writev of the parts, not copied; a
+// protected frame's tags follow in a second write, computed while the bytes
+// travel (with RingEncrypt the bytes are encrypted first, in a few batches:
+// tcp_frames.go). ctx bounds the wait for the connection; a frame once
+// started is written whole (see TCPConfig.WriteTimeout).
 func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error {
 	if to < 0 || to >= len(t.peers) {
 		return fmt.Errorf("allreduce: tcp send to rank %d of %d", to, len(t.peers))

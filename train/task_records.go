@@ -52,6 +52,30 @@ func (r *TaskRecords) Len() int {
 // LoadTaskRecords reads the records file of task at path; a VQA answer is in the vocabulary when
 // it is the majority answer of answerMinCount questions (0: downstream's default, 9).
 func LoadTaskRecords(task Task, path string, answerMinCount int) (*TaskRecords, error) {
+	r, err := loadRecords(task, path, []string{downstream.SplitTrain, downstream.SplitRestval})
+	if err != nil || task != TaskVQA {
+		return r, err
+	}
+	if r.Answers, err = downstream.BuildAnswerVocab(r.VQA, downstream.VocabConfig{MinCount: answerMinCount}); err != nil {
+		return nil, fmt.Errorf("%w: records %s: answers: %v", worker.ErrConfig, path, err)
+	}
+	return r, nil
+}
+
+// LoadHeldOutRecords reads held-out records of task at path for evaluation: a VQA or NLVR2 split
+// as imported (scored with answers, the training job's vocabulary), or the test images of a
+// Karpathy file.
+func LoadHeldOutRecords(task Task, path string, answers *downstream.AnswerVocab) (*TaskRecords, error) {
+	r, err := loadRecords(task, path, []string{downstream.SplitTest})
+	if err != nil {
+		return nil, err
+	}
+	r.Answers = answers
+	return r, nil
+}
+
+// loadRecords reads the records of task at path (Karpathy images of splits).
+func loadRecords(task Task, path string, splits []string) (*TaskRecords, error) {
 	if !task.FineTuning() {
 		return nil, fmt.Errorf("%w: records of task %q: pretraining reads shards", worker.ErrConfig, task)
 	}
@@ -77,9 +101,6 @@ func LoadTaskRecords(task Task, path string, answerMinCount int) (*TaskRecords, 
 		if len(r.VQA) == 0 {
 			return bad(fmt.Errorf("no question with answers and an image (import with --annotations and --images)"))
 		}
-		if r.Answers, err = downstream.BuildAnswerVocab(r.VQA, downstream.VocabConfig{MinCount: answerMinCount}); err != nil {
-			return bad(err)
-		}
 	case TaskNLVR2:
 		var set downstream.NLVR2Set
 		if err := json.Unmarshal(b, &set); err != nil {
@@ -98,7 +119,7 @@ func LoadTaskRecords(task Task, path string, answerMinCount int) (*TaskRecords, 
 		if err := json.Unmarshal(b, &set); err != nil {
 			return bad(err)
 		}
-		for _, im := range set.Split(downstream.SplitTrain, downstream.SplitRestval) {
+		for _, im := range set.Split(splits...) {
 			if im.Image == "" {
 				continue
 			}
@@ -107,7 +128,7 @@ func LoadTaskRecords(task Task, path string, answerMinCount int) (*TaskRecords, 
 			}
 		}
 		if len(r.Captions) == 0 {
-			return bad(fmt.Errorf("no train or restval image with sentences and an image path (import with --images)"))
+			return bad(fmt.Errorf("no %v image with sentences and an image path (import with --images)", splits))
 		}
 	}
 	return r, nil

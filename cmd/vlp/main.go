@@ -28,7 +28,7 @@ func newApp() *cli.App {
 			dataCommand, shardCommand, downstreamCommand,
 			vocabCommand,
 			torchCommand,
-			modelCommand, trainCommand, evalCommand,
+			modelCommand, trainCommand, evalCommand, finetuneCommand,
 			checkpointCommand,
 			coordinatorCommand, jobCommand,
 			workerCommand,

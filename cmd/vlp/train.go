@@ -44,7 +44,7 @@ var trainCommand = &cli.Command{
 		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},
 		&cli.BoolFlag{Name: "bf16", Usage: "bf16 autocast for forward and backward", EnvVars: []string{"VLP_BF16"}, Category: catTrain},
 		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
-	}, append(trainHyperFlags, trainClusterFlags...)...),
+	}, append(append(trainHyperFlags, trainTaskFlags...), trainClusterFlags...)...),
 	Action: runTrain,
 }
 
@@ -52,8 +52,11 @@ func runTrain(c *cli.Context) error {
 	if err := checkTrainFlags(c); err != nil {
 		return err
 	}
-	if !c.Bool("local") {
+	switch {
+	case !c.Bool("local"):
 		return runTrainCluster(c)
+	case trainModeOf(c).task:
+		return runTaskLocal(c)
 	}
 	return runTrainLocal(c)
 }

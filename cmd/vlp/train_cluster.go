@@ -314,7 +314,7 @@ loop:
 		}
 		fmt.Fprintf(c.App.Writer, "loss curve: %s: %s\n", path, legend)
 	}
-	if n := c.Int("eval"); n > 0 && spec.Model != "linear" {
+	if n := c.Int("eval"); n > 0 && spec.Model != "linear" && (spec.Task == "" || spec.Task == "pretrain") {
 		rep, err := runTrainEval(c, *spec, dir, n, log)
 		if err != nil {
 			return fmt.Errorf("train: evaluation: %w", err)
@@ -330,7 +330,12 @@ loop:
 func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, error) {
 	s := trainSpecFromFlags(c, workers)
 	var pairs int64
-	if s.Model == "linear" {
+	if trainModeOf(c).task {
+		var err error
+		if pairs, err = taskSpecData(&s, c.String("data")); err != nil {
+			return s, err
+		}
+	} else if s.Model == "linear" {
 		pairs = int64(c.Int("pairs"))
 	} else if d := c.String("data"); d != "" && d != "synth" {
 		var err error

@@ -27,15 +27,23 @@ type trainMode struct {
 	local  bool // --local: this one process, the synthetic world, no coordinator
 	linear bool // --model linear: the pure-Go model
 	shards bool // --data DIR
+	task   bool // --task T: fine-tuning on the records --data names
 }
 
 func trainModeOf(c *cli.Context) trainMode {
 	d := c.String("data")
-	return trainMode{local: c.Bool("local"), linear: c.String("model") == "linear", shards: d != "" && d != "synth"}
+	task := c.String("task") != "" && c.String("task") != "pretrain"
+	return trainMode{local: c.Bool("local"), linear: c.String("model") == "linear", shards: !task && d != "" && d != "synth", task: task}
 }
 
 func (m trainMode) String() string {
 	switch {
+	case m.linear:
+		return "--model linear"
+	case m.task && m.local:
+		return "--local --task"
+	case m.task:
+		return "--task"
 	case m.local:
 		return "--local"
 	case m.linear:
@@ -55,9 +63,21 @@ var trainFlagScope = []struct {
 	why     string
 }{
 	{[]string{"workers", "dir", "model", "epochs", "per-unit", "checkpoint-every", "progress-every", "ring-transport", "bucket-mib",
-		"min-workers", "metrics-base-port", "data", "eval"},
+		"min-workers", "metrics-base-port", "eval"},
 		func(m trainMode) bool { return !m.local },
 		"--local trains in this one process on the synthetic world, with no coordinator, workers, checkpoints or shards"},
+	{[]string{"data"},
+		func(m trainMode) bool { return !m.local || m.task },
+		"--local trains in this one process on the synthetic world (with --task, on the records --data names)"},
+	{[]string{"task", "init-from"},
+		func(m trainMode) bool { return !m.linear },
+		"the linear model has no tasks: it pretrains on simulated pairs"},
+	{[]string{"init-from"},
+		func(m trainMode) bool { return m.task },
+		"it initialises a fine-tuning task (--task); pretraining starts from the seed and resumes from its own --dir"},
+	{[]string{"images", "itm-negatives", "attribute-mask", "vocab", "log-pairs", "eval"},
+		func(m trainMode) bool { return !m.task },
+		"it shapes pretraining's data or its evaluation; a task reads its records with the pretraining job's tokenizer (docs/finetune.md)"},
 	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib"},
 		func(m trainMode) bool { return !m.linear },
 		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, LibTorch threads, schedule or evaluation"},
@@ -83,6 +103,14 @@ func checkTrainFlags(c *cli.Context) error {
 			if c.IsSet(f) {
 				return fmt.Errorf("train: --%s does not apply to %s: %s", f, m, r.why)
 			}
+		}
+	}
+	if m.task {
+		if _, err := train.ParseTask(c.String("task")); err != nil {
+			return fmt.Errorf("train: --task %s: want vqa, nlvr2, caption or retrieval", c.String("task"))
+		}
+		if d := c.String("data"); d == "" || d == "synth" {
+			return fmt.Errorf("train: --task %s needs --data RECORDS: the records file of vlp downstream import --records", c.String("task"))
 		}
 	}
 	if m.linear && c.String("device") != "cpu" {
@@ -134,6 +162,19 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 		s.Dropout = &d
 	}
 	switch {
+	case trainModeOf(c).task:
+		s.Task = c.String("task")
+		if ref := c.String("init-from"); ref != "" {
+			s.InitFrom = absCheckpointRef(ref)
+		}
+		if !c.IsSet("lr") {
+			s.Hyper.LR = 0 // the task's default (train.Task.DefaultLR)
+		}
+		s.Options[train.OptImageSize] = strconv.Itoa(c.Int("image-size"))
+		if c.IsSet("bucket-mib") && c.Float64("bucket-mib") != 0 {
+			s.Options[train.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
+		}
+		return s
 	case mdl == "linear":
 		s.Options[worker.OptDim] = "64"
 		if d := c.Duration("linear-compute"); d > 0 {
@@ -196,6 +237,8 @@ var trainSpecFlags = []struct {
 	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[train.OptAttributeMask] }},
 	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[train.OptBucketMiB] }},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
+	{"task", "task", func(s coordinator.JobSpec) string { return s.Task }},
+	{"init-from", "init_from", func(s coordinator.JobSpec) string { return s.InitFrom }},
 	{"epochs", "epochs", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Epochs) }},
 	{"per-unit", "units.per_unit", func(s coordinator.JobSpec) string { return strconv.Itoa(s.Units.PerUnit) }},
 	{"pairs", "units.pairs", func(s coordinator.JobSpec) string { return strconv.FormatInt(s.Units.Pairs, 10) }},

@@ -303,6 +303,7 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 		"progress-every": "TestTrainDistributedFlags", "ring-transport": "TestTrainDistributedFlags", "min-workers": "TestTrainDistributedFlags",
 		"metrics-base-port": "TestTrainDistributedFlags", "data": "TestTrainOnShards", "vocab": "TestTrainDistributedFlags",
 		"log-pairs": "TestTrainOnShards", "eval": "TestTrainOnShards", "bucket-mib": "TestTrainBucketFlag",
+		"task": "TestTrainTaskFlags", "init-from": "TestTrainTaskFlags",
 	}
 	for _, f := range trainCommand.Flags {
 		name := f.Names()[0]

@@ -36,6 +36,7 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	if err != nil {
 		return nil, nil, learnerExtras{}, err
 	}
+	logTaskInit(&vcfg, log)
 	l, err := train.New(vcfg)
 	if err != nil {
 		closeAll()
@@ -44,6 +45,14 @@ func newVLPLearner(c *cli.Context, spec coordinator.JobSpec, log *slog.Logger) (
 	total, trainable := l.Model().NumParams()
 	log.Info("model", "preset", spec.Model, "params", total, "trainable", trainable, "device", vcfg.Device.String(),
 		"precision", map[bool]string{false: "fp32", true: "bf16"}[vcfg.Train.BF16])
+	if t := vcfg.Task; t != nil {
+		from := "the seed"
+		if t.Pretrained != nil {
+			from = t.Pretrained.Ref
+		}
+		log.Info("fine-tuning", "task", string(t.Task), "examples", t.Examples.Records.Len(), "init_from", from,
+			"lr", vcfg.Train.LR, "backbone_lr", vcfg.Train.BackboneLR)
+	}
 	return l, func() { l.Close(); closeAll() }, extras, nil
 }
 
@@ -58,6 +67,20 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (train.Config, l
 	dev, err := loadTorch(c, c.String("device"))
 	if err != nil {
 		return fail(fmt.Errorf("worker: %w", err))
+	}
+	if task, err := train.ParseTask(spec.Task); err != nil {
+		return fail(err)
+	} else if task.FineTuning() {
+		for _, f := range []string{"vocab", "pair-log"} {
+			if c.String(f) != "" {
+				return fail(fmt.Errorf("worker: --%s does not apply to task %s: the tokenizer is the pretraining job's, and the committed examples are in --commit-log", f, task))
+			}
+		}
+		vcfg, err := taskLearnerConfig(spec, c.String("data"), dev, c.Int("threads"))
+		if err != nil {
+			return fail(err)
+		}
+		return vcfg, learnerExtras{}, func() {}, nil
 	}
 	perUnit := uint32(max(spec.Units.PerUnit, 1))
 	vcfg := train.Config{PerUnit: perUnit, Seed: spec.Seed, Device: dev, Threads: c.Int("threads")}
