@@ -202,6 +202,9 @@ const (
 	KindTCP  = "tcp"
 	KindAuto = "auto"
 	KindShm  = "shm"
+	// KindHier is not a transport but the hierarchical all-reduce
+	// (NewHierRing), chosen by the same name where a worker picks its ring.
+	KindHier = "hier"
 )
 
 // NewTransport builds rank's transport of gen: "nats", "tcp", "shm" (every
@@ -259,6 +262,8 @@ func NewTransport(ctx context.Context, kind string, gen Generation, rank int, ep
 			}
 		}
 		return newAutoTransport(ctx, tt, nt, shm, neighbours, probe, ep.Logger), nil
+	case KindHier:
+		return nil, configErr("%q is a ring of rings, not one transport: build it with NewHierRing", kind)
 	}
 	return nil, fmt.Errorf("%w: unknown transport %q (want nats, tcp, shm or auto)", ErrConfig, kind)
 }

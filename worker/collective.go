@@ -23,7 +23,10 @@ type Collective interface {
 	Close() error
 }
 
-var _ Collective = (*allreduce.Ring)(nil)
+var (
+	_ Collective = (*allreduce.Ring)(nil)
+	_ Collective = (*allreduce.HierRing)(nil)
+)
 
 // RingMaker builds this worker's member of a generation's ring.
 type RingMaker interface {
@@ -44,8 +47,11 @@ func RingGeneration(job string, gen coordinator.GenerationInfo) allreduce.Genera
 }
 
 // TransportRings builds rings over allreduce.NewTransport: "nats" through
-// the worker's NATS connection, "tcp" between ring neighbours directly, or
-// "auto" (TCP where a neighbour answers, NATS otherwise).
+// the worker's NATS connection, "tcp" between ring neighbours directly,
+// "shm" (every worker on this host), or "auto" (shared memory to a
+// neighbour on this host, TCP where a neighbour answers, NATS otherwise);
+// or "hier", the hierarchical all-reduce (allreduce.NewHierRing: shared
+// memory within each host, the host leaders' ring between hosts).
 type TransportRings struct {
 	Kind      string
 	Endpoints allreduce.Endpoints
@@ -57,6 +63,13 @@ var _ RingMaker = (*TransportRings)(nil)
 // MakeRing implements RingMaker.
 func (t *TransportRings) MakeRing(ctx context.Context, job string, gen coordinator.GenerationInfo, rank int) (Collective, error) {
 	g := RingGeneration(job, gen)
+	if t.Kind == allreduce.KindHier {
+		h, err := allreduce.NewHierRing(ctx, g, rank, t.Endpoints, t.Config)
+		if err != nil {
+			return nil, fmt.Errorf("worker: hierarchical ring of generation %d: %w", gen.Number, err)
+		}
+		return h, nil
+	}
 	tr, err := allreduce.NewTransport(ctx, t.Kind, g, rank, t.Endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("worker: ring transport of generation %d: %w", gen.Number, err)

@@ -51,8 +51,8 @@ var workerJoinCommand = &cli.Command{
 		&cli.StringFlag{Name: "data", Category: catWorker, EnvVars: []string{"VLP_DATA"}, Usage: "training data: a shard directory (manifest.json + shards; default: the job's dataset), or synth (the in-memory synthetic shapes world the job's options describe; the default when the job names no dataset)"},
 		&cli.StringFlag{Name: "vocab", Category: catWorker, EnvVars: []string{"VLP_VOCAB"}, Usage: "the tokenizer's vocab.txt (default: the job's; its sha256 must match the job's)"},
 		&cli.StringFlag{Name: "pair-log", Category: catWorker, EnvVars: []string{"VLP_PAIR_LOG"}, Usage: "append the epoch and manifest pair id of every pair this worker consumed in a committed step to this file (shard data only)"},
-		&cli.StringFlag{Name: "ring-transport", Value: "nats", Category: catWorker, EnvVars: []string{"VLP_RING_TRANSPORT"}, Usage: "auto, nats, tcp or shm (every worker of the job on this host, through /dev/shm)"},
-		&cli.StringFlag{Name: "ring-listen", Value: "127.0.0.1:0", Category: catWorker, EnvVars: []string{"VLP_RING_LISTEN"}, Usage: "TCP ring listener (tcp, auto)"},
+		&cli.StringFlag{Name: "ring-transport", Value: "nats", Category: catWorker, EnvVars: []string{"VLP_RING_TRANSPORT"}, Usage: "auto, nats, tcp, shm (every worker of the job on this host, through /dev/shm) or hier (hierarchical: shared memory within each host, one leader per host over TCP, else NATS, between hosts; a worker's host is its --ring-advertise/--ring-listen host part)"},
+		&cli.StringFlag{Name: "ring-listen", Value: "127.0.0.1:0", Category: catWorker, EnvVars: []string{"VLP_RING_LISTEN"}, Usage: "TCP ring listener (tcp, auto, hier)"},
 		&cli.StringFlag{Name: "ring-advertise", Category: catWorker, EnvVars: []string{"VLP_RING_ADVERTISE"}, Usage: "host:port neighbours dial (default: the listener's address)"},
 		&cli.StringFlag{Name: "ring-security", Value: "auth", Category: catWorker, EnvVars: []string{"VLP_RING_SECURITY"}, Usage: "TCP ring frames: auth (a tag per frame, keyed from the job token), encrypt (AES-GCM), or plain (trusted networks only); the same on every worker"},
 		&cli.StringFlag{Name: "checkpoint-dir", Category: catWorker, EnvVars: []string{"VLP_CHECKPOINT_DIR"}, Usage: "where rank 0 writes checkpoints (checkpoints.db); empty: none"},
@@ -145,9 +145,9 @@ func workerJoin(c *cli.Context) error {
 	rings := &worker.TransportRings{Kind: c.String("ring-transport"), Config: rcfg, Endpoints: allreduce.Endpoints{NATS: cl.Conn(), Logger: log}}
 	cfg := worker.DefaultConfig()
 	switch rings.Kind {
-	case allreduce.KindNATS, allreduce.KindTCP, allreduce.KindAuto, allreduce.KindShm:
+	case allreduce.KindNATS, allreduce.KindTCP, allreduce.KindAuto, allreduce.KindShm, allreduce.KindHier:
 	default:
-		return fmt.Errorf("--ring-transport %q: want auto, nats, tcp or shm", rings.Kind)
+		return fmt.Errorf("--ring-transport %q: want auto, nats, tcp, shm or hier", rings.Kind)
 	}
 	if k := rings.Kind; k == allreduce.KindNATS && c.IsSet("ring-security") {
 		return fmt.Errorf("--ring-security applies to TCP ring links (--ring-transport tcp or auto); a NATS ring is protected by NATS TLS (--nats-ca)")
@@ -155,7 +155,7 @@ func workerJoin(c *cli.Context) error {
 	if k := rings.Kind; k == allreduce.KindShm && c.IsSet("ring-security") {
 		return fmt.Errorf("--ring-security applies to TCP ring links (--ring-transport tcp or auto); a shared-memory ring never leaves the host (its /dev/shm files are the user's alone)")
 	}
-	if k := rings.Kind; k == allreduce.KindTCP || k == allreduce.KindAuto {
+	if k := rings.Kind; k == allreduce.KindTCP || k == allreduce.KindAuto || k == allreduce.KindHier {
 		sec, err := allreduce.ParseRingSecurity(c.String("ring-security"))
 		if err != nil {
 			return fmt.Errorf("--ring-security: %w", err)
@@ -256,7 +256,7 @@ func workerJoin(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if rings.Kind == allreduce.KindNATS || rings.Kind == allreduce.KindAuto {
+	if rings.Kind == allreduce.KindNATS || rings.Kind == allreduce.KindAuto || rings.Kind == allreduce.KindHier {
 		// A NATS ring loses the frames in flight when the connection reconnects: abandon the step
 		// at once instead of at --step-timeout.
 		cl.Conn().SetReconnectHandler(func(*nats.Conn) {
