@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // HierRing is the hierarchical all-reduce of one rank of one generation, for
@@ -131,12 +132,41 @@ func (h *HierRing) build(ctx context.Context, ep Endpoints) error {
 	if err != nil {
 		return fmt.Errorf("allreduce: hierarchical: leaders' ring transport: %w", err)
 	}
+	if tt, ok := tr.(*TCPTransport); ok {
+		h.connectLeaders(ctx, tt, ep.ProbeTimeout)
+	}
 	if h.lead, err = NewRing(lg, h.host, tr, h.leaderConfig()); err != nil {
 		tr.Close()
 		return err
 	}
 	h.log.Debug("allreduce: hierarchical leader", "host", h.host, "hosts", len(h.lay.hosts), "transport", kind)
 	return nil
+}
+
+// connectLeaders dials this leader's neighbours in the leaders' ring now,
+// under a deadline of its own (probe, default 3 s), as the auto transport's
+// probe does: the ring's data reaches them only after the intra-host stage,
+// and its first contact would otherwise be a heartbeat, whose handshake has
+// no more than Config.HeartbeatInterval. A neighbour not reached here is
+// dialled again when sent to.
+func (h *HierRing) connectLeaders(ctx context.Context, tt *TCPTransport, probe time.Duration) {
+	if probe == 0 {
+		probe = 3 * time.Second
+	}
+	n := len(h.leadOf)
+	var wg sync.WaitGroup
+	for _, p := range []int{(h.host + 1) % n, (h.host + n - 1) % n} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, probe)
+			defer cancel()
+			if err := tt.Connect(pctx, p); err != nil {
+				h.log.Info("allreduce: hierarchical: leader not reached yet", "host", p, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // leaderConfig is the leaders' Config: a leader's metadata carries its
