@@ -1,81 +1,28 @@
 package downstream
 
 import (
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/e2evlp/vlp/sharding"
 )
 
-// text is a JSON string decoded strictly: encoding/json replaces invalid
-// UTF-8 and lone surrogate escapes with U+FFFD without a word, and a text
-// that is kept must never be rewritten silently, so text remembers that
-// the original was invalid. null decodes as "".
+// text is a JSON string decoded strictly (sharding.DecodeJSONText): encoding/json replaces invalid
+// UTF-8 and lone surrogate escapes with U+FFFD without a word, and a text that is kept must never
+// be rewritten silently, so text remembers that the original was invalid. null decodes as "".
 type text struct {
 	S   string
 	Bad bool // invalid UTF-8 or a lone surrogate escape in the original
 }
 
-var stringType = reflect.TypeOf("")
-
-// UnmarshalJSON decodes a JSON string or null; b has been checked by
-// encoding/json.
+// UnmarshalJSON decodes a JSON string or null; b has been checked by encoding/json.
 func (t *text) UnmarshalJSON(b []byte) error {
-	*t = text{}
-	if string(b) == "null" {
-		return nil
+	s, bad, err := sharding.DecodeJSONText(b)
+	if err != nil {
+		return err
 	}
-	if len(b) < 2 || b[0] != '"' {
-		return &json.UnmarshalTypeError{Value: "non-string", Type: stringType}
-	}
-	inner := b[1 : len(b)-1]
-	t.Bad = !utf8.Valid(inner) || loneSurrogate(inner)
-	return json.Unmarshal(b, &t.S)
-}
-
-// loneSurrogate reports whether the string body b has a \u escape of a
-// surrogate that is not half of a pair.
-func loneSurrogate(b []byte) bool {
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' {
-			continue
-		}
-		i++
-		if i+4 >= len(b) || b[i] != 'u' {
-			continue
-		}
-		r := hex4(b[i+1 : i+5])
-		i += 4
-		if !utf16.IsSurrogate(r) {
-			continue
-		}
-		if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
-			if utf16.DecodeRune(r, hex4(b[i+3:i+7])) != utf8.RuneError {
-				i += 6
-				continue
-			}
-		}
-		return true
-	}
-	return false
-}
-
-func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		default:
-			c = c - 'A' + 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
+	*t = text{S: s, Bad: bad != 0}
+	return nil
 }
 
 // checkText returns the skip reason of a text that cannot be kept as it

@@ -337,65 +337,101 @@ def giou_pairs(a, b):
     return iou - (area - union) / area
 
 
-def match(logits, boxes, targets, w):
-    """One layer: logits [B,Q,C+1], boxes [B,Q,4] -> per image (q_idx, t_idx)."""
-    out = []
+def giou_matrix(a, b):
+    """a [N,4], b [M,4] xyxy -> [N,M]: giou_pairs of every pair, the same arithmetic."""
+    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
+    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a + area_b - inter
+    iou = inter / union
+    lt = torch.min(a[:, None, :2], b[None, :, :2])
+    rb = torch.max(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    area = wh[..., 0] * wh[..., 1]
+    return iou - (area - union) / area
+
+
+def match(logits, boxes, tg, w):
+    """One layer, as DETR matches: logits [B,Q,C+1], boxes [B,Q,4] -> per image (q_idx, t_idx).
+    One cost matrix for the whole batch on the device ([B·Q, T] against every image's targets),
+    one copy to the host, one assignment per image."""
+    B, Q = logits.shape[:2]
+    sizes = tg["sizes"]
+    if tg["count"] == 0:
+        return [([], []) for _ in sizes]
     with torch.no_grad():
-        prob = logits.softmax(-1).double()
-        for b, t in enumerate(targets):
-            n = len(t["classes"])
-            if n == 0:
-                out.append(([], []))
-                continue
-            tc = torch.tensor(t["classes"], device=logits.device)
-            tb = torch.tensor(t["boxes"], dtype=torch.float64, device=logits.device)
-            pb = boxes[b].double()
-            c_class = -prob[b][:, tc]  # [Q,n]
-            c_l1 = torch.cdist(pb, tb, p=1)
-            pa, ta = box_xyxy(pb), box_xyxy(tb)
-            Q = pb.shape[0]
-            g = giou_pairs(pa.repeat_interleave(n, 0), ta.repeat(Q, 1)).view(Q, n)
-            cost = w["Class"] * c_class + w["L1"] * c_l1 - w["GIoU"] * g
-            r, c = linear_sum_assignment(cost.cpu().numpy())
-            out.append((list(r), list(c)))
+        prob = logits.flatten(0, 1).softmax(-1).double()  # [B·Q, C+1]
+        pb = boxes.flatten(0, 1).double()  # [B·Q, 4]
+        tb = tg["boxes64"]  # [T, 4]
+        c_class = -prob[:, tg["classes"]]  # [B·Q, T]
+        c_l1 = torch.cdist(pb, tb, p=1)  # [B·Q, T]
+        g = giou_matrix(box_xyxy(pb), box_xyxy(tb))  # [B·Q, T]
+        cost = (w["Class"] * c_class + w["L1"] * c_l1 - w["GIoU"] * g).view(B, Q, -1).cpu()
+    out = []
+    for b, c in enumerate(cost.split(sizes, -1)):
+        r, t = linear_sum_assignment(c[b].numpy()) if sizes[b] else ([], [])
+        out.append((r, t))
     return out
 
 
-def detection_losses(logits, attrs, boxes, targets, c, w):
+def detection_losses(logits, attrs, boxes, tg, c, w):
     B, Q, C1 = logits.shape
-    idx = match(logits, boxes, targets, w)
+    idx = match(logits, boxes, tg, w)
     dev = logits.device
-    tgt_cls = torch.full((B, Q), C1 - 1, dtype=torch.long)
-    flat_q, m_boxes, m_attr = [], [], []
-    for b, (qs, ts) in enumerate(idx):
-        t = targets[b]
-        for q, j in zip(qs, ts):
-            tgt_cls[b, q] = t["classes"][j]
-            flat_q.append(b * Q + q)
-            m_boxes.append(t["boxes"][j])
-            m_attr.append(t["attributes"][j] or [])
-    weight = torch.ones(C1)
+    weight = torch.ones(C1, device=dev)
     weight[-1] = w["NoObject"]
-    loss_ce = F.cross_entropy(logits.reshape(B * Q, C1).float(), tgt_cls.view(-1).to(dev), weight=weight.to(dev))
-    nb = max(sum(len(t["classes"]) for t in targets), 1)
-    if not flat_q:
+    nb = max(tg["count"], 1)
+    if tg["count"] == 0:
+        tgt_cls = torch.full((B * Q,), C1 - 1, dtype=torch.long, device=dev)
+        loss_ce = F.cross_entropy(logits.reshape(B * Q, C1).float(), tgt_cls, weight=weight)
         z = boxes.sum() * 0
         return {"ce": loss_ce, "l1": z, "giou": z, "attr": z}
-    qi = torch.tensor(flat_q, device=dev)
+    # The matched pairs, image by image in assignment order: flat query index, target index.
+    qi = torch.cat([torch.as_tensor(r, dtype=torch.long) + b * Q for b, (r, _) in enumerate(idx)]).to(dev)
+    ti = torch.cat([torch.as_tensor(t, dtype=torch.long) + tg["offsets"][b] for b, (_, t) in enumerate(idx)]).to(dev)
+    tgt_cls = torch.full((B * Q,), C1 - 1, dtype=torch.long, device=dev)
+    tgt_cls[qi] = tg["classes"][ti]
+    loss_ce = F.cross_entropy(logits.reshape(B * Q, C1).float(), tgt_cls, weight=weight)
     pb = boxes.reshape(B * Q, 4)[qi].float()
-    tb = torch.tensor(m_boxes, dtype=torch.float32, device=dev)
+    tb = tg["boxes"][ti]
     loss_l1 = (pb - tb).abs().sum() / nb
     loss_giou = (1 - giou_pairs(box_xyxy(pb), box_xyxy(tb))).sum() / nb
     A = attrs.shape[-1]
-    tgt_a = torch.zeros(len(flat_q), A)
-    has = torch.zeros(len(flat_q))
-    for i, al in enumerate(m_attr):
-        for a in al:
-            tgt_a[i, a] += 1.0 / len(al)
-        has[i] = 1.0 if al else 0.0
+    dist = torch.zeros(tg["count"], A, device=dev).index_put_(
+        (tg["attr_rows"], tg["attr_cols"]), tg["attr_vals"], accumulate=True)  # [T, A]
+    tgt_a = dist[ti]
     la = F.log_softmax(attrs.reshape(B * Q, A)[qi].float(), -1)
-    loss_attr = -(la * tgt_a.to(dev)).sum() / max(has.sum().item(), 1)
+    loss_attr = -(la * tgt_a).sum() / max(float(tg["has"][ti.cpu()].sum()), 1)
     return {"ce": loss_ce, "l1": loss_l1, "giou": loss_giou, "attr": loss_attr}
+
+
+def detection_targets(targets, dev):
+    """A batch's objects as tensors, once per batch: classes [T], boxes [T,4], each image's count
+    and first index, and each object's attribute distribution as (row, col, weight) triples."""
+    sizes = [len(t["classes"]) for t in targets]
+    offsets = [sum(sizes[:b]) for b in range(len(sizes))]
+    classes = [k for t in targets for k in t["classes"]]
+    boxes = [bx for t in targets for bx in t["boxes"]]
+    rows, cols, vals, has = [], [], [], []
+    for i, al in enumerate(a or [] for t in targets for a in (t["attributes"] or [[]] * len(t["classes"]))):
+        for a in al:
+            rows.append(i)
+            cols.append(a)
+            vals.append(1.0 / len(al))
+        has.append(1.0 if al else 0.0)
+    return {
+        "sizes": sizes, "offsets": offsets, "count": len(classes),
+        "classes": torch.tensor(classes, dtype=torch.long, device=dev),
+        "boxes": torch.tensor(boxes, dtype=torch.float32, device=dev).view(-1, 4),
+        "boxes64": torch.tensor(boxes, dtype=torch.float64, device=dev).view(-1, 4),
+        "attr_rows": torch.tensor(rows, dtype=torch.long, device=dev),
+        "attr_cols": torch.tensor(cols, dtype=torch.long, device=dev),
+        "attr_vals": torch.tensor(vals, dtype=torch.float32, device=dev),
+        "has": torch.tensor(has, dtype=torch.float32),
+    }
 
 
 def batch_tensors(batch, dev="cpu"):
@@ -411,8 +447,8 @@ def batch_tensors(batch, dev="cpu"):
         "itm": t(batch["ITMLabels"]),
         "cap": t(batch["CaptionIDs"]).view(B, T),
         "cpad": t(batch["CaptionMask"]).view(B, T),
-        "targets": [{"boxes": x["Boxes"] or [], "classes": x["Classes"] or [], "attributes": x["Attributes"] or []}
-                    for x in batch["Targets"]],
+        "targets": detection_targets([{"boxes": x["Boxes"] or [], "classes": x["Classes"] or [], "attributes": x["Attributes"] or []}
+                                      for x in batch["Targets"]], dev),
     }
 
 

@@ -90,6 +90,16 @@ func (t *jsonText) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// DecodeJSONText decodes one JSON string value b (null decodes as "") strictly, as the importer
+// reads texts: invalid UTF-8 and lone surrogate escapes are kept as they are, not replaced, and bad
+// is the byte offset in s of the first invalid sequence + 1 (0 when s is valid). The other
+// importers (package downstream) read their texts through it.
+func DecodeJSONText(b []byte) (s string, bad int, err error) {
+	var t jsonText
+	err = t.UnmarshalJSON(b)
+	return t.S, t.Bad, err
+}
+
 func hasEscape(b []byte) bool {
 	for _, c := range b {
 		if c == '\\' {

@@ -26,6 +26,7 @@ const (
 	OptITMNegatives   = "itm_negatives"    // E2E-VLP: share of rows given a mismatched text for ITM (default 0.5)
 	OptAttributeMask  = "attribute_mask"   // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
 	OptBucketMiB      = "bucket_mib"       // E2E-VLP: size of an all-reduce bucket in MiB (default: 25, or an eighth of a smaller model's gradients; the first one at most 1)
+	OptOverlap        = "overlap"          // E2E-VLP: "false" all-reduces the gradients after backward instead of bucket by bucket during it (default true)
 	OptAnswerMinCount = "answer_min_count" // task vqa: an answer is in the vocabulary when it is the majority answer of this many training questions (default 9: VQA v2's 3,129)
 
 	// optBackboneLR is the spelling of hyper.backbone_lr in specs stored before that field
@@ -40,6 +41,7 @@ type Options struct {
 	AttributeMask      float64 // data.Config.AttributeMaskProb
 	ITMNegatives       float64 // data.Config.ITMNegProb
 	BucketMiB          float64 // Config.BucketBytes in MiB; 0: automatic
+	NoOverlap          bool    // options.overlap false: Config.Overlap off
 	AnswerMinCount     int     // downstream.VocabConfig.MinCount; 0: its default
 	backboneLR         float64 // the older spelling of hyper.backbone_lr; 0: absent
 }
@@ -48,7 +50,7 @@ type Options struct {
 // value that does not parse, is an error naming the option.
 func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 	o := Options{Images: 512, ImageSize: 64, ITMNegatives: data.DefaultConfig().ITMNegProb, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
-	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB, OptAnswerMinCount}, optBackboneLR); err != nil {
+	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB, OptOverlap, OptAnswerMinCount}, optBackboneLR); err != nil {
 		return o, err
 	}
 	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize, OptAnswerMinCount: &o.AnswerMinCount} {
@@ -75,6 +77,13 @@ func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 			return o, fmt.Errorf("%w: option %s=%q: want a size in MiB between 1/1024 and 1024", worker.ErrJobSpec, OptBucketMiB, v)
 		}
 		o.BucketMiB = f
+	}
+	if v, ok := spec.Options[OptOverlap]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("%w: option %s=%q: want true or false", worker.ErrJobSpec, OptOverlap, v)
+		}
+		o.NoOverlap = !b
 	}
 	if v, ok := spec.Options[optBackboneLR]; ok {
 		f, err := strconv.ParseFloat(v, 64)
@@ -204,6 +213,10 @@ func (j Job) DataConfig() data.Config {
 
 // BucketBytes is options.bucket_mib in bytes (Config.BucketBytes; 0: automatic).
 func (j Job) BucketBytes() int { return int(j.Options.BucketMiB * (1 << 20)) }
+
+// Overlap is Config.Overlap: the gradients all-reduced bucket by bucket during backward, unless
+// options.overlap is false.
+func (j Job) Overlap() bool { return !j.Options.NoOverlap }
 
 // resolveTask refuses what a fine-tuning task cannot honour: pretraining's data options, and an
 // init_from on a pretraining job (it starts from the seed, and resumes from its own checkpoints).

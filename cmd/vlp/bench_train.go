@@ -30,7 +30,8 @@ var benchTrainCommand = &cli.Command{
 		"processes on this host, the default NATS ring or --ring-transport) and then the PyTorch\n" +
 		"reference model (reference/e2evlp.py ddp) in DistributedDataParallel with as many ranks —\n" +
 		"Gloo on the CPU, NCCL on cuda — each on one per-rank batch built from the same data, with\n" +
-		"the same threads per process, AdamW and clipping. It prints the median step of each side,\n" +
+		"the same threads per process, AdamW and clipping; with --stand-alone also vlp with\n" +
+		"--overlap=false (vlp-a: the all-reduce after backward). It prints the median step of each side,\n" +
 		"its phases and samples/s, and the ratio vlp / DDP; rounds alternate the two so that a\n" +
 		"noisy machine weighs on both. The first --warmup steps of every run are left out.",
 	Flags: append(benchTrainFlags(),
@@ -38,6 +39,7 @@ var benchTrainCommand = &cli.Command{
 		&cli.IntFlag{Name: "warmup", Usage: "steps of each run left out of the medians", Value: 5, Category: catBenchTrain},
 		&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch.distributed (Debian's python3-torch)", EnvVars: []string{"VLP_PYTHON"}, Category: catBenchTrain},
 		&cli.StringFlag{Name: "reference", Value: "reference/e2evlp.py", Usage: "the PyTorch reference model; empty: vlp only", Category: catBenchTrain},
+		&cli.BoolFlag{Name: "stand-alone", Value: true, Usage: "each round also runs vlp with --overlap=false: the all-reduce after backward, to set the visible part of the overlapped one against", Category: catBenchTrain},
 		&cli.StringFlag{Name: "keep", Usage: "keep the run directories under this folder (default: a temporary one, removed)", Category: catBenchTrain},
 	),
 	Action: benchTrain,
@@ -105,7 +107,8 @@ func benchTrain(c *cli.Context) error {
 		c.String("preset"), workers, c.Int("batch"), c.Int("batch")/workers, c.Int("image-size"), c.Int("threads"),
 		c.String("ring-transport"), c.String("device"), c.Int("warmup")+1, c.Int("steps"))
 	fmt.Fprintf(out, "%-6s %-5s %9s %9s %9s %11s %9s %10s\n", "round", "side", "step ms", "data ms", "fwd+bwd", "all-reduce", "optim ms", "samples/s")
-	var vlps, ddps []benchPhases
+	var vlps, ddps, alones []benchPhases
+	alone := c.Bool("stand-alone") && !(c.IsSet("overlap") && !c.Bool("overlap"))
 	for r := range c.Int("rounds") {
 		dir := filepath.Join(root, fmt.Sprintf("vlp-%d", r))
 		v, err := benchTrainVLP(c, exe, dir)
@@ -114,6 +117,14 @@ func benchTrain(c *cli.Context) error {
 		}
 		vlps = append(vlps, v)
 		fmt.Fprintf(out, "%-6d %-5s %9.1f %9.1f %9.1f %11.1f %9.1f %10.1f\n", r+1, "vlp", v.Step, v.Data, v.Compute, v.AllReduce, v.Optimizer, v.SamplesPerS)
+		if alone {
+			a, err := benchTrainVLP(c, exe, filepath.Join(root, fmt.Sprintf("vlp-after-%d", r)), "--overlap=false")
+			if err != nil {
+				return err
+			}
+			alones = append(alones, a)
+			fmt.Fprintf(out, "%-6d %-5s %9.1f %9.1f %9.1f %11.1f %9.1f %10.1f\n", r+1, "vlp-a", a.Step, a.Data, a.Compute, a.AllReduce, a.Optimizer, a.SamplesPerS)
+		}
 		if ref == "" {
 			continue
 		}
@@ -124,6 +135,11 @@ func benchTrain(c *cli.Context) error {
 		ddps = append(ddps, d)
 		fmt.Fprintf(out, "%-6d %-5s %9.1f %9s %9.1f %11s %9.1f %10.1f\n", r+1, "ddp", d.Step, "-", d.Compute, "(in bwd)", d.Optimizer, d.SamplesPerS)
 	}
+	if len(alones) > 0 {
+		ar := func(p benchPhases) float64 { return p.AllReduce }
+		v, a := medianOf(vlps, ar), medianOf(alones, ar)
+		fmt.Fprintf(out, "\nall-reduce left visible in the step: %.1f ms overlapped, %.1f ms after backward (vlp-a): %.0f%% of the stand-alone time\n", v, a, 100*v/a)
+	}
 	if len(ddps) > 0 {
 		v, d := medianOf(vlps, func(p benchPhases) float64 { return p.SamplesPerS }), medianOf(ddps, func(p benchPhases) float64 { return p.SamplesPerS })
 		fmt.Fprintf(out, "\nvlp %.1f samples/s, DDP %.1f samples/s: vlp / DDP = %.2f (medians over %d rounds)\n", v, d, v/d, len(vlps))
@@ -133,7 +149,7 @@ func benchTrain(c *cli.Context) error {
 
 // benchTrainVLP runs `vlp train` with the bench's flags into dir and reads the medians of its
 // DIR/steps.jsonl.
-func benchTrainVLP(c *cli.Context, exe, dir string) (benchPhases, error) {
+func benchTrainVLP(c *cli.Context, exe, dir string, extra ...string) (benchPhases, error) {
 	args := []string{"--log-level", c.String("log-level")}
 	if tl := c.String("torch-lib"); tl != "" {
 		args = append(args, "--torch-lib", tl)
@@ -145,6 +161,7 @@ func benchTrainVLP(c *cli.Context, exe, dir string) (benchPhases, error) {
 			args = append(args, fmt.Sprintf("--%s=%v", name, c.Value(name)))
 		}
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(exe, args...)
 	var outb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &outb, &outb

@@ -62,7 +62,7 @@ var trainFlagScope = []struct {
 	applies func(trainMode) bool
 	why     string
 }{
-	{[]string{"workers", "dir", "model", "epochs", "per-unit", "checkpoint-every", "progress-every", "ring-transport", "bucket-mib",
+	{[]string{"workers", "dir", "model", "epochs", "per-unit", "checkpoint-every", "progress-every", "ring-transport", "bucket-mib", "overlap",
 		"min-workers", "metrics-base-port", "eval"},
 		func(m trainMode) bool { return !m.local },
 		"--local trains in this one process on the synthetic world, with no coordinator, workers, checkpoints or shards"},
@@ -78,7 +78,7 @@ var trainFlagScope = []struct {
 	{[]string{"images", "itm-negatives", "attribute-mask", "vocab", "log-pairs", "eval"},
 		func(m trainMode) bool { return !m.task },
 		"it shapes pretraining's data or its evaluation; a task reads its records with the pretraining job's tokenizer (docs/finetune.md)"},
-	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib"},
+	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib", "overlap"},
 		func(m trainMode) bool { return !m.linear },
 		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, LibTorch threads, schedule or evaluation"},
 	{[]string{"images"},
@@ -171,9 +171,7 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 			s.Hyper.LR = 0 // the task's default (train.Task.DefaultLR)
 		}
 		s.Options[train.OptImageSize] = strconv.Itoa(c.Int("image-size"))
-		if c.IsSet("bucket-mib") && c.Float64("bucket-mib") != 0 {
-			s.Options[train.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
-		}
+		setAllReduceOptions(c, &s)
 		return s
 	case mdl == "linear":
 		s.Options[worker.OptDim] = "64"
@@ -192,11 +190,20 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 	if mdl != "linear" {
 		s.Options[train.OptAttributeMask] = fmtFloat(c.Float64("attribute-mask"))
 		s.Options[train.OptITMNegatives] = fmtFloat(c.Float64("itm-negatives"))
-		if c.IsSet("bucket-mib") && c.Float64("bucket-mib") != 0 {
-			s.Options[train.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
-		}
+		setAllReduceOptions(c, &s)
 	}
 	return s
+}
+
+// setAllReduceOptions puts --bucket-mib and --overlap in the spec's options when set: the
+// buckets are collectives of the ring, the same on every rank, so they are the job's.
+func setAllReduceOptions(c *cli.Context, s *coordinator.JobSpec) {
+	if c.IsSet("bucket-mib") && c.Float64("bucket-mib") != 0 {
+		s.Options[train.OptBucketMiB] = fmtFloat(c.Float64("bucket-mib"))
+	}
+	if c.IsSet("overlap") {
+		s.Options[train.OptOverlap] = strconv.FormatBool(c.Bool("overlap"))
+	}
 }
 
 // trainSpecFlags are the flags that fill a job-spec field, with the field as it reads in the
@@ -236,6 +243,7 @@ var trainSpecFlags = []struct {
 	{"itm-negatives", "options.itm_negatives", func(s coordinator.JobSpec) string { return s.Options[train.OptITMNegatives] }},
 	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[train.OptAttributeMask] }},
 	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[train.OptBucketMiB] }},
+	{"overlap", "options.overlap", func(s coordinator.JobSpec) string { return s.Options[train.OptOverlap] }},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
 	{"task", "task", func(s coordinator.JobSpec) string { return s.Task }},
 	{"init-from", "init_from", func(s coordinator.JobSpec) string { return s.InitFrom }},

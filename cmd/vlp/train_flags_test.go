@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"math"
 	"path/filepath"
@@ -55,6 +54,8 @@ type learnerView struct {
 	// BucketBytes is the all-reduce bucket size of a distributed worker (0: automatic; --local
 	// has no all-reduce).
 	BucketBytes int
+	// NoOverlap: a distributed worker all-reduces after backward (--overlap=false).
+	NoOverlap bool
 }
 
 // localView is `vlp train --local args…`'s learner, from newLocalRun.
@@ -127,10 +128,7 @@ func workerView(t *testing.T, spec coordinator.JobSpec, args []string) (learnerV
 		v = learnerView{Model: vc.Model, Train: vc.Train, Device: vc.Device, Threads: vc.Threads, Batch: spec.GlobalBatch,
 			Images: len(vc.World.Metas), ImageSize: vc.Data.Image.Square, MaxSteps: spec.Hyper.MaxSteps,
 			AttributeMask: vc.Data.AttributeMaskProb, Attributes: vc.Data.AttributeWords, ITMNegatives: vc.Data.ITMNegProb,
-			BucketBytes: vc.BucketBytes}
-		if !vc.Overlap {
-			return errors.New("the worker's learner does not overlap its all-reduce with backward")
-		}
+			BucketBytes: vc.BucketBytes, NoOverlap: !vc.Overlap}
 		if m := c.Uint64("max-steps"); m > 0 {
 			v.MaxSteps = int(m)
 		}
@@ -302,7 +300,7 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 		"epochs": "TestTrainDistributedFlags", "per-unit": "TestTrainDistributedFlags", "checkpoint-every": "TestTrainDistributedFlags",
 		"progress-every": "TestTrainDistributedFlags", "ring-transport": "TestTrainDistributedFlags", "min-workers": "TestTrainDistributedFlags",
 		"metrics-base-port": "TestTrainDistributedFlags", "data": "TestTrainOnShards", "vocab": "TestTrainDistributedFlags",
-		"log-pairs": "TestTrainOnShards", "eval": "TestTrainOnShards", "bucket-mib": "TestTrainBucketFlag",
+		"log-pairs": "TestTrainOnShards", "eval": "TestTrainOnShards", "bucket-mib": "TestTrainBucketFlag", "overlap": "TestTrainBucketFlag",
 		"task": "TestTrainTaskFlags", "init-from": "TestTrainTaskFlags",
 	}
 	for _, f := range trainCommand.Flags {
@@ -351,9 +349,10 @@ func TestTrainDistributedFlags(t *testing.T) {
 	}
 }
 
-// --bucket-mib (options.bucket_mib) sizes a distributed worker's all-reduce buckets, from the
-// flag and from a job spec; --local (no all-reduce) and the linear model refuse it, and a size out
-// of range is refused naming the option.
+// --bucket-mib (options.bucket_mib) sizes a distributed worker's all-reduce buckets and
+// --overlap=false (options.overlap) all-reduces them after backward, from the flag and from a job
+// spec; --local (no all-reduce) and the linear model refuse both, and a value out of range is
+// refused naming the option.
 func TestTrainBucketFlag(t *testing.T) {
 	v, spec, _, err := distributedView(t, "--images", "8", "--bucket-mib", "0.5")
 	if err != nil {
@@ -362,17 +361,30 @@ func TestTrainBucketFlag(t *testing.T) {
 	if v.BucketBytes != 512<<10 || spec.Options[train.OptBucketMiB] != "0.5" {
 		t.Errorf("--bucket-mib 0.5: buckets of %d bytes, spec options %v", v.BucketBytes, spec.Options)
 	}
-	if v, _, _, err := distributedView(t, "--images", "8"); err != nil || v.BucketBytes != 0 {
-		t.Errorf("default: buckets of %d bytes (want 0, automatic), %v", v.BucketBytes, err)
+	if v, _, _, err := distributedView(t, "--images", "8"); err != nil || v.BucketBytes != 0 || v.NoOverlap {
+		t.Errorf("default: buckets of %d bytes (want 0, automatic), overlap off %v, %v", v.BucketBytes, v.NoOverlap, err)
+	}
+	if v, spec, _, err := distributedView(t, "--images", "8", "--overlap=false"); err != nil || !v.NoOverlap || spec.Options[train.OptOverlap] != "false" {
+		t.Errorf("--overlap=false: overlap off %v, options %v, %v", v.NoOverlap, spec.Options, err)
+	}
+	if sv, err := specView(t, "name: train\nmodel: tiny\nglobal_batch: 16\nseed: 1\noptions: {images: \"8\", overlap: \"false\"}\nhyper: {lr: 0.0005, max_steps: 10}\n"); err != nil || !sv.NoOverlap {
+		t.Errorf("job spec overlap false: overlap off %v, %v", sv.NoOverlap, err)
+	}
+	if _, err := specView(t, "name: train\nmodel: tiny\nglobal_batch: 16\nseed: 1\noptions: {images: \"8\", overlap: \"sometimes\"}\nhyper: {lr: 0.0005, max_steps: 10}\n"); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("job spec overlap sometimes: %v, want an error naming the option", err)
 	}
 	sv, err := specView(t, "name: train\nmodel: tiny\nglobal_batch: 16\nseed: 1\noptions: {images: \"8\", bucket_mib: \"2\"}\nhyper: {lr: 0.0005, max_steps: 10}\n")
 	if err != nil || sv.BucketBytes != 2<<20 {
 		t.Errorf("job spec bucket_mib 2: buckets of %d bytes, %v", sv.BucketBytes, err)
 	}
-	for _, args := range [][]string{{"--local", "--bucket-mib", "1"}, {"--model", "linear", "--bucket-mib", "1"}} {
+	for _, args := range [][]string{{"--local", "--bucket-mib", "1"}, {"--model", "linear", "--bucket-mib", "1"}, {"--local", "--overlap=false"}, {"--model", "linear", "--overlap=false"}} {
 		err := withCommand(t, trainCommand, nil, append([]string{"train"}, args...), checkTrainFlags)
-		if err == nil || !strings.Contains(err.Error(), "--bucket-mib does not apply") {
-			t.Errorf("%v: %v, want a refusal naming --bucket-mib", args, err)
+		name := "--bucket-mib"
+		if strings.HasPrefix(args[len(args)-1], "--overlap") {
+			name = "--overlap"
+		}
+		if err == nil || !strings.Contains(err.Error(), name+" does not apply") {
+			t.Errorf("%v: %v, want a refusal naming %s", args, err, name)
 		}
 	}
 	if _, _, _, err := distributedView(t, "--images", "8", "--bucket-mib", "-1"); err == nil || !strings.Contains(err.Error(), "bucket_mib") {

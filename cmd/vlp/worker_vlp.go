@@ -141,6 +141,6 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (train.Config, l
 	}
 	job.FitData(vcfg.Tokenizer.Vocab().Size(), classes, attrs)
 	vcfg.Model, vcfg.Train, vcfg.Data = job.Model, job.Train, job.DataConfig()
-	vcfg.Overlap, vcfg.BucketBytes = true, job.BucketBytes()
+	vcfg.Overlap, vcfg.BucketBytes = job.Overlap(), job.BucketBytes()
 	return vcfg, extras, closeAll, nil
 }
