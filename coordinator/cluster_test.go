@@ -20,11 +20,19 @@ func TestClusterReplicatesAndHealsPartition(t *testing.T) {
 }
 
 func testPartition(t *testing.T, c *Cluster) {
-	if _, err := c.Apply(t, CmdSubmit, SubmitRequest{Spec: testSpec("test")}); err != nil {
+	if _, err := c.ApplyOnce(t, CmdSubmit, SubmitRequest{Spec: testSpec("test")}, func(s *State) bool { return s.Job != nil }); err != nil {
 		t.Fatal(err)
 	}
 	for _, inst := range []string{"a", "b"} {
-		if _, err := c.Apply(t, CmdJoin, JoinRequest{Instance: inst}); err != nil {
+		joined := func(s *State) bool {
+			for _, w := range s.Workers {
+				if w.Instance == inst {
+					return true
+				}
+			}
+			return false
+		}
+		if _, err := c.ApplyOnce(t, CmdJoin, JoinRequest{Instance: inst}, joined); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -36,21 +44,43 @@ func testPartition(t *testing.T, c *Cluster) {
 	if _, err := old.apply(CmdJoin, JoinRequest{Instance: "minority"}); err == nil {
 		t.Fatal("a leader cut off from the majority committed an entry")
 	}
-	var leader *Server
-	deadline := time.Now().Add(10 * time.Second)
-	for leader == nil && time.Now().Before(deadline) {
-		for _, s := range c.Live() {
-			if s != old && s.IsLeader() {
-				leader = s
+	majorityLeader := func() *Server {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, s := range c.Live() {
+				if s != old && s.IsLeader() {
+					return s
+				}
 			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if leader == nil {
 		t.Fatal("the majority elected no leader")
+		return nil
 	}
-	if _, err := leader.apply(CmdJoin, JoinRequest{Instance: "majority"}); err != nil {
-		t.Fatalf("the majority cannot commit: %v", err)
+	// The majority commits (should its fresh leadership move under load, the next leader's
+	// barrier tells whether the join took effect before it is tried again).
+	for attempt := 0; ; attempt++ {
+		leader := majorityLeader()
+		_, err := leader.apply(CmdJoin, JoinRequest{Instance: "majority"})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrNotLeader) || attempt == 5 {
+			t.Fatalf("the majority cannot commit: %v", err)
+		}
+		leader = majorityLeader()
+		if leader.raft.Barrier(leader.cfg.ApplyTimeout).Error() != nil {
+			continue
+		}
+		done := false
+		leader.FSM().Read(func(s *State) {
+			for _, w := range s.Workers {
+				done = done || w.Instance == "majority"
+			}
+		})
+		if done {
+			break
+		}
 	}
 	c.Heal()
 	c.EnsureSame(t)

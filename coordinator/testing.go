@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -397,6 +398,30 @@ func (c *Cluster) Client(t testing.TB, opts ...ClientOption) *Client {
 func (c *Cluster) Apply(t testing.TB, typ CommandType, body any) (any, error) {
 	t.Helper()
 	return c.Leader(t).apply(typ, body)
+}
+
+// ApplyOnce applies a command through the leader like Apply, but when leadership moves while it
+// commits (a loaded machine can starve a fresh group's heartbeats), it waits for the next leader,
+// lets it apply everything its log holds (a barrier), and tries again only if applied(state) says
+// the command did not take effect: the command takes effect exactly once either way.
+func (c *Cluster) ApplyOnce(t testing.TB, typ CommandType, body any, applied func(*State) bool) (any, error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := c.Leader(t).apply(typ, body)
+		if err == nil || !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+			return res, err
+		}
+		l := c.Leader(t)
+		if berr := l.raft.Barrier(l.cfg.ApplyTimeout).Error(); berr != nil {
+			continue
+		}
+		done := false
+		l.FSM().Read(func(s *State) { done = applied(s) })
+		if done {
+			return nil, nil
+		}
+	}
 }
 
 // Close stops every replica and the shared NATS server.
