@@ -74,4 +74,12 @@
 // on this host, TCP to one that a probe connects, and NATS otherwise.
 // docs/allreduce.md has the wire format, the flow control, the shared-memory
 // layout and the auto rule.
+//
+// # Several hosts
+//
+// HierRing is the hierarchical all-reduce for rings that span several hosts
+// with several ranks each: a shared-memory Ring per host, a Ring of the host
+// leaders between hosts, a broadcast back — only the leaders' ring crosses
+// hosts. It keeps the Ring's guarantees with its own summation order (host
+// sums, then their sum), so every rank of a job uses it or none.
 package allreduce

@@ -16,14 +16,13 @@ import (
 //
 //	n u32 (the frame's length) ‖ bytes [n] ‖ tag₀ ‖ tag₁ ‖ … ‖ tag_{k−1}   k = ⌈n / 64 KiB⌉ (at least 1)
 //
-// Tags over pieces let both ends overlap the MAC with the transfer while the
-// frame's bytes move as the plain ring moves them (a few large reads and
-// writes, not one per piece). With RingAuth the sender writes the bytes
-// straight from the ring's buffer and computes the tags while they travel;
-// the receiver computes each piece's tag as soon as the piece has arrived,
-// so that when the tags come it only compares them. With RingEncrypt the
-// sender encrypts piece by piece and writes what it has sealed in growing
-// batches; the receiver decrypts once the tags are in.
+// Tags over pieces let the receiver overlap its check with the transfer
+// while the frame's bytes move as the plain ring moves them (one writev from
+// the ring's buffer, a few large reads): it tags each piece as soon as the
+// piece has arrived, so that when the tags come it only compares them, and a
+// frame's check no longer waits for its last byte. The sender tags (or
+// encrypts) the frame before its one write. With RingEncrypt the receiver
+// decrypts once the tags are in.
 //
 // Nothing is weaker than with one tag per frame: every byte of the frame is
 // under some tag (and with RingEncrypt encrypted), and a piece's nonce is the
@@ -104,65 +103,47 @@ func grow(b []byte, n int) []byte {
 }
 
 // write seals the frame that is the concatenation of parts and writes it to
-// w. An error leaves the stream unusable.
+// w with one writev: its length, its bytes (with RingAuth straight from the
+// parts, not copied; with RingEncrypt encrypted into c.buf) and the tags. One
+// write per frame keeps a frame whole as far as a peer that leaves is
+// concerned: a write after the peer closed fails at the next frame, not
+// halfway through this one, which gives the peer's goodbye time to arrive. An
+// error leaves the stream unusable.
 func (c *frameCipher) write(w io.Writer, parts [][]byte) error {
 	n := totalLen(parts)
 	k := framePieces(n)
 	binary.LittleEndian.PutUint32(c.head[:], uint32(n))
 	c.tags = grow(c.tags, k*frameTagSize)
-	if c.mode == RingEncrypt {
-		return c.writeEncrypted(w, parts, n, k)
-	}
-	// The bytes first, straight from the parts, as the plain ring writes
-	// them; the tags while they travel.
-	bufs := make(net.Buffers, 0, len(parts)+1)
+	pr := pieceReader{parts: parts}
+	bufs := make(net.Buffers, 0, len(parts)+2)
 	bufs = append(bufs, c.head[:])
-	for _, p := range parts {
-		if len(p) > 0 {
-			bufs = append(bufs, p)
+	if c.mode == RingEncrypt {
+		c.buf = grow(c.buf, n+frameTagSize)
+		for i := range k {
+			lo := i * framePieceSize
+			hi := min(lo+framePieceSize, n)
+			// A piece that spans parts is gathered into its place in c.buf
+			// and sealed there; either way its tag lands where the next
+			// piece goes, and is moved to c.tags before that one is sealed.
+			piece := pr.next(hi-lo, c.buf[lo:])
+			c.aead.Seal(c.buf[lo:lo], c.next(n), piece, nil)
+			copy(c.tags[i*frameTagSize:], c.buf[hi:hi+frameTagSize])
+		}
+		bufs = append(bufs, c.buf[:n])
+	} else {
+		c.piece = grow(c.piece, framePieceSize)
+		for i := range k {
+			piece := pr.next(min(framePieceSize, n-i*framePieceSize), c.piece)
+			c.aead.Seal(c.tags[i*frameTagSize:i*frameTagSize], c.next(n), nil, piece)
+		}
+		for _, p := range parts {
+			if len(p) > 0 {
+				bufs = append(bufs, p)
+			}
 		}
 	}
-	if _, err := bufs.WriteTo(w); err != nil {
-		return err
-	}
-	c.piece = grow(c.piece, framePieceSize)
-	pr := pieceReader{parts: parts}
-	for i := range k {
-		piece := pr.next(min(framePieceSize, n-i*framePieceSize), c.piece)
-		c.aead.Seal(c.tags[i*frameTagSize:i*frameTagSize], c.next(n), nil, piece)
-	}
-	_, err := w.Write(c.tags)
-	return err
-}
-
-// writeEncrypted encrypts the frame piece by piece into c.buf and writes what
-// is sealed after pieces 1, 3, 7, 15, … (a few writes per frame, the first
-// early), then the tags.
-func (c *frameCipher) writeEncrypted(w io.Writer, parts [][]byte, n, k int) error {
-	c.buf = grow(c.buf, n+frameTagSize)
-	pr := pieceReader{parts: parts}
-	written := 0
-	for i := range k {
-		lo := i * framePieceSize
-		hi := min(lo+framePieceSize, n)
-		// A piece that spans parts is gathered into its place in c.buf and
-		// sealed there; either way the tag lands where the next piece goes,
-		// and is moved to c.tags before that piece is sealed.
-		piece := pr.next(hi-lo, c.buf[lo:])
-		c.aead.Seal(c.buf[lo:lo], c.next(n), piece, nil)
-		copy(c.tags[i*frameTagSize:], c.buf[hi:hi+frameTagSize])
-		if i+1 == k || (i+2)&(i+1) == 0 {
-			bufs := net.Buffers{c.buf[written:hi]}
-			if written == 0 {
-				bufs = net.Buffers{c.head[:], c.buf[:hi]}
-			}
-			if _, err := bufs.WriteTo(w); err != nil {
-				return err
-			}
-			written = hi
-		}
-	}
-	_, err := w.Write(c.tags)
+	bufs = append(bufs, c.tags)
+	_, err := bufs.WriteTo(w)
 	return err
 }
 

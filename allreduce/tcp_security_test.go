@@ -177,6 +177,15 @@ func TestTCPTamperingRelayDetected(t *testing.T) {
 				attacked.Members = append([]Member(nil), gen.Members...)
 				attacked.Members[1].Addr = rel.Addr()
 				_, ts := tcpTransports(t, attacked, nodes)
+				// Both connections first, under a generous deadline: a ring's
+				// first frame may be a heartbeat, whose handshake through the
+				// relay gets only HeartbeatInterval, and a handshake that one
+				// side gives up is a lost peer the attack did not cause.
+				for _, c := range [][2]int{{0, 1}, {1, 0}} {
+					if err := ts[c[0]].(*TCPTransport).Connect(ctxTimeout(t, 10*time.Second), c[1]); err != nil {
+						t.Fatalf("rank %d to %d: %v", c[0], c[1], err)
+					}
+				}
 				rings := newRings(t, attacked, ts, cfg)
 				_, _, errs := reduceAll(t, rings, L)
 				checkLost(t, errs, -1, -1)

@@ -211,11 +211,11 @@ func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, []byte, erro
 	}
 }
 
-// Send writes the frame with one writev of the parts, not copied; a
-// protected frame's tags follow in a second write, computed while the bytes
-// travel (with RingEncrypt the bytes are encrypted first, in a few batches:
-// tcp_frames.go). ctx bounds the wait for the connection; a frame once
-// started is written whole (see TCPConfig.WriteTimeout).
+// Send writes the frame with one writev of the parts, not copied (with
+// RingAuth its tags follow in the same writev; RingEncrypt encrypts it into
+// the peer's buffer first: tcp_frames.go). ctx bounds the wait for the
+// connection; a frame once started is written whole (see
+// TCPConfig.WriteTimeout).
 func (t *TCPTransport) Send(ctx context.Context, to int, parts ...[]byte) error {
 	if to < 0 || to >= len(t.peers) {
 		return fmt.Errorf("allreduce: tcp send to rank %d of %d", to, len(t.peers))

@@ -2,6 +2,7 @@ package train
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/eval"
 	"github.com/e2evlp/vlp/model"
+	"github.com/e2evlp/vlp/sharding"
 	"github.com/e2evlp/vlp/synth"
 	"github.com/e2evlp/vlp/torch"
 	"github.com/e2evlp/vlp/worker"
@@ -25,7 +27,8 @@ import (
 //     question's (statement's) image(s), so that only the text can help — by a wide margin;
 //   - fine-tuning from the pretrained parameters beats training from the seed at equal steps.
 //
-// VLP_FINETUNE_SEED picks the seed (default 1). docs/BENCHMARKS.md, "Fine-tuning learning tests",
+// VLP_FINETUNE_SEED picks the seed (default 1); VLP_FINETUNE_INIT_FROM=STORE[#ID] fine-tunes from a
+// pretraining checkpoint written by `vlp train` on shards (make demo's) instead of pretraining here. docs/BENCHMARKS.md, "Fine-tuning learning tests",
 // has the figures measured.
 
 // Margins the tests assert (accuracy points).
@@ -59,8 +62,18 @@ func TestFinetuneLearns(t *testing.T) {
 		tasks = []string{"vqa", "nlvr2"}
 	}
 	start := time.Now()
-	pre, tok, mc := pretrainSynth(t, seed, preSteps)
-	t.Logf("pretrained %d steps in %v", preSteps, time.Since(start).Round(time.Second))
+	var (
+		pre *Pretrained
+		tok *data.Tokenizer
+		mc  model.Config
+	)
+	if ref := os.Getenv("VLP_FINETUNE_INIT_FROM"); ref != "" {
+		pre, tok, mc = pretrainedFromStore(t, ref)
+		t.Logf("pretrained: %s, step %d", pre.Ref, pre.Step)
+	} else {
+		pre, tok, mc = pretrainSynth(t, seed, preSteps)
+		t.Logf("pretrained %d steps in %v", preSteps, time.Since(start).Round(time.Second))
+	}
 	for _, name := range tasks {
 		task, err := ParseTask(name)
 		if err != nil {
@@ -77,11 +90,10 @@ func TestFinetuneLearns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			held, err := LoadTaskRecords(task, heldPath, 1)
+			held, err := LoadHeldOutRecords(task, heldPath, recs.Answers)
 			if err != nil {
 				t.Fatal(err)
 			}
-			held.Answers = recs.Answers
 			var acc [2]float64
 			var other float64
 			for i, p := range []*Pretrained{pre, nil} {
@@ -150,6 +162,31 @@ func pretrainSynth(t *testing.T, seed uint64, steps int) (*Pretrained, *data.Tok
 	return p, world.Tokenizer, mc
 }
 
+// pretrainedFromStore reads a pretraining checkpoint written by `vlp train` on shards (make
+// demo's out/demo/run/checkpoints/checkpoints.db, say) as a fine-tuning job does: its parameters,
+// and its job's tokenizer (options.vocab) and model (the manifest's classes and attributes).
+func pretrainedFromStore(t *testing.T, ref string) (*Pretrained, *data.Tokenizer, model.Config) {
+	t.Helper()
+	pre, err := OpenPretrained(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := data.LoadVocab(pre.Spec.Options[OptVocab])
+	if err != nil {
+		t.Fatalf("the checkpoint's job trained on shards with a vocab.txt: %v", err)
+	}
+	m, err := sharding.ReadManifest(filepath.Dir(pre.Spec.Dataset.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := Resolve(pre.Spec, m.Pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.FitData(v.Size(), m.Classes, m.Attributes)
+	return pre, data.NewTokenizer(v), job.Model
+}
+
 // trainSteps steps l as one process does (`vlp train --local`): batch pairs a step, the epoch's
 // units in order, the summed gradients divided by the rows.
 func trainSteps(t *testing.T, l *Learner, n, batch, steps int) {
@@ -209,6 +246,9 @@ func finetune(t *testing.T, task Task, recs *TaskRecords, tok *data.Tokenizer, m
 // image(s) of the example half the split away (another image: only the text can still help).
 func scoreTask(t *testing.T, l *Learner, held *TaskRecords, tok *data.Tokenizer) (acc, other float64) {
 	t.Helper()
+	if held.Task == TaskRetrieval {
+		return scoreRetrieval(t, l, held)
+	}
 	ex := &TaskExamples{Records: held, Tokenizer: tok, Data: l.cfg.Data, Seed: l.cfg.Seed, PerUnit: 1}
 	n := held.Len()
 	for _, shift := range []int{0, n / 2} {
@@ -267,6 +307,54 @@ func scoreRows(l *Learner, ex *TaskExamples, lo, hi, shift int) (float64, error)
 				sum += eval.VQAAccuracy(r.Answers.Answers[c], r.VQA[lo+i].HumanAnswers())
 			}
 		})
+	case TaskCaption:
+		// Teacher-forced caption tokens predicted right (the scored unit is a token: the sum
+		// is over the rows' token accuracies, one per row).
+		shifted := &TaskRecords{Task: TaskCaption}
+		for k := lo; k < hi; k++ {
+			c := r.Captions[k]
+			c.Image = r.Captions[(k+shift)%n].Image
+			shifted.Captions = append(shifted.Captions, c)
+		}
+		sx := &TaskExamples{Records: shifted, Tokenizer: ex.Tokenizer, Data: ex.Data}
+		pos := make([]int, hi-lo)
+		for i := range pos {
+			pos[i] = i
+		}
+		b, berr := sx.captionBatch(pos, 0)
+		if berr != nil {
+			return 0, berr
+		}
+		l.do(func() {
+			s := torch.NewScope()
+			defer s.Close()
+			var in *model.Inputs
+			if in, err = model.BatchToTensors(s, b, l.cfg.Device); err != nil {
+				return
+			}
+			var logits *torch.Tensor
+			if logits, _, err = l.e.m.CaptionForward(s, in, false, nil); err != nil { // [B,T-1,V]
+				return
+			}
+			var pred []int64
+			if pred, err = logits.Detach().Argmax(2, false).Int64s(); err != nil { // [B,T-1]
+				return
+			}
+			T := b.CapLen
+			for i := 0; i < b.Size; i++ {
+				right, all := 0, 0
+				for j := 1; j < T; j++ {
+					if b.CaptionMask[i*T+j] {
+						continue
+					}
+					all++
+					if pred[i*(T-1)+j-1] == b.CaptionIDs[i*T+j] {
+						right++
+					}
+				}
+				sum += float64(right) / float64(max(all, 1))
+			}
+		})
 	case TaskNLVR2:
 		shifted := &TaskRecords{Task: TaskNLVR2}
 		for k := lo; k < hi; k++ {
@@ -307,4 +395,19 @@ func scoreRows(l *Learner, ex *TaskExamples, lo, hi, shift int) (float64, error)
 		})
 	}
 	return sum, err
+}
+
+// scoreRetrieval is R@1 (image→text and text→image, averaged) over the first 64 held-out images,
+// one sentence each, and its text-only baseline: chance, 1/N (text alone cannot rank images).
+func scoreRetrieval(t *testing.T, l *Learner, held *TaskRecords) (acc, other float64) {
+	t.Helper()
+	p, err := l.Predict(held, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := eval.RankRetrieval(p.Scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (r.ImageToText[0] + r.TextToImage[0]) / 2, 1 / float64(r.N)
 }

@@ -141,6 +141,9 @@ type nodeOpts struct {
 	servers     *serverBook
 	// wrap, when set, stands between the worker and its coordinator client.
 	wrap func(Coordinator) Coordinator
+	// rings, when set, makes the worker's rings (default NATS) and returns
+	// the TCP address it advertises.
+	rings func(nc *nats.Conn, rcfg allreduce.Config) (RingMaker, string)
 }
 
 // serverBook remembers the server every worker id joined with (a worker
@@ -214,7 +217,11 @@ func (c *cluster) start(name string, o nodeOpts) *node {
 	if o.wrap != nil {
 		coord = o.wrap(coord)
 	}
-	w, err := New(cfg, coord, NATSRings(cl.Conn(), rcfg, cfg.Logger), model)
+	var rings RingMaker = NATSRings(cl.Conn(), rcfg, cfg.Logger)
+	if o.rings != nil {
+		rings, cfg.Addr = o.rings(cl.Conn(), rcfg)
+	}
+	w, err := New(cfg, coord, rings, model)
 	if err != nil {
 		c.t.Fatalf("new worker: %v", err)
 	}

@@ -54,3 +54,35 @@ func TestBenchAllreduce(t *testing.T) {
 		}
 	}
 }
+
+// Two simulated hosts of two ranks (network namespaces, as root): the flat
+// ring and the hierarchical all-reduce side by side, hier set against tcp.
+func TestBenchAllreduceHosts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("--hosts needs root (network namespaces)")
+	}
+	bin := testBinary(t)
+	cmd := exec.Command(bin, "bench", "allreduce", "--hosts", "2", "--per-host", "2", "--sizes-mib", "1", "--iters", "1",
+		"--wire", "float32", "--link-rate", "200mbit", "--gloo-script", "")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("vlp bench allreduce --hosts: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"2 simulated hosts × 2 ranks", "| 4 | 1 MiB | tcp | float32 |", "| 4 | 1 MiB | hier | float32 |", "× tcp busbw"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// --transports with --hosts takes only rings that cross the simulated links.
+func TestBenchAllreduceHostsRefusesNATS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("--hosts needs root (network namespaces)")
+	}
+	out, err := exec.Command(testBinary(t), "bench", "allreduce", "--hosts", "2", "--transports", "nats,hier").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "want tcp, tcp-plain, tcp-encrypt or hier") {
+		t.Fatalf("got %v: %s", err, out)
+	}
+}
