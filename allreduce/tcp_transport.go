@@ -172,6 +172,9 @@ func (t *TCPTransport) watch(conn net.Conn, p *tcpPeer, to int) {
 	}
 }
 
+// minHandshake is the least time a dial gives its handshake, whatever the send's deadline.
+const minHandshake = 2 * time.Second
+
 // dial connects and authenticates, retrying refused connections with backoff
 // until ctx is done (the peer may not listen yet).
 func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, []byte, error) {
@@ -189,9 +192,15 @@ func (t *TCPTransport) dial(ctx context.Context, to int) (net.Conn, []byte, erro
 	for {
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
+			// A short send (a heartbeat: HeartbeatInterval) does not cut the handshake below
+			// minHandshake: the listener may already have taken the connection, and one dropped
+			// half-way reads there as a lost peer.
 			deadline := time.Now().Add(t.node.cfg.HandshakeTimeout)
 			if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 				deadline = dl
+				if floor := time.Now().Add(min(t.node.cfg.HandshakeTimeout, minHandshake)); floor.After(dl) {
+					deadline = floor
+				}
 			}
 			var key []byte
 			if key, err = clientHandshake(conn, t.node.cfg.Token, h, deadline); err == nil {
