@@ -88,7 +88,7 @@ func taskLearnerConfig(spec coordinator.JobSpec, records string, dev torch.Devic
 	dc.MaxTextLen, dc.MaxCaptionLen = m.MaxTextLen, m.MaxCaptionLen
 	cfg = train.Config{
 		Model: m, Train: job.Train, Device: dev, Data: dc, PerUnit: perUnit, Seed: spec.Seed, Threads: threads,
-		Overlap: true, BucketBytes: job.BucketBytes(), Tokenizer: tok,
+		Overlap: job.Overlap(), BucketBytes: job.BucketBytes(), Tokenizer: tok,
 		Task: &train.TaskConfig{
 			Task:       job.Task,
 			Examples:   &train.TaskExamples{Records: recs, Tokenizer: tok, Data: dc, Seed: spec.Seed, PerUnit: perUnit},
