@@ -14,24 +14,13 @@ import (
 // Gradient buckets (torch.Buckets): the learner's gradients live in one flat buffer laid out in
 // the order backward reaches the parameters — the model's parameters last to first — and cut into
 // buckets, the first one small (firstBucketBytes, as DistributedDataParallel does) so that
-// communication starts early, the others up to BucketBytes (by default DDP's 25 MiB, or an eighth
-// of the gradients when that is less: a small model still gets several buckets to overlap with its
-// backward). Backward reports each bucket when it
-// has accumulated all of it, and the worker starts that bucket's all-reduce while backward goes
-// on. The BatchNorm statistics follow the gradients in the buffer and travel first, with the
+// communication starts early, the others up to BucketBytes (by default DDP's 25 MiB). Backward
+// reports each bucket when it has accumulated all of it, and the worker starts that bucket's
+// all-reduce while backward goes on. The BatchNorm statistics follow the gradients in the buffer and travel first, with the
 // step's metadata, as soon as the forward pass has updated them.
 
 // DefaultBucketBytes bounds the all-reduce buckets when Config.BucketBytes is 0 (DDP's 25 MiB).
 const DefaultBucketBytes = 25 << 20
-
-// minAutoBucketBytes is the least bucket size chosen automatically.
-const minAutoBucketBytes = 64 << 10
-
-// autoBucketBytes is the bucket size for gradBytes of gradients when none is configured: 25 MiB,
-// or an eighth of the gradients when that is less (at least 64 KiB).
-func autoBucketBytes(gradBytes int) int {
-	return min(DefaultBucketBytes, max(minAutoBucketBytes, gradBytes/8))
-}
 
 // firstBucketBytes bounds the first bucket (DDP's 1 MiB).
 const firstBucketBytes = 1 << 20
@@ -65,7 +54,7 @@ func (l *Learner) buildBuckets() error {
 	}
 	bytes := l.cfg.BucketBytes
 	if bytes == 0 {
-		bytes = autoBucketBytes(4 * l.nGrad)
+		bytes = DefaultBucketBytes
 	}
 	bk, err := torch.NewBuckets(order, bucketEnds(order, min(firstBucketBytes, bytes), bytes), l.nBuf)
 	if err != nil {

@@ -25,7 +25,7 @@ const (
 	OptVocabSHA256    = "vocab_sha256"     // its sha256, hex
 	OptITMNegatives   = "itm_negatives"    // E2E-VLP: share of rows given a mismatched text for ITM (default 0.5)
 	OptAttributeMask  = "attribute_mask"   // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
-	OptBucketMiB      = "bucket_mib"       // E2E-VLP: size of an all-reduce bucket in MiB (default: 25, or an eighth of a smaller model's gradients; the first one at most 1)
+	OptBucketMiB      = "bucket_mib"       // E2E-VLP: size of an all-reduce bucket in MiB (default 25, as DistributedDataParallel; the first one at most 1)
 	OptOverlap        = "overlap"          // E2E-VLP: "false" all-reduces the gradients after backward instead of bucket by bucket during it (default true)
 	OptAnswerMinCount = "answer_min_count" // task vqa: an answer is in the vocabulary when it is the majority answer of this many training questions (default 9: VQA v2's 3,129)
 

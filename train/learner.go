@@ -36,7 +36,7 @@ type Config struct {
 	// threads would give different bits.
 	Threads int
 	// Overlap keeps the gradients in buckets (vlp_buckets.go) whose all-reduce the worker
-	// starts while backward still runs; BucketBytes is their size (0: autoBucketBytes).
+	// starts while backward still runs; BucketBytes is their size (0: DefaultBucketBytes).
 	// Without it the gradients are copied into the worker's buffer after backward.
 	Overlap     bool
 	BucketBytes int
