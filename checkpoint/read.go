@@ -61,6 +61,26 @@ type Restored struct {
 	Skipped []error
 }
 
+// Read opens the store at path read-only, reads checkpoint id — with id 0, the newest that
+// verifies, and the reasons every newer one was skipped — and closes the store: what a reader of a
+// running job's store (an evaluation, a fine-tuning job's initialisation) does.
+func Read(path string, id uint64) (info Info, snap *Snapshot, skipped []error, err error) {
+	s, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		return Info{}, nil, nil, err
+	}
+	defer s.Close()
+	if id > 0 {
+		info, snap, err = s.Load(id)
+		return info, snap, nil, err
+	}
+	r, err := s.LatestVerified()
+	if err != nil {
+		return Info{}, nil, nil, err
+	}
+	return r.Info, r.Snapshot, r.Skipped, nil
+}
+
 // LatestVerified walks back from the newest checkpoint and returns the first
 // that verifies, with the reasons every newer one was skipped. With no
 // checkpoint at all it returns ErrNotFound; when none verifies, ErrNoVerified

@@ -43,23 +43,7 @@ func OpenPretrained(ref string) (*Pretrained, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := checkpoint.Open(store, checkpoint.Options{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("train: init_from: %w", err)
-	}
-	defer s.Close()
-	var (
-		info checkpoint.Info
-		snap *checkpoint.Snapshot
-	)
-	if id > 0 {
-		info, snap, err = s.Load(id)
-	} else {
-		var r *checkpoint.Restored
-		if r, err = s.LatestVerified(); err == nil {
-			info, snap = r.Info, r.Snapshot
-		}
-	}
+	info, snap, _, err := checkpoint.Read(store, id)
 	if err != nil {
 		return nil, fmt.Errorf("train: init_from %s: %w", ref, err)
 	}

@@ -193,26 +193,13 @@ func loadEvalModel(c *cli.Context, store string, id uint64, hasID bool, trainDat
 	if n := c.Int("threads"); n > 0 {
 		torch.NumThreads(n)
 	}
-	s, err := checkpoint.Open(store, checkpoint.Options{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("eval: %w", err)
+	if hasID && id == 0 {
+		return nil, fmt.Errorf("eval: %s#0: checkpoint ids start at 1 (vlp checkpoint ls)", store)
 	}
-	var (
-		info checkpoint.Info
-		snap *checkpoint.Snapshot
-	)
-	if hasID {
-		info, snap, err = s.Load(id)
-	} else {
-		var r *checkpoint.Restored
-		if r, err = s.LatestVerified(); err == nil {
-			info, snap = r.Info, r.Snapshot
-			for _, skip := range r.Skipped {
-				fmt.Fprintf(c.App.ErrWriter, "vlp: skipped a checkpoint that fails verification: %v\n", skip)
-			}
-		}
+	info, snap, skipped, err := checkpoint.Read(store, id)
+	for _, skip := range skipped {
+		fmt.Fprintf(c.App.ErrWriter, "vlp: skipped a checkpoint that fails verification: %v\n", skip)
 	}
-	s.Close()
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}

@@ -49,23 +49,7 @@ func finetuneEval(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("finetune eval: %w", err)
 	}
-	s, err := checkpoint.Open(store, checkpoint.Options{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("finetune eval: %w", err)
-	}
-	var (
-		info checkpoint.Info
-		snap *checkpoint.Snapshot
-	)
-	if id > 0 {
-		info, snap, err = s.Load(id)
-	} else {
-		var r *checkpoint.Restored
-		if r, err = s.LatestVerified(); err == nil {
-			info, snap = r.Info, r.Snapshot
-		}
-	}
-	s.Close()
+	info, snap, _, err := checkpoint.Read(store, id)
 	if err != nil {
 		return fmt.Errorf("finetune eval: %w", err)
 	}
