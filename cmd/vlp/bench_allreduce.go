@@ -128,23 +128,11 @@ func runBenchAllreduce(c *cli.Context) error {
 	cfg := benchConfig{ChunkBytes: c.Int("chunk-kib") << 10, WindowBytes: c.Int("window-mib") << 20, SharedControl: !c.Bool("nats-control-conn")}
 	out := c.App.Writer
 
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		MaxPayload: 8 << 20, // a frame of 1 MiB plus header and metadata fits
-	})
+	srv, ctl, stop, err := startBenchNATS("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	go srv.Start()
-	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		return errors.New("embedded nats-server did not start")
-	}
-	ctl, err := nats.Connect(srv.ClientURL(), nats.Name("bench-parent"))
-	if err != nil {
-		return err
-	}
-	defer ctl.Close()
+	defer stop()
 
 	fmt.Fprintf(out, "vlp bench allreduce: %s\n", machineLine())
 	fmt.Fprintf(out, "nats-server %s embedded (max_payload 8 MiB, max_pending default), chunk %d KiB, window %d MiB, NATS control frames on a second connection: %v; medians of %d rounds (raw NATS and one all-reduce per case, back to back) after a warm-up\n\n",
@@ -639,4 +627,24 @@ func machineLine() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s, %d CPUs (%s), %s/%s, %s, %s", host, runtime.NumCPU(), cpu, runtime.GOOS, runtime.GOARCH,
 		runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// startBenchNATS starts the benches' embedded nats-server on host (any port; a frame of 1 MiB plus
+// header and metadata fits its 8 MiB payload) and the parent's connection to it; stop closes both.
+func startBenchNATS(host string) (*server.Server, *nats.Conn, func(), error) {
+	srv, err := server.NewServer(&server.Options{Host: host, Port: -1, NoLog: true, NoSigs: true, MaxPayload: 8 << 20})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, nil, nil, errors.New("embedded nats-server did not start")
+	}
+	ctl, err := nats.Connect(srv.ClientURL(), nats.Name("bench-parent"))
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, nil, err
+	}
+	return srv, ctl, func() { ctl.Close(); srv.Shutdown() }, nil
 }

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/e2evlp/vlp/allreduce"
@@ -144,20 +142,11 @@ func runBenchHosts(c *cli.Context) error {
 	}
 	defer sim.close()
 
-	srv, err := server.NewServer(&server.Options{Host: sim.gateway, Port: -1, NoLog: true, NoSigs: true, MaxPayload: 8 << 20})
+	srv, ctl, stop, err := startBenchNATS(sim.gateway)
 	if err != nil {
 		return err
 	}
-	go srv.Start()
-	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		return errors.New("embedded nats-server did not start")
-	}
-	ctl, err := nats.Connect(srv.ClientURL(), nats.Name("bench-parent"))
-	if err != nil {
-		return err
-	}
-	defer ctl.Close()
+	defer stop()
 
 	n := hosts * per
 	cfg := benchConfig{ChunkBytes: c.Int("chunk-kib") << 10, WindowBytes: c.Int("window-mib") << 20, SharedControl: !c.Bool("nats-control-conn")}
