@@ -210,11 +210,22 @@ func startEmbeddedNATS(c *Config) (*server.Server, *server.Options, error) {
 		return nil, nil, fmt.Errorf("coordinator: embedded NATS: %w", err)
 	}
 	// Its warnings and errors (a route refused for TLS or credentials, …) go to our log.
-	srv.SetLoggerV2(natsLogger{c.logger().With("component", "nats-server")}, false, false, false)
+	// A fatal error (a port in use) is reported at once rather than after the wait.
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(natsLogger{log: c.logger().With("component", "nats-server"), fatal: fatal}, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, nil, fmt.Errorf("coordinator: embedded NATS did not start listening on %s", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+	for deadline := time.Now().Add(10 * time.Second); !srv.ReadyForConnections(50 * time.Millisecond); {
+		select {
+		case msg := <-fatal:
+			srv.Shutdown()
+			return nil, nil, fmt.Errorf("coordinator: embedded NATS on %s: %s", addr, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, nil, fmt.Errorf("coordinator: embedded NATS did not start listening on %s", addr)
+		}
 	}
 	return srv, &base, nil
 }
@@ -250,12 +261,23 @@ func (n *NATSConfig) ConnectOptions(name string) ([]nats.Option, error) {
 }
 
 // natsLogger passes the embedded server's warnings and errors to slog; notices, debug and
-// traces are dropped.
-type natsLogger struct{ log *slog.Logger }
+// traces are dropped. Fatal errors also go to fatal (when set, without blocking): the server
+// logs a listener it cannot open and goes on without it.
+type natsLogger struct {
+	log   *slog.Logger
+	fatal chan<- string
+}
 
 func (l natsLogger) Noticef(format string, v ...any) {}
 func (l natsLogger) Debugf(format string, v ...any)  {}
 func (l natsLogger) Tracef(format string, v ...any)  {}
 func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Errorf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}

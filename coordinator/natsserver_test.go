@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,4 +60,29 @@ func TestSlowConsumerDroppedAtMaxPending(t *testing.T) {
 		}
 	}
 	t.Fatalf("no slow consumer after %d MiB with max_pending 1 MiB", sent>>20)
+}
+
+// TestEmbeddedNATSPortInUse: a port something else listens on is an error at once that names the
+// address and the cause, not a ten-second wait for a listener that never comes.
+func TestEmbeddedNATSPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := DefaultConfig()
+	cfg.Job = "test"
+	cfg.NATS.Embedded.Host, cfg.NATS.Embedded.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
+	t0 := time.Now()
+	ns, _, err := startEmbeddedNATS(&cfg)
+	if err == nil {
+		ns.Shutdown()
+		t.Fatalf("started on %s, which another listener holds", ln.Addr())
+	}
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("the error came after %v", took)
+	}
+	if msg := err.Error(); !strings.Contains(msg, ln.Addr().String()) || !strings.Contains(msg, "in use") {
+		t.Errorf("error %q does not name the address and the port in use", msg)
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -195,14 +197,34 @@ func MakeCluster(t testing.TB, n int, opts ...ClusterOption) *Cluster {
 	return c
 }
 
+// freePort is a port nothing listens on now, below Linux's ephemeral range (32768 up): a port the
+// kernel handed out for :0 may be taken as an outgoing connection's local port before the
+// replica that was meant to bind it starts (a group grown later in a test starts late). Each
+// port is handed out once per test binary.
 func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	usedPorts.Lock()
+	defer usedPorts.Unlock()
+	for try := 0; try < 1000; try++ {
+		port := 20000 + rand.IntN(32768-20000)
+		if usedPorts.m[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		usedPorts.m[port] = true
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none found below the ephemeral range")
+	return 0
 }
+
+var usedPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
 
 // Servers returns the replicas (nil where one was killed).
 func (c *Cluster) Servers() []*Server {
