@@ -155,6 +155,15 @@ func runTrainCluster(c *cli.Context) error {
 				return fmt.Errorf("train: %w", err)
 			}
 		}
+		if st.State == coordinator.JobStopped {
+			// Stopped by a signal to an earlier run: the same spec again resumes it.
+			ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+			_, err := cl.Submit(ctx, *spec)
+			cancel()
+			if err != nil {
+				return explain(err)
+			}
+		}
 		fmt.Fprintf(c.App.Writer, "resuming job in %s at step %d (model %s, %d steps)\n", dir, st.Step, spec.Model, spec.Hyper.MaxSteps)
 	}
 
@@ -221,6 +230,9 @@ func runTrainCluster(c *cli.Context) error {
 		cmd := exec.Command(exe, args...)
 		cmd.Env = append(os.Environ(), "VLP_JOB_TOKEN="+token)
 		cmd.Stdout, cmd.Stderr = logf, logf
+		// Their own process group: a Ctrl-C at the terminal reaches this process only, which
+		// stops the job for all of them at once (below).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("train: start worker %d: %w", i, err)
 		}
@@ -233,8 +245,12 @@ func runTrainCluster(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%d workers started; logs in %s/worker-*.log\n", n, dir)
 
-	// SIGINT/SIGTERM: every worker finishes its step and leaves (the last
-	// one writes a checkpoint first); a second signal kills them.
+	// SIGINT/SIGTERM stops the job (as `vlp job stop` does): a joint stop,
+	// every worker finishes at the same step and rank 0 writes a final
+	// checkpoint first. Signalling each worker instead would let the ranks
+	// publish their stop orders in different steps: the first would leave
+	// alone, the ring would break under the others, and the job would roll
+	// back to its last checkpoint. A second signal kills them.
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -254,6 +270,16 @@ loop:
 			break loop
 		case s := <-sig:
 			signals++
+			if signals == 1 {
+				fmt.Fprintf(c.App.ErrWriter, "\n%s: stopping the job (again to kill the workers)\n", s)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := cl.Stop(ctx, "vlp train: "+s.String())
+				cancel()
+				if err == nil {
+					continue
+				}
+				fmt.Fprintf(c.App.ErrWriter, "stopping the job: %v; stopping each worker\n", err)
+			}
 			for _, p := range procs {
 				if signals == 1 {
 					p.Process.Signal(syscall.SIGTERM)
@@ -261,7 +287,6 @@ loop:
 					p.Process.Kill()
 				}
 			}
-			fmt.Fprintf(c.App.ErrWriter, "\n%s: stopping the workers (again to kill them)\n", s)
 		case <-tick.C:
 			mu.Lock()
 			s := last

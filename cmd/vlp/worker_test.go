@@ -317,7 +317,10 @@ func TestTrainSIGTERMFinishesAndResumes(t *testing.T) {
 		}
 	}
 	if !strings.Contains(r.stdout.String(), "checkpoint step "+strconv.Itoa(last)+": verified") {
-		t.Fatalf("no final checkpoint at step %d:\n%s", last, r.stdout.String())
+		w0, _ := os.ReadFile(filepath.Join(dir, "worker-0.log"))
+		w1, _ := os.ReadFile(filepath.Join(dir, "worker-1.log"))
+		t.Fatalf("no final checkpoint at step %d:\n%s\n%s\nworker 0:\n%s\nworker 1:\n%s", last, r.stdout.String(),
+			tail(r.stderr.String(), 2000), tail(string(w0), 4000), tail(string(w1), 4000))
 	}
 	r = startTrain(t, bin, "--model", "linear", "--workers", "2", "--steps", strconv.Itoa(last+10), "--dir", dir)
 	if err := r.wait(t, 60*time.Second); err != nil {
