@@ -273,3 +273,31 @@ func TestCIDErDAgainstPython(t *testing.T) {
 		t.Fatalf("only %d of %d corpora score above 0.1: the comparison says little", nonzero, len(cases))
 	}
 }
+
+// A printed caption is marked right only when it is one of the image's references as the
+// captioning metrics tokenise them (case and punctuation aside), and the mark says so.
+func TestCaptionIsReference(t *testing.T) {
+	refs := []string{"two shapes: a small red triangle and a small blue star", "a small blue star left of a small red triangle", "a small red triangle in the bottom right"}
+	for _, c := range []struct {
+		caption string
+		want    bool
+	}{
+		{"two shapes: a small red triangle and a small blue star", true},
+		{"Two shapes, a small red triangle and a small blue star.", true},
+		{"a small red triangle", false}, // a prefix of a reference is not one
+		{"a small blue star left of a small green triangle", false},
+		{"", false},
+	} {
+		if got := isReference(c.caption, refs); got != c.want {
+			t.Errorf("isReference(%q) = %v, want %v", c.caption, got, c.want)
+		}
+	}
+	var b strings.Builder
+	r := &Report{Samples: []Sample{{Truth: refs[0], Greedy: refs[1], References: 3, GreedyRef: true}, {Truth: refs[0], Greedy: "a large green star", References: 3}}}
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "✓ one of the image's 3 captions") || !strings.Contains(out, "✗ none of the image's 3 captions") {
+		t.Errorf("the table does not mark the samples:\n%s", out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/model"
@@ -104,9 +105,10 @@ func Evaluate(m *model.Model, set *Set, cfg Config) (*Report, error) {
 	}
 	for i := range min(cfg.Samples, len(set.Examples)) {
 		e := set.Examples[i]
-		s := Sample{Truth: e.Meta.Texts[e.Text].Text, Greedy: p.Greedy[i]}
+		refs := set.Refs[i]
+		s := Sample{Truth: e.Meta.Texts[e.Text].Text, Greedy: p.Greedy[i], References: len(refs), GreedyRef: isReference(p.Greedy[i], refs)}
 		if cfg.Beams > 1 {
-			s.Beam = p.Beam[i]
+			s.Beam, s.BeamRef = p.Beam[i], isReference(p.Beam[i], refs)
 		}
 		r.rep.Samples = append(r.rep.Samples, s)
 	}
@@ -382,4 +384,16 @@ func Unpadded(b *data.Batch, i int) (h, w int) {
 	for w = 0; w < b.Width && !m[w]; w++ {
 	}
 	return h, w
+}
+
+// isReference says whether a generated caption is one of refs, compared as scoreCaptions's
+// tokenizer sees them (case and punctuation aside).
+func isReference(caption string, refs []string) bool {
+	got := strings.Join(CaptionTokens(caption), " ")
+	for _, r := range refs {
+		if strings.Join(CaptionTokens(r), " ") == got {
+			return true
+		}
+	}
+	return false
 }

@@ -56,11 +56,16 @@ type CaptionScores struct {
 	CIDErD float64    `json:"cider_d"`
 }
 
-// Sample is one image's true caption next to the generated ones.
+// Sample is one image's true caption next to the generated ones, and whether each generated
+// one is, word for word, one of the image's reference captions (the captioning metrics' Refs;
+// a synthetic image of two shapes has captions of one of them too).
 type Sample struct {
-	Truth  string `json:"truth"`
-	Greedy string `json:"greedy"`
-	Beam   string `json:"beam,omitempty"`
+	Truth      string `json:"truth"`
+	Greedy     string `json:"greedy"`
+	Beam       string `json:"beam,omitempty"`
+	References int    `json:"references"` // the image's reference captions
+	GreedyRef  bool   `json:"greedy_is_reference"`
+	BeamRef    bool   `json:"beam_is_reference,omitempty"`
 }
 
 // Predictions are every image's detections and captions, with the ground

@@ -79,13 +79,24 @@ func WriteTable(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, "left out: %d objects of classes the model does not know\n", r.DroppedObjects)
 	}
 	for _, s := range r.Samples {
-		fmt.Fprintf(w, "caption: truth  %q\n         greedy %q\n", s.Truth, s.Greedy)
+		fmt.Fprintf(w, "caption: truth  %q\n         greedy %q%s\n", s.Truth, s.Greedy, referenceMark(s.GreedyRef, s.References))
 		if s.Beam != "" {
-			fmt.Fprintf(w, "         beam   %q\n", s.Beam)
+			fmt.Fprintf(w, "         beam   %q%s\n", s.Beam, referenceMark(s.BeamRef, s.References))
 		}
 	}
 	if r.BoxesPNG != "" {
 		fmt.Fprintf(w, "boxes: %s (predictions with class probability ≥ %.1f, else the 3 most probable)\n", r.BoxesPNG, BoxScore)
 	}
 	return nil
+}
+
+// referenceMark says after a generated caption whether it is one of the image's references.
+func referenceMark(is bool, refs int) string {
+	switch {
+	case refs == 0:
+		return ""
+	case is:
+		return fmt.Sprintf("  ✓ one of the image's %d captions", refs)
+	}
+	return fmt.Sprintf("  ✗ none of the image's %d captions", refs)
 }
