@@ -274,30 +274,41 @@ func TestCIDErDAgainstPython(t *testing.T) {
 	}
 }
 
-// A printed caption is marked right only when it is one of the image's references as the
-// captioning metrics tokenise them (case and punctuation aside), and the mark says so.
-func TestCaptionIsReference(t *testing.T) {
+// A printed caption is marked right only when it is one of the image's captions or region
+// descriptions as the captioning metrics tokenise them (case and punctuation aside), and the
+// mark says which.
+func TestCaptionMatch(t *testing.T) {
 	refs := []string{"two shapes: a small red triangle and a small blue star", "a small blue star left of a small red triangle", "a small red triangle in the bottom right"}
+	regions := []string{"a small red triangle", "a small blue star"}
 	for _, c := range []struct {
 		caption string
-		want    bool
+		want    TextMatch
 	}{
-		{"two shapes: a small red triangle and a small blue star", true},
-		{"Two shapes, a small red triangle and a small blue star.", true},
-		{"a small red triangle", false}, // a prefix of a reference is not one
-		{"a small blue star left of a small green triangle", false},
-		{"", false},
+		{"two shapes: a small red triangle and a small blue star", TextIsCaption},
+		{"Two shapes, a small red triangle and a small blue star.", TextIsCaption},
+		{"a small red triangle", TextIsRegion},
+		{"a small red", TextIsNone}, // a prefix of a text is not one
+		{"a small blue star left of a small green triangle", TextIsNone},
+		{"a large blue star", TextIsNone},
+		{"", TextIsNone},
 	} {
-		if got := isReference(c.caption, refs); got != c.want {
-			t.Errorf("isReference(%q) = %v, want %v", c.caption, got, c.want)
+		if got := matchOf(c.caption, refs, regions); got != c.want {
+			t.Errorf("matchOf(%q) = %q, want %q", c.caption, got, c.want)
 		}
 	}
 	var b strings.Builder
-	r := &Report{Samples: []Sample{{Truth: refs[0], Greedy: refs[1], References: 3, GreedyRef: true}, {Truth: refs[0], Greedy: "a large green star", References: 3}}}
+	r := &Report{Samples: []Sample{
+		{Truth: refs[0], Greedy: refs[1], References: 3, Regions: 2, GreedyIs: TextIsCaption},
+		{Truth: refs[0], Greedy: regions[0], References: 3, Regions: 2, GreedyIs: TextIsRegion},
+		{Truth: refs[0], Greedy: "a large green star", References: 3, Regions: 2, GreedyIs: TextIsNone},
+	}}
 	if err := WriteTable(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	if out := b.String(); !strings.Contains(out, "✓ one of the image's 3 captions") || !strings.Contains(out, "✗ none of the image's 3 captions") {
-		t.Errorf("the table does not mark the samples:\n%s", out)
+	out := b.String()
+	for _, want := range []string{"✓ one of the image's 3 captions", "✓ names one of its objects", "✗ none of the image's 3 captions or 2 region descriptions"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
 	}
 }

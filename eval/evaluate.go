@@ -105,10 +105,11 @@ func Evaluate(m *model.Model, set *Set, cfg Config) (*Report, error) {
 	}
 	for i := range min(cfg.Samples, len(set.Examples)) {
 		e := set.Examples[i]
-		refs := set.Refs[i]
-		s := Sample{Truth: e.Meta.Texts[e.Text].Text, Greedy: p.Greedy[i], References: len(refs), GreedyRef: isReference(p.Greedy[i], refs)}
+		refs, regions := set.Refs[i], set.regions(i)
+		s := Sample{Truth: e.Meta.Texts[e.Text].Text, Greedy: p.Greedy[i], References: len(refs), Regions: len(regions),
+			GreedyIs: matchOf(p.Greedy[i], refs, regions)}
 		if cfg.Beams > 1 {
-			s.Beam, s.BeamRef = p.Beam[i], isReference(p.Beam[i], refs)
+			s.Beam, s.BeamIs = p.Beam[i], matchOf(p.Beam[i], refs, regions)
 		}
 		r.rep.Samples = append(r.rep.Samples, s)
 	}
@@ -386,14 +387,27 @@ func Unpadded(b *data.Batch, i int) (h, w int) {
 	return h, w
 }
 
-// isReference says whether a generated caption is one of refs, compared as scoreCaptions's
-// tokenizer sees them (case and punctuation aside).
-func isReference(caption string, refs []string) bool {
+// matchOf says what a generated caption is among an image's reference captions and region
+// descriptions, each compared as scoreCaptions's tokenizer sees it (case and punctuation aside).
+func matchOf(caption string, refs, regions []string) TextMatch {
 	got := strings.Join(CaptionTokens(caption), " ")
-	for _, r := range refs {
-		if strings.Join(CaptionTokens(r), " ") == got {
-			return true
+	for _, texts := range []struct {
+		m     TextMatch
+		texts []string
+	}{{TextIsCaption, refs}, {TextIsRegion, regions}} {
+		for _, t := range texts.texts {
+			if strings.Join(CaptionTokens(t), " ") == got {
+				return texts.m
+			}
 		}
 	}
-	return false
+	return TextIsNone
+}
+
+// regions are image i's region descriptions (none where the set has none).
+func (s *Set) regions(i int) []string {
+	if i < len(s.Regions) {
+		return s.Regions[i]
+	}
+	return nil
 }

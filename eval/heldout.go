@@ -28,7 +28,11 @@ type Set struct {
 	// Refs are each image's captions (texts of kind "caption"); an image
 	// with none (a Visual Genome image has region descriptions only) is left
 	// out of BLEU and CIDEr-D.
-	Refs       [][]string
+	Refs [][]string
+	// Regions are each image's region descriptions (texts of kind "region": a Visual Genome
+	// image's, a synthetic image's phrase for each shape); not scored, they tell whether a
+	// printed caption that is no reference caption still names one of the image's objects.
+	Regions    [][]string
 	Classes    []string // the model's class names, by index
 	Attributes []string // the model's attribute names, by index
 	// DroppedObjects counts objects whose class the model does not know
@@ -41,7 +45,7 @@ type Set struct {
 // images (HeldOutSeed(seed): scenes no training world has), its objects
 // indexed by classes and attributes, the model's vocabularies.
 func SynthSet(seed uint64, images, size int, classes, attributes []string) (*Set, error) {
-	w, err := data.NewSynthWorld(synth.Config{Seed: HeldOutSeed(seed), Images: images, Width: size, Height: size, MaxObjects: 2}, false)
+	w, err := data.NewSynthWorld(synth.Config{Seed: HeldOutSeed(seed), Images: images, Width: size, Height: size, MaxObjects: 2}, true)
 	if err != nil {
 		return nil, fmt.Errorf("eval: held-out world: %w", err)
 	}
@@ -116,17 +120,21 @@ func (s *Set) add(e data.Example, srcClasses, srcAttrs []string) {
 		meta.Objects = append(meta.Objects, sharding.Object{Box: ob.Box, Class: k, Attributes: attrs})
 	}
 	e.Meta, e.Text = &meta, 0
-	var refs []string
+	var refs, regions []string
 	for i, t := range meta.Texts {
-		if t.Kind == "caption" {
+		switch t.Kind {
+		case "caption":
 			if refs == nil {
 				e.Text = i
 			}
 			refs = append(refs, t.Text)
+		case "region":
+			regions = append(regions, t.Text)
 		}
 	}
 	s.Examples = append(s.Examples, e)
 	s.Refs = append(s.Refs, refs)
+	s.Regions = append(s.Regions, regions)
 }
 
 func indexOf(names []string) map[string]int {

@@ -56,17 +56,28 @@ type CaptionScores struct {
 	CIDErD float64    `json:"cider_d"`
 }
 
-// Sample is one image's true caption next to the generated ones, and whether each generated
-// one is, word for word, one of the image's reference captions (the captioning metrics' Refs;
-// a synthetic image of two shapes has captions of one of them too).
+// Sample is one image's true caption next to the generated ones, and what each generated one
+// is, word for word (case and punctuation aside): one of the image's reference captions (the
+// captioning metrics' Refs), one of its region descriptions (a phrase naming one of its
+// objects), or neither.
 type Sample struct {
-	Truth      string `json:"truth"`
-	Greedy     string `json:"greedy"`
-	Beam       string `json:"beam,omitempty"`
-	References int    `json:"references"` // the image's reference captions
-	GreedyRef  bool   `json:"greedy_is_reference"`
-	BeamRef    bool   `json:"beam_is_reference,omitempty"`
+	Truth      string    `json:"truth"`
+	Greedy     string    `json:"greedy"`
+	Beam       string    `json:"beam,omitempty"`
+	References int       `json:"references"` // the image's reference captions
+	Regions    int       `json:"regions"`    // the image's region descriptions
+	GreedyIs   TextMatch `json:"greedy_is"`
+	BeamIs     TextMatch `json:"beam_is,omitempty"`
 }
+
+// TextMatch is what a generated caption is among an image's texts.
+type TextMatch string
+
+const (
+	TextIsCaption TextMatch = "caption" // one of its reference captions
+	TextIsRegion  TextMatch = "region"  // one of its region descriptions, no reference caption
+	TextIsNone    TextMatch = "none"    // neither
+)
 
 // Predictions are every image's detections and captions, with the ground
 // truth in the same units: boxes in pixels of the original image.

@@ -79,9 +79,9 @@ func WriteTable(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, "left out: %d objects of classes the model does not know\n", r.DroppedObjects)
 	}
 	for _, s := range r.Samples {
-		fmt.Fprintf(w, "caption: truth  %q\n         greedy %q%s\n", s.Truth, s.Greedy, referenceMark(s.GreedyRef, s.References))
+		fmt.Fprintf(w, "caption: truth  %q\n         greedy %q%s\n", s.Truth, s.Greedy, matchMark(s.GreedyIs, s))
 		if s.Beam != "" {
-			fmt.Fprintf(w, "         beam   %q%s\n", s.Beam, referenceMark(s.BeamRef, s.References))
+			fmt.Fprintf(w, "         beam   %q%s\n", s.Beam, matchMark(s.BeamIs, s))
 		}
 	}
 	if r.BoxesPNG != "" {
@@ -90,13 +90,15 @@ func WriteTable(w io.Writer, r *Report) error {
 	return nil
 }
 
-// referenceMark says after a generated caption whether it is one of the image's references.
-func referenceMark(is bool, refs int) string {
+// matchMark says after a generated caption what it is among the image's texts.
+func matchMark(m TextMatch, s Sample) string {
 	switch {
-	case refs == 0:
+	case s.References == 0 && s.Regions == 0:
 		return ""
-	case is:
-		return fmt.Sprintf("  ✓ one of the image's %d captions", refs)
+	case m == TextIsCaption:
+		return fmt.Sprintf("  ✓ one of the image's %d captions", s.References)
+	case m == TextIsRegion:
+		return "  ✓ names one of its objects, as its region description does"
 	}
-	return fmt.Sprintf("  ✗ none of the image's %d captions", refs)
+	return fmt.Sprintf("  ✗ none of the image's %d captions or %d region descriptions", s.References, s.Regions)
 }
