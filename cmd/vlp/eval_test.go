@@ -61,7 +61,7 @@ func TestEvalCommand(t *testing.T) {
 		`captions greedy BLEU-4\s+[0-9.]+\s+\(6 images\)`,
 		`captions beam CIDEr-D\s+[0-9.]+\s+\(6 images\)`,
 		`retrieval text→image R@10\s+[0-9.]+%\s+\(N = 3\)`,
-		`caption: truth  "[a-z :,]+"\s+greedy "[^"]*"\s+beam   "`,
+		`caption: truth  "[a-z :,]+"\s+greedy "[^"]*"  [✓✗] [^\n]+\s+beam   "[^"]*"  [✓✗] `,
 	} {
 		if !regexp.MustCompile(re).MatchString(stdout) {
 			t.Errorf("output lacks %s:\n%s", re, stdout)
