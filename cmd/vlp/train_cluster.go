@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/torch"
 	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
@@ -105,12 +106,17 @@ func trainSpec(c *cli.Context, workers int, dir string) (coordinator.JobSpec, er
 }
 
 // resolveTrainSpec resolves a fresh run's spec as its workers will (worker.ResolveLinearJob,
-// train.Resolve), so that a spec they would refuse is refused before any of them starts.
+// train.Resolve; a task's learner from its records and its init_from checkpoint, as
+// taskLearnerConfig reads them), so that a spec they would refuse is refused before any of them
+// starts.
 func resolveTrainSpec(c *cli.Context, s coordinator.JobSpec) error {
 	var err error
-	if s.Model == "linear" {
+	switch {
+	case s.Model == "linear":
 		_, err = worker.ResolveLinearJob(s)
-	} else {
+	case s.Task != "" && s.Task != "pretrain":
+		_, err = taskLearnerConfig(s, c.String("data"), torch.CPU, 0)
+	default:
 		_, err = train.Resolve(s, s.Units.Pairs)
 	}
 	if err != nil {

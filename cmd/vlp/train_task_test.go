@@ -298,6 +298,10 @@ func TestTrainTaskRefused(t *testing.T) {
 		{[]string{"--task", "vqa", "--data", f.records, "--vocab", f.records}, "--vocab does not apply"},
 		{[]string{"--model", "linear", "--task", "vqa", "--data", f.records}, "--task does not apply to --model linear"},
 		{[]string{"--local", "--task", "vqa", "--data", f.records, "--preset", "base", "--init-from", f.store}, "init_from"},
+		// The distributed run reads the records and the init_from checkpoint as its workers will,
+		// before any starts.
+		{[]string{"--task", "vqa", "--data", f.records, "--preset", "base", "--init-from", f.store}, "init_from"},
+		{[]string{"--task", "vqa", "--data", f.records, "--init-from", filepath.Join(t.TempDir(), "none.db")}, "init_from"},
 	} {
 		err := withCommand(t, trainCommand, nil, append([]string{"--torch-lib", shimPath(t), "train"}, tc.args...), func(c *cli.Context) error {
 			if err := checkTrainFlags(c); err != nil {
