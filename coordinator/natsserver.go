@@ -213,8 +213,8 @@ func startEmbeddedNATS(c *Config) (*server.Server, *server.Options, error) {
 	// A fatal error (a port in use) is reported at once rather than after the wait.
 	fatal := make(chan string, 1)
 	srv.SetLoggerV2(natsLogger{log: c.logger().With("component", "nats-server"), fatal: fatal}, false, false, false)
+	addr := net.JoinHostPort(base.Host, strconv.Itoa(base.Port)) // Start writes o's resolved port
 	go srv.Start()
-	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
 	for deadline := time.Now().Add(10 * time.Second); !srv.ReadyForConnections(50 * time.Millisecond); {
 		select {
 		case msg := <-fatal:
