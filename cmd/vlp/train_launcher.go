@@ -39,7 +39,7 @@ type launcher struct {
 	cl    *coordinator.Client
 	steps *stepWatch
 	sub   *nats.Subscription
-	logs  []*os.File
+	files []*os.File // DIR/steps.jsonl and the workers' logs
 
 	procs []*exec.Cmd
 	errs  []error // each worker's exit (nil: exit status 0)
@@ -101,13 +101,8 @@ func (l *launcher) close() {
 	if l.sub != nil {
 		l.sub.Unsubscribe()
 	}
-	for _, f := range l.logs {
+	for _, f := range l.files {
 		f.Close()
-	}
-	if l.steps != nil {
-		if f, ok := l.steps.out.(*os.File); ok {
-			f.Close()
-		}
 	}
 	if l.cl != nil {
 		l.cl.Close()
@@ -198,6 +193,7 @@ func (l *launcher) watchSteps() error {
 	if err != nil {
 		return err
 	}
+	l.files = append(l.files, f)
 	l.steps = &stepWatch{out: f, log: l.log, start: l.start}
 	l.sub, err = l.cl.Conn().Subscribe(stepSubject(trainJob), l.steps.handle)
 	return err
@@ -222,7 +218,7 @@ func (l *launcher) startWorkers() error {
 		if err != nil {
 			return err
 		}
-		l.logs = append(l.logs, logf)
+		l.files = append(l.files, logf)
 		cmd := exec.Command(exe, args...)
 		cmd.Env = append(os.Environ(), "VLP_JOB_TOKEN="+l.token)
 		cmd.Stdout, cmd.Stderr = logf, logf
