@@ -7,15 +7,16 @@
 # captions, the wall time, and whether the run met the demo's bar
 # (colour ≥ 0.9, ITM ≥ 0.9, AP50 ≥ 0.5, most captions right).
 #
-#   CAPS="avx2 avx512"  CORES="Haswell Zen"  OUT=build/demo-matrix
+#   CAPS="avx2 avx512"  CORES="SkylakeX Zen"  OUT=build/demo-matrix
 #   DEMO_STEPS=…  (and the demo's other variables) forwarded to every run
 #
 # The capabilities must be ones this CPU has; the core types ones this
-# OpenBLAS knows. Exit status 1 when any run missed the bar.
+# OpenBLAS knows (Zen runs OpenBLAS's Haswell kernels, SkylakeX its AVX-512 ones). Exit status 1
+# when any run missed the bar.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CAPS=${CAPS:-avx2 avx512}
-CORES=${CORES:-Haswell Zen}
+CORES=${CORES:-SkylakeX Zen}
 OUT=${OUT:-build/demo-matrix}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)

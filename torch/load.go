@@ -161,24 +161,24 @@ func Candidates(path string) []string {
 type symbols struct {
 	ready bool
 
-	freeString, version, buildConfig, liveTensors, tensorFree, tensorFreeMany, tensorMeta, numThreads uintptr
-	hostReads                                                                                         uintptr
-	fill, arange, fromData, toHost, item, toDevice, toDtype, copy_, fill_, tensorShare                uintptr
-	generatorNew, generatorFree, generatorSeed, rngGetState, rngSetState, manualSeed                  uintptr
-	random, randint, randperm                                                                         uintptr
-	shapeOp, transpose, narrow, slice, selectOp, indexSelect, gather, scatterAdd, maskedSelect        uintptr
-	cat, squeeze, unsqueeze, flatten, split, nonzero                                                  uintptr
-	unary, binary, binaryScalar, add_, mulScalar_, reduce, reduceIndex, topk, cumsum, clamp           uintptr
-	where, maskedFill, linear, tril, oneHot                                                           uintptr
-	conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d, softmax, layerNorm, embedding, dropout           uintptr
-	interpolateNearest, crossEntropy, bceWithLogits, pairLoss, sdpa, mha                              uintptr
-	setRequiresGrad, backward, grad, setGrad, zeroGrad, setGradEnabled, autocastEnter, autocastExit   uintptr
-	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts        uintptr
-	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                              uintptr
-	bucketsNew, bucketsArm, bucketsFinish, bucketsToDevice, bucketsFree                               uintptr
-	serialize, deserialize, pickleSave                                                                uintptr
-	cudaDeviceCount, cudaBuilt, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache            uintptr
-	cudaDeviceInfo                                                                                    uintptr
+	freeString, version, buildConfig, liveTensors, tensorFree, tensorFreeMany, tensorMeta, numThreads, blasThreads uintptr
+	hostReads                                                                                                      uintptr
+	fill, arange, fromData, toHost, item, toDevice, toDtype, copy_, fill_, tensorShare                             uintptr
+	generatorNew, generatorFree, generatorSeed, rngGetState, rngSetState, manualSeed                               uintptr
+	random, randint, randperm                                                                                      uintptr
+	shapeOp, transpose, narrow, slice, selectOp, indexSelect, gather, scatterAdd, maskedSelect                     uintptr
+	cat, squeeze, unsqueeze, flatten, split, nonzero                                                               uintptr
+	unary, binary, binaryScalar, add_, mulScalar_, reduce, reduceIndex, topk, cumsum, clamp                        uintptr
+	where, maskedFill, linear, tril, oneHot                                                                        uintptr
+	conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d, softmax, layerNorm, embedding, dropout                        uintptr
+	interpolateNearest, crossEntropy, bceWithLogits, pairLoss, sdpa, mha                                           uintptr
+	setRequiresGrad, backward, grad, setGrad, zeroGrad, setGradEnabled, autocastEnter, autocastExit                uintptr
+	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts                     uintptr
+	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                                           uintptr
+	bucketsNew, bucketsArm, bucketsFinish, bucketsToDevice, bucketsFree                                            uintptr
+	serialize, deserialize, pickleSave                                                                             uintptr
+	cudaDeviceCount, cudaBuilt, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache                         uintptr
+	cudaDeviceInfo                                                                                                 uintptr
 }
 
 func (s *symbols) resolve(h uintptr) error {
@@ -189,7 +189,7 @@ func (s *symbols) resolve(h uintptr) error {
 		{"vlp_free_string", &s.freeString}, {"vlp_version", &s.version}, {"vlp_build_config", &s.buildConfig},
 		{"vlp_live_tensors", &s.liveTensors}, {"vlp_tensor_free", &s.tensorFree},
 		{"vlp_tensor_free_many", &s.tensorFreeMany}, {"vlp_tensor_meta", &s.tensorMeta},
-		{"vlp_num_threads", &s.numThreads}, {"vlp_host_reads", &s.hostReads},
+		{"vlp_num_threads", &s.numThreads}, {"vlp_blas_threads", &s.blasThreads}, {"vlp_host_reads", &s.hostReads},
 		{"vlp_fill", &s.fill}, {"vlp_arange", &s.arange}, {"vlp_from_data", &s.fromData},
 		{"vlp_to_host", &s.toHost}, {"vlp_item", &s.item}, {"vlp_to_device", &s.toDevice},
 		{"vlp_to_dtype", &s.toDtype}, {"vlp_copy_", &s.copy_}, {"vlp_fill_", &s.fill_},

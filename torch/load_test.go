@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -250,4 +251,24 @@ func TestVersionAndConfig(t *testing.T) {
 		t.Fatal("no threads")
 	}
 	t.Logf("LibTorch %s, %d threads, %d CUDA devices", v, NumThreads(0), CUDADeviceCount())
+}
+
+// TestNumThreadsBoundsBLAS: setting LibTorch's thread count sets OpenBLAS's pool to the same
+// count, so a worker's --threads bounds every thread doing its math (and its bits do not depend on
+// the machine's core count). The test runs wherever LibTorch's BLAS is OpenBLAS (Debian's is).
+func TestNumThreadsBoundsBLAS(t *testing.T) {
+	if BLASThreads() < 0 {
+		t.Skip("LibTorch's BLAS here is not OpenBLAS: no pool to bound")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer NumThreads(NumThreads(0))
+	for _, n := range []int{1, 3, 2} {
+		if got := NumThreads(n); got != n {
+			t.Fatalf("NumThreads(%d) = %d", n, got)
+		}
+		if got := BLASThreads(); got != n {
+			t.Errorf("after NumThreads(%d), OpenBLAS runs %d threads", n, got)
+		}
+	}
 }

@@ -354,11 +354,25 @@ func BuildConfig() (string, error) {
 }
 
 // NumThreads sets LibTorch's intra-op thread count when n > 0 and returns the count in use.
+// Setting it sets OpenBLAS's thread pool to the same count (see BLASThreads): OpenBLAS otherwise
+// keeps one thread a core whatever LibTorch's count, which costs time beside LibTorch's threads
+// and gives other float bits on a machine with another number of cores.
 func NumThreads(n int) int {
 	if !fn.ready {
 		return 0
 	}
 	var out int64
 	cerr(call(fn.numThreads, uintptr(n), uintptr(unsafe.Pointer(&out))))
+	return int(out)
+}
+
+// BLASThreads is the size of OpenBLAS's thread pool, or -1 when LibTorch's BLAS is not OpenBLAS
+// (0 before Load).
+func BLASThreads() int {
+	if !fn.ready {
+		return 0
+	}
+	var out int64
+	cerr(call(fn.blasThreads, uintptr(unsafe.Pointer(&out))))
 	return int(out)
 }

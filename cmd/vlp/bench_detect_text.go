@@ -42,7 +42,7 @@ var benchDetectTextCommand = &cli.Command{
 		&cli.StringFlag{Name: "train-data", Usage: "the job's training shard directory, for its class vocabularies (default: the job spec's)", Category: catBenchDetectText},
 		&cli.StringFlag{Name: "vocab", Usage: "the job's vocab.txt (default: the job spec's path)", Category: catBenchDetectText},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda:N", EnvVars: []string{"VLP_DEVICE"}, Category: catBenchDetectText},
-		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catBenchDetectText},
+		&cli.IntFlag{Name: "threads", Usage: threadsUsage, EnvVars: []string{"VLP_THREADS"}, Category: catBenchDetectText},
 		&cli.StringFlag{Name: "out", Value: "detect-text.png", Usage: "AP against the IoU threshold (empty: none)", Category: catBenchDetectText},
 	},
 	Action: benchDetectText,

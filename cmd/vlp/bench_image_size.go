@@ -42,7 +42,7 @@ var benchImageSizeCommand = &cli.Command{
 		&cli.StringFlag{Name: "train-data", Usage: "the job's training shard directory, for its class vocabularies (default: the job spec's)", Category: catBenchImageSize},
 		&cli.StringFlag{Name: "vocab", Usage: "the job's vocab.txt (default: the job spec's path)", Category: catBenchImageSize},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda:N", EnvVars: []string{"VLP_DEVICE"}, Category: catBenchImageSize},
-		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catBenchImageSize},
+		&cli.IntFlag{Name: "threads", Usage: threadsUsage, EnvVars: []string{"VLP_THREADS"}, Category: catBenchImageSize},
 		&cli.StringFlag{Name: "out", Value: "bench-image-size.png", Usage: "latency and accuracy against image size (empty: none)", Category: catBenchImageSize},
 	},
 	Action: benchImageSize,

@@ -53,7 +53,7 @@ var benchInferCommand = &cli.Command{
 		&cli.Float64Flag{Name: "max-memory", Usage: "stop when this process's resident memory passes this many GiB (0: half of the memory available when it starts; Linux)", Category: catBenchInfer},
 		&cli.StringFlag{Name: "clock", Value: "wall", Usage: "wall (elapsed time) or cpu (this process's CPU time, user + sys, every thread: on a shared machine it leaves out the time spent waiting for a core; CPU only)", Category: catBenchInfer},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda:N", EnvVars: []string{"VLP_DEVICE"}, Category: catBenchInfer},
-		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catBenchInfer},
+		&cli.IntFlag{Name: "threads", Usage: threadsUsage, EnvVars: []string{"VLP_THREADS"}, Category: catBenchInfer},
 		&cli.StringFlag{Name: "out", Value: "bench-infer.png", Usage: "the latency-against-size picture (empty: none)", Category: catBenchInfer},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights and inputs", Category: catBenchInfer},
 	},

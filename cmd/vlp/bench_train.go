@@ -245,6 +245,11 @@ func benchTrainDDP(c *cli.Context, ref, cfgPath, batchPath string, ranks int, cl
 	cmd := exec.Command(c.String("python"), ref, "ddp", cfgPath, batchPath, "--ranks", strconv.Itoa(ranks),
 		"--threads", strconv.Itoa(threads), "--steps", strconv.Itoa(c.Int("steps")), "--warmup", strconv.Itoa(c.Int("warmup")),
 		"--device", dev, "--clip", strconv.FormatFloat(clip, 'g', -1, 64), "--seed", strconv.FormatUint(c.Uint64("seed"), 10))
+	// Each vlp worker's --threads bounds OpenBLAS's pool too (torch.NumThreads); torch.set_num_threads
+	// does not, so the peer's ranks get the same bound the way torchrun gives it (OMP_NUM_THREADS,
+	// which OpenBLAS reads as well) rather than one BLAS thread a core each.
+	n := strconv.Itoa(threads)
+	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+n, "OPENBLAS_NUM_THREADS="+n)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

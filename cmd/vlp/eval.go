@@ -41,7 +41,7 @@ var evalCommand = &cli.Command{
 		&cli.StringFlag{Name: "train-data", Usage: "the job's training shard directory, for its class vocabularies (default: the directory of the job spec's manifest)", Category: catEval},
 		&cli.StringFlag{Name: "vocab", Usage: "the job's vocab.txt (default: the job spec's path)", Category: catEval},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda:N", EnvVars: []string{"VLP_DEVICE"}, Category: catEval},
-		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", Category: catEval},
+		&cli.IntFlag{Name: "threads", Usage: threadsUsage, Category: catEval},
 	},
 	Action: runEval,
 }

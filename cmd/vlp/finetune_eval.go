@@ -31,7 +31,7 @@ var finetuneCommand = &cli.Command{
 			&cli.StringFlag{Name: "data", Required: true, Usage: "held-out records (vlp downstream import --records): a VQA or NLVR2 split, or the Karpathy file (its test images)"},
 			&cli.IntFlag{Name: "beams", Value: 3, Usage: "captioning: beam width"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda:N"},
-			&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)"},
+			&cli.IntFlag{Name: "threads", Usage: threadsUsage},
 		},
 		Action: finetuneEval,
 	}},

@@ -74,6 +74,9 @@ func torchCheck(c *cli.Context) error {
 	fmt.Fprintf(w, "LibTorch     %s\n", version)
 	fmt.Fprintf(w, "BLAS         %s\n", blasInUse())
 	fmt.Fprintf(w, "CPU threads  %d\n", torch.NumThreads(0))
+	if n := torch.BLASThreads(); n > 0 {
+		fmt.Fprintf(w, "BLAS threads %d (OpenBLAS; a command's --threads sets both)\n", n)
+	}
 	n := torch.CUDADeviceCount()
 	switch {
 	case !torch.CUDABuilt():

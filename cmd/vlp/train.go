@@ -18,6 +18,11 @@ import (
 
 const catTrain = "TRAINING"
 
+// threadsUsage is every command's --threads: LibTorch's intra-op threads, and OpenBLAS's pool with
+// them (torch.NumThreads), so a process's math runs on that many threads and its float bits do not
+// depend on the machine's core count.
+const threadsUsage = "threads for the math: LibTorch's intra-op threads and OpenBLAS's pool (0: their defaults, about one a core)"
+
 // trainCommand trains a job on this machine: by default a coordinator and N
 // worker processes (train_cluster.go); with --local alone in this process on
 // an in-memory synthetic shapes world, the quickest end-to-end check of the
@@ -43,7 +48,7 @@ var trainCommand = &cli.Command{
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda:N", Value: "cpu", EnvVars: []string{"VLP_DEVICE"}, Category: catTrain},
 		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},
 		&cli.BoolFlag{Name: "bf16", Usage: "bf16 autocast for forward and backward", EnvVars: []string{"VLP_BF16"}, Category: catTrain},
-		&cli.IntFlag{Name: "threads", Usage: "LibTorch intra-op threads (0: its default)", EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
+		&cli.IntFlag{Name: "threads", Usage: threadsUsage, EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
 	}, append(append(trainHyperFlags, trainTaskFlags...), trainClusterFlags...)...),
 	Action: runTrain,
 }

@@ -60,7 +60,7 @@ var workerJoinCommand = &cli.Command{
 		&cli.StringFlag{Name: "metrics-addr", Category: catWorker, EnvVars: []string{"VLP_METRICS_ADDR"}, Usage: "serve Prometheus /metrics here (empty: none)"},
 		&cli.StringFlag{Name: "tb-dir", Category: catWorker, EnvVars: []string{"VLP_TB_DIR"}, Usage: "write TensorBoard event files of the losses here (rank 0's view)"},
 		&cli.BoolFlag{Name: "publish-steps", Category: catWorker, EnvVars: []string{"VLP_PUBLISH_STEPS"}, Usage: "publish each step's summary on vlp.<job>.events.step (progress displays)"},
-		&cli.IntFlag{Name: "threads", Category: catWorker, EnvVars: []string{"VLP_THREADS"}, Usage: "LibTorch intra-op threads (0: its default)"},
+		&cli.IntFlag{Name: "threads", Category: catWorker, EnvVars: []string{"VLP_THREADS"}, Usage: threadsUsage},
 		&cli.DurationFlag{Name: "generation-timeout", Value: 60 * time.Second, Category: catWorker, Usage: "longest wait for the next ring generation"},
 		&cli.DurationFlag{Name: "step-timeout", Value: worker.DefaultConfig().StepTimeout, Category: catWorker, EnvVars: []string{"VLP_STEP_TIMEOUT"}, Usage: "longest a training step (lease broadcast, forward/backward, all-reduce) may take before it is abandoned and the worker joins again"},
 		&cli.DurationFlag{Name: "ring-peer-timeout", Value: allreduce.DefaultConfig().PeerTimeout, Category: catWorker, EnvVars: []string{"VLP_RING_PEER_TIMEOUT"}, Usage: "silence after which a ring neighbour is declared lost (heartbeats every second)"},

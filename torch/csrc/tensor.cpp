@@ -135,10 +135,26 @@ char* vlp_tensor_meta(vlp_tensor_t h, int64_t* meta, int64_t* shape, int64_t cap
   VLP_CATCH
 }
 
+// OpenBLAS keeps its own pool of threads (one a core by default, whatever LibTorch's count), and
+// its sgemm splits work over that pool, so its count changes both the time (idle threads spin on
+// sched_yield beside LibTorch's) and the float bits. The pool follows LibTorch's count. The
+// symbols are weak: they resolve when the BLAS LibTorch loaded is OpenBLAS, and are null otherwise.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+extern "C" int openblas_get_num_threads(void) __attribute__((weak));
+
 char* vlp_num_threads(int64_t n, int64_t* out) {
   VLP_TRY
-  if (n > 0) at::set_num_threads(static_cast<int>(n));
+  if (n > 0) {
+    at::set_num_threads(static_cast<int>(n));
+    if (openblas_set_num_threads != nullptr) openblas_set_num_threads(static_cast<int>(n));
+  }
   *out = at::get_num_threads();
+  VLP_CATCH
+}
+
+char* vlp_blas_threads(int64_t* out) {
+  VLP_TRY
+  *out = openblas_get_num_threads != nullptr ? openblas_get_num_threads() : -1;
   VLP_CATCH
 }
 

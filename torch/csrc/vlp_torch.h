@@ -50,7 +50,7 @@ enum {
  * library whose version differs from its own, naming both. (Defined only when not given on the
  * command line, so that a test can build a library that reports another version.) */
 #ifndef VLP_ABI_VERSION
-#define VLP_ABI_VERSION 3
+#define VLP_ABI_VERSION 4
 #endif
 /* The op tables whose sizes vlp_abi reports: the codes of each enum below. A table that grew or
  * shrank without a version bump still tells a mismatched library apart. */
@@ -79,8 +79,11 @@ VLP_API char* vlp_tensor_free_many(const vlp_tensor_t* ts, int64_t n);
 /* meta[0..7] = ndim, numel, dtype, device, requires_grad, is_contiguous, has_grad, is_leaf;
  * shape gets min(ndim, cap) sizes. */
 VLP_API char* vlp_tensor_meta(vlp_tensor_t t, int64_t* meta, int64_t* shape, int64_t cap);
-/* Number of threads LibTorch uses for intra-op parallelism (get; set when n > 0). */
+/* Number of threads LibTorch uses for intra-op parallelism (get; set when n > 0). Setting it sets
+ * OpenBLAS's pool to the same count when LibTorch's BLAS is OpenBLAS. */
 VLP_API char* vlp_num_threads(int64_t n, int64_t* out);
+/* *out = the size of OpenBLAS's thread pool, or -1 when LibTorch's BLAS is not OpenBLAS. */
+VLP_API char* vlp_blas_threads(int64_t* out);
 
 /* ---- creation (tensor.cpp) ---- */
 enum { VLP_FILL_EMPTY = 0, VLP_FILL_ZEROS = 1, VLP_FILL_ONES = 2, VLP_FILL_FULL = 3 };
