@@ -397,15 +397,15 @@ func scoreRows(l *Learner, ex *TaskExamples, lo, hi, shift int) (float64, error)
 	return sum, err
 }
 
-// scoreRetrieval is R@1 (image→text and text→image, averaged) over the first 64 held-out images,
-// one sentence each, and its text-only baseline: chance, 1/N (text alone cannot rank images).
+// scoreRetrieval is R@1 (image→text and text→image, averaged) over the first 64 held-out images
+// and all their sentences, and its text-only baseline: chance, 1/N (text alone cannot rank images).
 func scoreRetrieval(t *testing.T, l *Learner, held *TaskRecords) (acc, other float64) {
 	t.Helper()
-	p, err := l.Predict(held, 1)
+	p, err := l.Predict(held, 1, RetrievalImages(64))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := eval.RankRetrieval(p.Scores)
+	r, err := eval.RankRetrievalTexts(p.Scores, p.TextImage)
 	if err != nil {
 		t.Fatal(err)
 	}

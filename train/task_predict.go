@@ -14,14 +14,18 @@ import (
 //	vqa        Answers[k]: question k's answer (the argmax of the answer vocabulary)
 //	nlvr2      True[k]: statement k judged true of its pair
 //	caption    Captions[i]: a caption of image i of Images (beam search), its words
-//	retrieval  Scores[i][j]: image i with text j, the ITM log-odds (Images, Texts below)
+//	retrieval  Scores[i][j]: image i of Images with text j, the ITM log-odds; TextImage[j]: text j's image
 type TaskPredictions struct {
 	Answers  []string
 	True     []bool
 	Captions []string
-	Scores   [][]float64
+	Scores   [][]float64 // [N][M]
+	// TextImage maps retrieval's texts to their images: the texts are every sentence of every
+	// image of Images, image by image (text j is a sentence of Images[TextImage[j]]), as
+	// eval.RankRetrievalTexts reads them.
+	TextImage []int // [M]
 	// Images are the distinct images of caption and retrieval records, in record order, with
-	// their sentences; retrieval's texts are each image's first sentence.
+	// their sentences; for retrieval, the images ranked (RetrievalImages bounds them).
 	Images []KarpathyImage
 }
 
@@ -51,12 +55,31 @@ func imagesOf(r *TaskRecords) []KarpathyImage {
 // predictBatch is the rows of one evaluation pass.
 const predictBatch = 64
 
+// PredictOption adjusts Predict; each option's doc states its default.
+type PredictOption func(*predictOptions)
+
+type predictOptions struct {
+	retrievalImages int                   // 0: all
+	progress        func(done, total int) // nil: none
+	rows            int                   // retrieval: pairs of one encoder pass, images of one backbone pass; predictBatch (tests: fewer)
+}
+
 // Predict runs l's model (and head) over held, which must be of l's task (VQA records with l's
 // answer vocabulary). beams sizes captioning's beam search.
-func (l *Learner) Predict(held *TaskRecords, beams int) (*TaskPredictions, error) {
+func (l *Learner) Predict(held *TaskRecords, beams int, opts ...PredictOption) (*TaskPredictions, error) {
 	t := l.cfg.Task
 	if t == nil || held.Task != t.Task {
 		return nil, fmt.Errorf("train: predict: records of %s for a learner of %v", held.Task, t)
+	}
+	o := predictOptions{rows: predictBatch}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.retrievalImages < 0 {
+		return nil, fmt.Errorf("train: predict: %d retrieval images, want >= 0 (0: all)", o.retrievalImages)
+	}
+	if o.rows < 1 {
+		return nil, fmt.Errorf("train: predict: %d rows a pass, want >= 1", o.rows)
 	}
 	ex := &TaskExamples{Records: held, Tokenizer: t.Examples.Tokenizer, Data: t.Examples.Data, Seed: l.cfg.Seed, PerUnit: 1}
 	out := &TaskPredictions{}
@@ -78,7 +101,7 @@ func (l *Learner) Predict(held *TaskRecords, beams int) (*TaskPredictions, error
 			err = l.predictCaptions(ex, out, lo, min(lo+predictBatch, len(out.Images)), beams)
 		}
 	case TaskRetrieval:
-		err = l.predictScores(ex, out)
+		err = l.predictScores(ex, out, o)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("train: predict %s: %w", held.Task, err)
@@ -167,40 +190,6 @@ func (l *Learner) predictCaptions(ex *TaskExamples, out *TaskPredictions, lo, hi
 		}
 		for _, c := range caps {
 			out.Captions = append(out.Captions, detokenize(v, c.IDs))
-		}
-	})
-	return ferr
-}
-
-// predictScores scores every image with every image's first sentence, at most predictBatch of
-// each (the ITM score matrix of one batch).
-func (l *Learner) predictScores(ex *TaskExamples, out *TaskPredictions) error {
-	out.Images = out.Images[:min(len(out.Images), predictBatch)]
-	texts, paths := make([]string, 0, len(out.Images)), make([]string, 0, len(out.Images))
-	for _, im := range out.Images {
-		texts, paths = append(texts, im.Sentences[0]), append(paths, im.Image)
-	}
-	pb, err := ex.pairBatch(texts, paths)
-	if err != nil {
-		return err
-	}
-	var ferr error
-	l.do(func() {
-		s := torch.NewScope()
-		defer s.Close()
-		in, err := model.PairsToTensors(s, pb, l.cfg.Device)
-		if err != nil {
-			ferr = err
-			return
-		}
-		flat, err := l.e.m.ITMScoreMatrix(s, in) // [B·B] image-major
-		if err != nil {
-			ferr = err
-			return
-		}
-		n := len(out.Images)
-		for i := 0; i < n; i++ {
-			out.Scores = append(out.Scores, flat[i*n:(i+1)*n])
 		}
 	})
 	return ferr
