@@ -14,7 +14,8 @@
 //   - tokens.go, bleu.go, cider.go: captioning, coco-caption's corpus
 //     BLEU-1…4 and CIDEr-D on one stated tokenisation (CaptionTokens).
 //   - retrieval.go: image→text and text→image recall at 1, 5, 10 from an
-//     N×N matrix of ITM scores.
+//     N×N matrix of ITM scores, or N images × M texts with each text's
+//     image (several sentences an image, the 1K / 5K test protocol).
 //
 // METEOR and SPICE are not here: coco-caption runs them as Java programs
 // (SPICE with a Stanford CoreNLP parser); none is on these machines.
