@@ -42,21 +42,31 @@ export VLP_TORCH_LIB="$LIB" VLP_PYTHON="$PYTHON" VLP_BIN="$BIN"
 race_list=$($GO list $RACE_PKGS 2>/dev/null || true)
 # integration/ runs its short scenario subset in a stage of its own (make chaos runs them all).
 integration_pkg=github.com/e2evlp/vlp/integration
-# The model package (its learning test holds one core for most of the run) goes first, so that
-# the longest package starts at once; the others share the second core.
+# The learning test (model.TestModelLearnsShapes: one core for most of the run) is a go test of
+# its own, started first; every other test of the model package runs in the plain stage beside it,
+# model first so that the next longest package starts at once.
 model_pkg=github.com/e2evlp/vlp/model
+learn_test='^TestModelLearnsShapes$'
 plain_list=$(printf '%s\n' $model_pkg; $GO list ./... | grep -v -x -F -f <(printf '%s\n' $race_list $integration_pkg $model_pkg))
 
 stage gofmt fmt_check
 stage vet $GO vet ./...
-# The race-tested packages run beside the plain ones, one package at a time, into their own log
-# (printed after the plain stage): on two cores the learning test leaves room for them.
+# The learning test and the race-tested packages (one package at a time) run beside the plain
+# stage, each into its own log, printed after it.
+($GO test -count=1 -timeout 25m -v -run "$learn_test" $model_pkg >"$logs/test-learn" 2>&1; echo $? >"$logs/test-learn.rc") &
+learn_pid=$!
 race_pid=
 if [ -n "$race_list" ]; then
 	($GO test -race -count=1 -p 1 -timeout 25m $race_list >"$logs/test-race" 2>&1; echo $? >"$logs/test-race.rc") &
 	race_pid=$!
 fi
-stage test $GO test -count=1 -timeout 25m $plain_list
+stage test $GO test -count=1 -timeout 25m -skip "$learn_test" $plain_list
+wait "$learn_pid"
+echo "== test-learn (model.TestModelLearnsShapes, ran beside the plain stage)"
+cat "$logs/test-learn"
+if [ "$(cat "$logs/test-learn.rc" 2>/dev/null || echo 1)" -ne 0 ]; then
+	failed+=("test-learn (exit $(cat "$logs/test-learn.rc" 2>/dev/null || echo 1))")
+fi
 if [ -n "$race_pid" ]; then
 	wait "$race_pid"
 	echo "== test-race (ran beside the plain stage)"
