@@ -174,6 +174,21 @@ func (l *Learner) predictCaptions(ex *TaskExamples, out *TaskPredictions, lo, hi
 		return err
 	}
 	v := ex.Tokenizer.Vocab()
+	return l.onPairs(pb, func(s *torch.Scope, in *model.Inputs) error {
+		caps, err := l.e.m.BeamCaptions(s, in, v.CLSID, v.SEPID, l.e.m.Config.MaxCaptionLen, max(beams, 1))
+		if err != nil {
+			return err
+		}
+		for _, c := range caps {
+			out.Captions = append(out.Captions, detokenize(v, c.IDs))
+		}
+		return nil
+	})
+}
+
+// onPairs runs f on the learner's thread with pb's rows as tensors on the learner's device, in a
+// scope that closes when f returns.
+func (l *Learner) onPairs(pb *model.PairBatch, f func(s *torch.Scope, in *model.Inputs) error) error {
 	var ferr error
 	l.do(func() {
 		s := torch.NewScope()
@@ -183,14 +198,7 @@ func (l *Learner) predictCaptions(ex *TaskExamples, out *TaskPredictions, lo, hi
 			ferr = err
 			return
 		}
-		caps, err := l.e.m.BeamCaptions(s, in, v.CLSID, v.SEPID, l.e.m.Config.MaxCaptionLen, max(beams, 1))
-		if err != nil {
-			ferr = err
-			return
-		}
-		for _, c := range caps {
-			out.Captions = append(out.Captions, detokenize(v, c.IDs))
-		}
+		ferr = f(s, in)
 	})
 	return ferr
 }

@@ -75,21 +75,12 @@ func (l *Learner) predictScores(ex *TaskExamples, out *TaskPredictions, o predic
 		if err != nil {
 			return fmt.Errorf("images %d…%d: %w", lo, hi-1, err)
 		}
-		var ferr error
-		l.do(func() {
-			s := torch.NewScope()
-			defer s.Close()
-			in, err := model.PairsToTensors(s, pb, l.cfg.Device)
-			if err != nil {
-				ferr = err
-				return
-			}
+		ferr := l.onPairs(pb, func(s *torch.Scope, in *model.Inputs) error {
 			img, err := l.e.m.EncodeITMImages(s, in) // [hi-lo,hw,d], kept for the block's passes
 			if err != nil {
-				ferr = err
-				return
+				return err
 			}
-			ferr = l.scoreBlock(t, img, lo, hi)
+			return l.scoreBlock(t, img, lo, hi)
 		})
 		if ferr != nil {
 			return fmt.Errorf("images %d…%d: %w", lo, hi-1, ferr)
