@@ -15,7 +15,9 @@ import (
 // TestAPIBadInput: malformed, oversized, wrong-version, wrong-token and unknown requests each get
 // an error reply with the right code, and none changes the state.
 func TestAPIBadInput(t *testing.T) {
-	c := MakeCluster(t, 1, WithNATS(), WithConfig(func(i int, cfg *Config) { cfg.MaxRequestBytes = 4096 }))
+	// The worker joined below never heartbeats: a lease that outlives the test keeps the leader
+	// from declaring it dead in the middle of a case on a loaded machine.
+	c := MakeCluster(t, 1, WithNATS(), WithConfig(func(i int, cfg *Config) { cfg.MaxRequestBytes, cfg.LeaseTTL = 4096, time.Minute }))
 	cl := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -26,6 +28,18 @@ func TestAPIBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := c.Leader(t)
+	// The leader opens the job's first epoch on its own after the submit (its lease loop): wait
+	// for it, so that each case's before and after see only what the case itself did.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var need bool
+		leader.FSM().Read(func(st *State) { _, need = st.needsEpoch() })
+		if !need {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the leader did not open the job's first epoch within 10 s")
+		}
+	}
 	nc := cl.Conn()
 	sub := Subjects{Job: "test"}
 	env := func(v int, token string, body any) []byte {
