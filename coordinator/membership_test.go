@@ -112,7 +112,9 @@ func (g *memberGroup) start(i, n int) *Server {
 // stop stops replica i as SIGTERM does (Leave, then Close); kill as a crash does.
 func (g *memberGroup) stop(i int) time.Duration {
 	g.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// vlp coordinator's --leave-timeout is 5 s; under -race on two loaded cores a leadership
+	// hand-over and the new leader's first subscription have taken longer.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	t0 := time.Now()
 	if err := g.server(i).Leave(ctx, true); err != nil {
