@@ -51,32 +51,20 @@ plain_list=$(printf '%s\n' $model_pkg; $GO list ./... | grep -v -x -F -f <(print
 
 stage gofmt fmt_check
 stage vet $GO vet ./...
-# The learning test and the race-tested packages (one package at a time) run beside the plain
-# stage, each into its own log, printed after it.
+# The learning test runs beside the plain stage and then the race stage, into its own log printed
+# after them: two processes on two cores at any time (the race-tested packages' timing-sensitive
+# tests on a core of their own, not shared three or four ways).
 ($GO test -count=1 -timeout 25m -v -run "$learn_test" $model_pkg >"$logs/test-learn" 2>&1; echo $? >"$logs/test-learn.rc") &
 learn_pid=$!
-race_pid=
-if [ -n "$race_list" ]; then
-	($GO test -race -count=1 -p 1 -timeout 25m $race_list >"$logs/test-race" 2>&1; echo $? >"$logs/test-race.rc") &
-	race_pid=$!
-fi
-# One plain package at a time: with the learning test and a race-tested package beside it, that
-# keeps three processes on two cores, as before the learning test ran apart.
 stage test $GO test -count=1 -p 1 -timeout 25m -skip "$learn_test" $plain_list
+if [ -n "$race_list" ]; then
+	stage test-race $GO test -race -count=1 -p 1 -timeout 25m $race_list
+fi
 wait "$learn_pid"
-echo "== test-learn (model.TestModelLearnsShapes, ran beside the plain stage)"
+echo "== test-learn (model.TestModelLearnsShapes, ran beside the plain and race stages)"
 cat "$logs/test-learn"
 if [ "$(cat "$logs/test-learn.rc" 2>/dev/null || echo 1)" -ne 0 ]; then
 	failed+=("test-learn (exit $(cat "$logs/test-learn.rc" 2>/dev/null || echo 1))")
-fi
-if [ -n "$race_pid" ]; then
-	wait "$race_pid"
-	echo "== test-race (ran beside the plain stage)"
-	cat "$logs/test-race"
-	rc=$(cat "$logs/test-race.rc" 2>/dev/null || echo 1)
-	if [ "$rc" -ne 0 ]; then
-		failed+=("test-race (exit $rc)")
-	fi
 fi
 # The short scenarios: real processes in network namespaces, faults injected (they skip, saying
 # why, without root or ip netns).
