@@ -62,13 +62,11 @@ func (m *Model) ITMPairScores(s *torch.Scope, img *ITMImages, images []int, toke
 	var err error
 	torch.NoGrad(func() {
 		f := &fwd{s: s}
-		ids := torch.FromInt64(s, tokenIDs, []int64{int64(r), int64(l)}, m.Device)                         // [R,L]
-		pad := torch.FromBool(s, tokenMask, []int64{int64(r), int64(l)}, m.Device)                         // [R,L]
-		at := torch.FromInt64(s, idx, []int64{int64(r)}, m.Device)                                         // [R]
-		x := m.encode(f, m.Text.text(f, ids), pad, img.tok.IndexSelect(0, at), img.pad.IndexSelect(0, at)) // [R,L+hw,d]
-		lg := m.ITM.forward(x.Select(1, 0))                                                                // [R,2]
+		ids := torch.FromInt64(s, tokenIDs, []int64{int64(r), int64(l)}, m.Device) // [R,L]
+		pad := torch.FromBool(s, tokenMask, []int64{int64(r), int64(l)}, m.Device) // [R,L]
+		at := torch.FromInt64(s, idx, []int64{int64(r)}, m.Device)                 // [R]
 		var v []float32
-		if v, err = torch.Sub(lg.Select(1, 1), lg.Select(1, 0)).Float32s(); err != nil { // [R]
+		if v, err = m.itmLogOdds(f, m.Text.text(f, ids), pad, img.tok.IndexSelect(0, at), img.pad.IndexSelect(0, at)).Float32s(); err != nil { // [R]
 			return
 		}
 		out = make([]float64, r)

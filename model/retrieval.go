@@ -92,10 +92,8 @@ func (m *Model) ITMScoreMatrix(s *torch.Scope, in *Inputs) ([]float64, error) {
 				for k := range same {
 					same[k] = int64(i)
 				}
-				idx := torch.FromInt64(si, same, []int64{int64(b)}, m.Device)                                      // [B] all i
-				x := m.encode(&fwd{s: si}, text, in.TokenPad, img.IndexSelect(0, idx), imgPad.IndexSelect(0, idx)) // [B,L+hw,d]
-				lg := m.ITM.forward(x.Select(1, 0))                                                                // [B,2]
-				v, err := torch.Sub(lg.Select(1, 1), lg.Select(1, 0)).Float32s()                                   // [B]
+				idx := torch.FromInt64(si, same, []int64{int64(b)}, m.Device)                                                          // [B] all i
+				v, err := m.itmLogOdds(&fwd{s: si}, text, in.TokenPad, img.IndexSelect(0, idx), imgPad.IndexSelect(0, idx)).Float32s() // [B]
 				if err != nil {
 					return fmt.Errorf("image %d: %w", i, err)
 				}
@@ -113,6 +111,14 @@ func (m *Model) ITMScoreMatrix(s *torch.Scope, in *Inputs) ([]float64, error) {
 		return nil, fmt.Errorf("model: ITM score matrix: %w", err)
 	}
 	return out, nil
+}
+
+// itmLogOdds is the ITM log-odds of a match, logit(match) − logit(no match), of the rows of text
+// [R,L,d] (textPad [R,L]) read with the image tokens img [R,hw,d] (imgPad [R,hw]): [R].
+func (m *Model) itmLogOdds(f *fwd, text, textPad, img, imgPad *torch.Tensor) *torch.Tensor {
+	x := m.encode(f, text, textPad, img, imgPad) // [R,L+hw,d]
+	lg := m.ITM.forward(x.Select(1, 0))          // [R,2]
+	return torch.Sub(lg.Select(1, 1), lg.Select(1, 0))
 }
 
 // RetrievalForward mines hard negatives in the batch in (B matching pairs,

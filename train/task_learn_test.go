@@ -288,24 +288,19 @@ func scoreRows(l *Learner, ex *TaskExamples, lo, hi, shift int) (float64, error)
 		if perr != nil {
 			return 0, perr
 		}
-		l.do(func() {
-			s := torch.NewScope()
-			defer s.Close()
-			var in *model.Inputs
-			if in, err = model.PairsToTensors(s, pb, l.cfg.Device); err != nil {
-				return
+		err = l.onPairs(pb, func(s *torch.Scope, in *model.Inputs) error {
+			logits, _, err := l.head.(*model.VQAHead).Forward(s, l.e.m, in, nil, false, nil)
+			if err != nil {
+				return err
 			}
-			var logits *torch.Tensor
-			if logits, _, err = l.head.(*model.VQAHead).Forward(s, l.e.m, in, nil, false, nil); err != nil {
-				return
-			}
-			var pred []int
-			if pred, err = model.VQAPredict(logits); err != nil {
-				return
+			pred, err := model.VQAPredict(logits)
+			if err != nil {
+				return err
 			}
 			for i, c := range pred {
 				sum += eval.VQAAccuracy(r.Answers.Answers[c], r.VQA[lo+i].HumanAnswers())
 			}
+			return nil
 		})
 	case TaskCaption:
 		// Teacher-forced caption tokens predicted right (the scored unit is a token: the sum

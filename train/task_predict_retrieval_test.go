@@ -146,24 +146,19 @@ func understandScores(t *testing.T, l *Learner, held *TaskRecords) [][]float64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.do(func() {
-			s := torch.NewScope()
-			defer s.Close()
-			var in *model.Inputs
-			if in, err = model.PairsToTensors(s, pb, l.cfg.Device); err != nil {
-				return
+		err = l.onPairs(pb, func(s *torch.Scope, in *model.Inputs) error {
+			lg, err := l.e.m.Understand(s, in) // [M,2]
+			if err != nil {
+				return err
 			}
-			var lg *torch.Tensor
-			if lg, err = l.e.m.Understand(s, in); err != nil { // [M,2]
-				return
-			}
-			var v []float32
-			if v, err = lg.Float32s(); err != nil {
-				return
+			v, err := lg.Float32s()
+			if err != nil {
+				return err
 			}
 			for j := range texts {
 				out[i] = append(out[i], float64(v[2*j+1]-v[2*j]))
 			}
+			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
