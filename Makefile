@@ -2,6 +2,7 @@
 #
 #   make demo    install what is missing, build, and run the demo
 #   make test    install what is missing, build, check formatting/vet, run every test
+#   make finetune-learn  the fine-tuning learning tests, from make demo's checkpoint (~20 min)
 #   make chaos   every integration scenario and a seeded 10-minute chaos run (root; docs/reliability.md)
 #   make image   the control-plane container image, build/image/vlp-control.tar (no Docker daemon)
 #
@@ -38,7 +39,7 @@ DEB_PKGS := libtorch-dev libopenblas0-pthread python3-torch python3-torchvision 
 # Packages whose tests run under the race detector (they are concurrent).
 RACE_PKGS := ./coordinator/... ./allreduce/... ./worker/...
 
-.PHONY: all build lib bin deps test test-go fmt-check vet demo clean gpu-bundle fuzz chaos image
+.PHONY: all build lib bin deps test test-go fmt-check vet demo finetune-learn clean gpu-bundle fuzz chaos image
 
 all: build
 
@@ -92,6 +93,12 @@ fuzz:
 
 demo: deps build
 	./scripts/demo.sh
+
+# finetune-learn fine-tunes make demo's checkpoint (running the demo first when it has none) on the
+# synthetic VQA and NLVR2 and asserts the margins of docs/finetune.md, "Learning tests":
+# make finetune-learn FINETUNE_TASKS=caption,retrieval FINETUNE_SEED=2
+finetune-learn: deps build
+	GO=$(GO) FINETUNE_TASKS=$(FINETUNE_TASKS) FINETUNE_SEED=$(FINETUNE_SEED) FINETUNE_STEPS=$(FINETUNE_STEPS) ./scripts/finetune-learn.sh
 
 # chaos runs every integration scenario (real processes in network namespaces; needs root),
 # then a seeded random sequence of faults for CHAOS_TIME (default 10m) and prints its table:

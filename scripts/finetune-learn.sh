@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The fine-tuning learning tests (docs/finetune.md, "Learning tests"): what `make finetune-learn`
+# runs after installing and building. They fine-tune make demo's pretraining checkpoint, so the
+# demo runs first when $DEMO_DIR (default out/demo) has none. FINETUNE_TASKS (default vqa,nlvr2;
+# also caption, retrieval), FINETUNE_SEED (default 1) and FINETUNE_STEPS (default 1500) choose
+# the run; about 20 minutes on 2 cores for the default tasks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+OUT=${DEMO_DIR:-out/demo}
+STORE="$OUT/run/checkpoints/checkpoints.db"
+if [ ! -f "$STORE" ]; then
+	echo "finetune-learn: no pretraining checkpoint at $STORE: running the demo first"
+	./scripts/demo.sh
+fi
+VLP_TORCH_LIB="$PWD/build/lib/libvlptorch.so" VLP_FINETUNE_LEARN=1 VLP_FINETUNE_INIT_FROM="$PWD/$STORE" \
+	VLP_FINETUNE_TASKS=${FINETUNE_TASKS:-vqa,nlvr2} VLP_FINETUNE_SEED=${FINETUNE_SEED:-1} \
+	VLP_FINETUNE_STEPS=${FINETUNE_STEPS:-1500} \
+	"$GO" test -count=1 -timeout 120m -v -run '^TestFinetuneLearns$' ./train/
