@@ -110,12 +110,13 @@ func (b block) forward(f *fwd, x *torch.Tensor, frozenBN bool) *torch.Tensor { /
 
 // Backbone is a ResNet up to C5.
 type Backbone struct {
-	conv1       convP
-	bn1         bnP
-	stages      [4][]block
-	frozenBN    bool
-	noStemPool  bool // no max-pool after the stem (Config.NoStemPool)
-	OutChannels int  // channels of C5: 512·width/64 (basic) or 2048·width/64
+	conv1        convP
+	bn1          bnP
+	stages       [4][]block
+	frozenBN     bool
+	noStemPool   bool // no max-pool after the stem (Config.NoStemPool)
+	channelsLast bool // the images laid out NHWC before the stem (Config.ChannelsLast)
+	OutChannels  int  // channels of C5: 512·width/64 (basic) or 2048·width/64
 }
 
 func newBackbone(ps *paramSet, c Config) (*Backbone, error) {
@@ -129,7 +130,7 @@ func newBackbone(ps *paramSet, c Config) (*Backbone, error) {
 	firstTrainable := 4 - c.TrainableStages
 	stem := *ps
 	stem.frozen = firstTrainable > 0
-	bb := &Backbone{frozenBN: c.FrozenBN, noStemPool: c.NoStemPool}
+	bb := &Backbone{frozenBN: c.FrozenBN, noStemPool: c.NoStemPool, channelsLast: c.ChannelsLast}
 	w := c.ResNetWidth
 	bb.conv1 = newConv(&stem, "conv1", 3, w, 7, 2, 1)
 	bb.bn1 = newBN(&stem, "bn1", w)
@@ -173,6 +174,10 @@ func newBackbone(ps *paramSet, c Config) (*Backbone, error) {
 }
 
 func (bb *Backbone) forward(f *fwd, x *torch.Tensor) *torch.Tensor { // [B,3,H,W] -> [B,C5,H/32,W/32] (H/16 dilated or without the stem pool, H/8 both)
+	if bb.channelsLast {
+		// The same values laid out NHWC; every op below keeps the layout, C5 included.
+		x = x.ChannelsLast() // [B,3,H,W]
+	}
 	x = bb.bn1.forward(f, bb.conv1.forward(x), bb.frozenBN).Relu()
 	if !bb.noStemPool {
 		x = torch.MaxPool2d(x, torch.MaxPool2dOptions{Kernel: [2]int64{3, 3}, Stride: [2]int64{2, 2}, Padding: [2]int64{1, 1}})

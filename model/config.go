@@ -44,6 +44,18 @@ type Config struct {
 	// about 1.5× a CPU step (docs/BENCHMARKS.md, "The learning test"). The
 	// zero value keeps the pool, as the pretrained ResNets have it.
 	NoStemPool bool
+	// ChannelsLast runs the backbone's convolutions in the channels-last
+	// (NHWC) memory layout: the input images are laid out so before the
+	// stem, and LibTorch carries the layout through every convolution,
+	// BatchNorm, ReLU and pool after it. It changes where values sit in
+	// memory, not what is computed: the same function within float
+	// rounding, the same parameters (they stay contiguous). A GPU speed
+	// option (tensor cores read NHWC); a trial on the 2-core CPU gained
+	// nothing (docs/BENCHMARKS.md, "Demo"). Not part of the network's
+	// Layout, so a checkpoint restores with or without it (omitempty keeps
+	// it out of the layout's JSON, which layouts recorded before it
+	// existed lack).
+	ChannelsLast bool `json:",omitempty"`
 
 	// Transformer.
 

@@ -8,11 +8,12 @@ import (
 // Layout is a canonical description of the network c builds: every field
 // that decides what the parameters compute or which parameters exist, and
 // none that only shapes training (dropout, loss weights, which stages
-// train). Two layouts can share every parameter's name and shape — the
-// tiny preset with or without its stem max-pool — so a checkpoint records
-// its layout and a restore into another one is refused (CheckLayout).
+// train) or the memory layout of activations (ChannelsLast). Two layouts
+// can share every parameter's name and shape — the tiny preset with or
+// without its stem max-pool — so a checkpoint records its layout and a
+// restore into another one is refused (CheckLayout).
 func (c Config) Layout() string {
-	c.Dropout, c.Loss, c.TrainableStages = 0, LossWeights{}, 0
+	c.Dropout, c.Loss, c.TrainableStages, c.ChannelsLast = 0, LossWeights{}, 0, false
 	b, err := json.Marshal(c)
 	if err != nil {
 		panic(fmt.Sprintf("model: layout: %v", err)) // a struct of numbers and booleans always marshals

@@ -13,6 +13,13 @@ func TestLayout(t *testing.T) {
 	if trained.Layout() != tiny.Layout() {
 		t.Errorf("dropout, loss weights or trainable stages changed the layout")
 	}
+	// The memory layout of the activations does not either, and leaves the layout's JSON as it
+	// was before the field existed (checkpoints record that string).
+	nhwc := tiny
+	nhwc.ChannelsLast = true
+	if nhwc.Layout() != tiny.Layout() || strings.Contains(tiny.Layout(), "ChannelsLast") {
+		t.Errorf("ChannelsLast is in the layout: %s", nhwc.Layout())
+	}
 	// A change with the same parameter shapes does.
 	pooled := tiny
 	pooled.NoStemPool, pooled.DilateC5 = !tiny.NoStemPool, !tiny.DilateC5

@@ -40,6 +40,7 @@ const (
 	uIsNan
 	uArgmax
 	uLogSigmoid
+	uChannelsLast
 	uCount // the table's size, VLP_U_COUNT
 )
 
@@ -147,6 +148,13 @@ func (t *Tensor) GeluTanh() *Tensor { return t.unary(uGeluTanh, "gelu") }
 
 // Contiguous is t laid out row-major (t itself, as a new handle, when it already is).
 func (t *Tensor) Contiguous() *Tensor { return t.unary(uContiguous, "contiguous") }
+
+// ChannelsLast is a 4-D [N,C,H,W] tensor laid out channels-last (NHWC in memory, PyTorch's
+// torch.channels_last): the same shape and values, with the channels varying fastest. Convolutions,
+// batch norm, pooling and elementwise ops keep the layout of their input, and GPU convolutions
+// (tensor cores) run faster on it. It is recorded by autograd; IsContiguous is false for it (when
+// C and H·W exceed 1), and Contiguous lays it out row-major again. Any other rank is an error.
+func (t *Tensor) ChannelsLast() *Tensor { return t.unary(uChannelsLast, "channels_last") }
 
 // Detach is t cut from the autograd graph (shares storage).
 func (t *Tensor) Detach() *Tensor { return t.unary(uDetach, "detach") }

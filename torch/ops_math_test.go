@@ -216,3 +216,36 @@ func TestMathErrors(t *testing.T) {
 		}
 	}
 }
+
+// ChannelsLast keeps the shape and the values and changes only the memory layout: not contiguous
+// row-major, and Contiguous gives the same values back; a tensor that is not 4-D is refused.
+func TestChannelsLast(t *testing.T) {
+	s := scope(t)
+	data := make([]float32, 2*3*4*5)
+	for i := range data {
+		data[i] = float32(i)
+	}
+	x := f32(s, data, 2, 3, 4, 5)
+	want := vals(t, x)
+	cl := x.ChannelsLast()
+	shapeIs(t, cl, 2, 3, 4, 5)
+	near(t, "channels_last", vals(t, cl), want, 0)
+	if !x.IsContiguous() || cl.IsContiguous() {
+		t.Fatalf("contiguous: the input %v, channels-last %v; want true, false", x.IsContiguous(), cl.IsContiguous())
+	}
+	back := cl.Contiguous()
+	if !back.IsContiguous() {
+		t.Fatal("Contiguous of a channels-last tensor is not contiguous")
+	}
+	near(t, "contiguous of channels_last", vals(t, back), want, 0)
+	// The layout is carried through a convolution: the same result as from the row-major input.
+	w := f32(s, data[:2*3*2*2], 2, 3, 2, 2)
+	near(t, "conv2d channels_last", vals(t, Conv2d(cl, w, nil, Conv2dOptions{})), vals(t, Conv2d(x, w, nil, Conv2dOptions{})), 1e-6)
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := f32(s, data[:24], 2, 3, 4).ChannelsLast()
+	if err := bad.Err(); err == nil || !strings.HasPrefix(err.Error(), "torch: channels_last: shape [2 3 4]:") || !strings.Contains(err.Error(), "4-D") {
+		t.Errorf("3-D input: error %v, want one naming channels_last, the shape and 4-D", err)
+	}
+}

@@ -27,6 +27,7 @@ const (
 	OptAttributeMask  = "attribute_mask"   // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
 	OptBucketMiB      = "bucket_mib"       // E2E-VLP: size of an all-reduce bucket in MiB (default 25, as DistributedDataParallel; the first one at most 1)
 	OptOverlap        = "overlap"          // E2E-VLP: "false" all-reduces the gradients after backward instead of bucket by bucket during it (default true)
+	OptChannelsLast   = "channels_last"    // E2E-VLP: "true" runs the backbone's convolutions in the channels-last (NHWC) memory layout, the same function (default false)
 	OptAnswerMinCount = "answer_min_count" // task vqa: an answer is in the vocabulary when it is the majority answer of this many training questions (default 9: VQA v2's 3,129)
 
 	// optBackboneLR is the spelling of hyper.backbone_lr in specs stored before that field
@@ -42,6 +43,7 @@ type Options struct {
 	ITMNegatives       float64 // data.Config.ITMNegProb
 	BucketMiB          float64 // Config.BucketBytes in MiB; 0: automatic
 	NoOverlap          bool    // options.overlap false: Config.Overlap off
+	ChannelsLast       bool    // options.channels_last: model.Config.ChannelsLast
 	AnswerMinCount     int     // downstream.VocabConfig.MinCount; 0: its default
 	backboneLR         float64 // the older spelling of hyper.backbone_lr; 0: absent
 }
@@ -50,7 +52,7 @@ type Options struct {
 // value that does not parse, is an error naming the option.
 func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 	o := Options{Images: 512, ImageSize: 64, ITMNegatives: data.DefaultConfig().ITMNegProb, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
-	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB, OptOverlap, OptAnswerMinCount}, optBackboneLR); err != nil {
+	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB, OptOverlap, OptChannelsLast, OptAnswerMinCount}, optBackboneLR); err != nil {
 		return o, err
 	}
 	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize, OptAnswerMinCount: &o.AnswerMinCount} {
@@ -85,6 +87,13 @@ func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 		}
 		o.NoOverlap = !b
 	}
+	if v, ok := spec.Options[OptChannelsLast]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("%w: option %s=%q: want true or false", worker.ErrJobSpec, OptChannelsLast, v)
+		}
+		o.ChannelsLast = b
+	}
 	if v, ok := spec.Options[optBackboneLR]; ok {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || !(f > 0) {
@@ -97,8 +106,8 @@ func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 
 // Job is what a job spec says about training E2E-VLP, resolved against its preset.
 type Job struct {
-	// Model is the preset with the spec's dropout; the vocabulary, class and attribute counts
-	// grow to fit the data when the learner is built.
+	// Model is the preset with the spec's dropout and options.channels_last; the vocabulary,
+	// class and attribute counts grow to fit the data when the learner is built.
 	Model model.Config
 	// Train is the optimiser (hyper.lr, backbone_lr, weight_decay, beta1, beta2, eps), the
 	// clipping bound (hyper.clip_norm, else the preset's), the schedule (hyper.warmup_steps,
@@ -135,6 +144,7 @@ func Resolve(spec coordinator.JobSpec, pairs int64) (Job, error) {
 	if spec.Dropout != nil {
 		j.Model.Dropout = *spec.Dropout
 	}
+	j.Model.ChannelsLast = j.Options.ChannelsLast
 	h := spec.Hyper
 	total := h.MaxSteps
 	if total <= 0 {

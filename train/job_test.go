@@ -137,3 +137,24 @@ func TestVLPLearnerFollowsTrainConfig(t *testing.T) {
 		t.Fatal("no moment to compare")
 	}
 }
+
+// options.channels_last reaches the model's configuration; absent it is false, and a value that
+// is not a boolean is refused naming the option.
+func TestResolveChannelsLast(t *testing.T) {
+	spec := coordinator.JobSpec{Name: "j", Model: "tiny", GlobalBatch: 10, Epochs: 1, Seed: 5,
+		Hyper: coordinator.HyperParams{LR: 1e-3}, Options: map[string]string{OptImages: "8"}}
+	j, err := Resolve(spec, 500)
+	if err != nil || j.Model.ChannelsLast || j.Options.ChannelsLast {
+		t.Errorf("absent: model %v, options %v, %v; want false", j.Model.ChannelsLast, j.Options.ChannelsLast, err)
+	}
+	for v, want := range map[string]bool{"true": true, "false": false} {
+		spec.Options[OptChannelsLast] = v
+		if j, err = Resolve(spec, 500); err != nil || j.Model.ChannelsLast != want {
+			t.Errorf("options.channels_last %q: model %v, %v; want %v", v, j.Model.ChannelsLast, err, want)
+		}
+	}
+	spec.Options[OptChannelsLast] = "nhwc"
+	if _, err = Resolve(spec, 500); !errors.Is(err, worker.ErrJobSpec) || !strings.Contains(err.Error(), "channels_last") {
+		t.Errorf("options.channels_last nhwc: %v, want an error naming the option", err)
+	}
+}

@@ -48,6 +48,7 @@ var trainCommand = &cli.Command{
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda:N", Value: "cpu", EnvVars: []string{"VLP_DEVICE"}, Category: catTrain},
 		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},
 		&cli.BoolFlag{Name: "bf16", Usage: "bf16 autocast for forward and backward", EnvVars: []string{"VLP_BF16"}, Category: catTrain},
+		&cli.BoolFlag{Name: "channels-last", Usage: "run the backbone's convolutions in the channels-last (NHWC) memory layout: the same function, for GPUs' tensor cores (no gain on a CPU)", EnvVars: []string{"VLP_CHANNELS_LAST"}, Category: catTrain},
 		&cli.IntFlag{Name: "threads", Usage: threadsUsage, EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
 	}, append(append(trainHyperFlags, trainTaskFlags...), trainClusterFlags...)...),
 	Action: runTrain,

@@ -78,9 +78,9 @@ var trainFlagScope = []struct {
 	{[]string{"images", "itm-negatives", "attribute-mask", "vocab", "log-pairs", "eval"},
 		func(m trainMode) bool { return !m.task },
 		"it shapes pretraining's data or its evaluation; a task reads its records with the pretraining job's tokenizer (docs/finetune.md)"},
-	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib", "overlap"},
+	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "channels-last", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib", "overlap"},
 		func(m trainMode) bool { return !m.linear },
-		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, LibTorch threads, schedule or evaluation"},
+		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, memory layout, LibTorch threads, schedule or evaluation"},
 	{[]string{"images"},
 		func(m trainMode) bool { return !m.shards },
 		"it sizes the synthetic world; with --data the shards decide"},
@@ -157,6 +157,9 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 	}
 	if c.Bool("bf16") {
 		s.Precision = coordinator.PrecisionBF16
+	}
+	if c.Bool("channels-last") {
+		s.Options[train.OptChannelsLast] = "true"
 	}
 	if d := c.Float64("dropout"); d >= 0 {
 		s.Dropout = &d
@@ -244,6 +247,10 @@ var trainSpecFlags = []struct {
 	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[train.OptAttributeMask] }},
 	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[train.OptBucketMiB] }},
 	{"overlap", "options.overlap", func(s coordinator.JobSpec) string { return s.Options[train.OptOverlap] }},
+	{"channels-last", "options.channels_last", func(s coordinator.JobSpec) string {
+		on, err := strconv.ParseBool(s.Options[train.OptChannelsLast])
+		return strconv.FormatBool(err == nil && on) // absent: false
+	}},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
 	{"task", "task", func(s coordinator.JobSpec) string { return s.Task }},
 	{"init-from", "init_from", func(s coordinator.JobSpec) string { return s.InitFrom }},

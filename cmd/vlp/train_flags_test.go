@@ -187,7 +187,8 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 				tc.ClipNorm == 1 && near(tc.WeightDecay, 1e-4) && tc.Beta1 == 0.9 && tc.Beta2 == 0.999 && tc.Eps == 1e-8 &&
 				tc.Schedule == model.Schedule{Warmup: 10, Total: 100, MinRatio: 0.1} && !tc.BF16 && tc.Seed == 1 &&
 				v.Device == torch.CPU && v.Threads == 0 && v.Batch == 16 && v.Images == 8 && v.ImageSize == 64 && v.MaxSteps == 100 &&
-				v.AttributeMask == 0 && v.ITMNegatives == 0.5 && slices.Contains(v.Attributes, "red") && slices.Contains(v.Attributes, "small")
+				v.AttributeMask == 0 && v.ITMNegatives == 0.5 && slices.Contains(v.Attributes, "red") && slices.Contains(v.Attributes, "small") &&
+				!v.Model.ChannelsLast
 		}},
 		{"preset", []string{"--preset", "base"}, "model: base\nhyper: {lr: 0.0005, max_steps: 100}", nil, func(v learnerView) bool {
 			return v.Model.EncoderLayers == base.EncoderLayers && v.Model.DModel == base.DModel && v.Train.ClipNorm == 0.1
@@ -230,6 +231,9 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 		}},
 		{"bf16", []string{"--bf16"}, "model: tiny\nprecision: bf16\nhyper: {lr: 0.0005, max_steps: 100}", nil, func(v learnerView) bool {
 			return v.Train.BF16
+		}},
+		{"channels-last", []string{"--channels-last"}, "model: tiny\noptions: {images: \"8\", channels_last: \"true\"}\nhyper: {lr: 0.0005, max_steps: 100}", nil, func(v learnerView) bool {
+			return v.Model.ChannelsLast && !v.Train.BF16
 		}},
 		{"threads", []string{"--threads", "3"}, "model: tiny\nhyper: {lr: 0.0005, max_steps: 100}", []string{"--threads", "3"}, func(v learnerView) bool {
 			return v.Threads == 3
@@ -448,7 +452,7 @@ func TestTrainFlagsRefused(t *testing.T) {
 			{"--metrics-base-port", "9000"}, {"--data", "synth"}, {"--eval", "0"}, {"--pairs", "10"}, {"--linear-compute", "1ms"},
 			{"--vocab", "v.txt"}, {"--log-pairs"}}},
 		{[]string{"--model", "linear"}, [][]string{{"--preset", "base"}, {"--backbone-lr", "1e-4"}, {"--images", "8"}, {"--image-size", "32"},
-			{"--dropout", "0"}, {"--bf16"}, {"--threads", "1"}, {"--warmup-steps", "3"}, {"--min-lr", "1e-5"}, {"--data", "synth"},
+			{"--dropout", "0"}, {"--bf16"}, {"--channels-last"}, {"--threads", "1"}, {"--warmup-steps", "3"}, {"--min-lr", "1e-5"}, {"--data", "synth"},
 			{"--eval", "0"}, {"--device", "cuda:0"}, {"--vocab", "v.txt"}}},
 		{nil, [][]string{{"--pairs", "5"}, {"--linear-compute", "1ms"}, {"--vocab", "v.txt"}, {"--log-pairs"}}},
 		{[]string{"--data", "/shards"}, [][]string{{"--images", "8"}, {"--model", "tiny", "--preset", "base"}}},
@@ -488,6 +492,8 @@ func TestTrainResumeFlags(t *testing.T) {
 		{[]string{"--checkpoint-every", "9"}, "checkpoint_every"},
 		{[]string{"--seed", "3"}, "seed"},
 		{[]string{"--pairs", "10"}, "units.pairs"},
+		{[]string{"--channels-last=false"}, ""},
+		{[]string{"--channels-last"}, "--channels-last gives options.channels_last true, but the job in " + dir + " was submitted with false"},
 	} {
 		args := append([]string{"train", "--dir", dir, "--model", "linear"}, tc.flags...)
 		err := withCommand(t, trainCommand, nil, args, func(c *cli.Context) error { return checkResumeFlags(c, stored, 2, dir) })

@@ -25,6 +25,8 @@ func TestJobSpecFieldsRefused(t *testing.T) {
 		{"model: linear\nhyper: {lr: 0.01, warmup_steps: 5}", "hyper.warmup_steps"},
 		{"model: linear\nhyper: {lr: 0.01, min_lr: 0.001}", "hyper.min_lr"},
 		{"model: linear\noptions: {images: \"8\"}\nhyper: {lr: 0.01}", "options images"},
+		{"model: linear\noptions: {channels_last: \"true\"}\nhyper: {lr: 0.01}", "options channels_last"},
+		{"model: tiny\noptions: {images: \"8\", channels_last: \"yes\"}\nhyper: {lr: 0.01}", "option channels_last=\"yes\": want true or false"},
 		{"model: tiny\noptions: {images: \"8\", imagesize: \"32\"}\nhyper: {lr: 0.01}", "options imagesize"},
 		{"model: tiny\noptions: {images: \"8\"}\nhyper: {lr: 0.01, max_steps: 10, warmup_steps: 20}", "hyper.warmup_steps 20"},
 		{"model: tiny\noptions: {images: \"8\"}\nhyper: {lr: 0.0001, min_lr: 0.001}", "hyper.min_lr"},

@@ -83,6 +83,7 @@ func taskLearnerConfig(spec coordinator.JobSpec, records string, dev torch.Devic
 	if spec.Dropout != nil {
 		m.Dropout = *spec.Dropout
 	}
+	m.ChannelsLast = job.Model.ChannelsLast // this job's options.channels_last, not the pretraining job's
 	perUnit := uint32(max(spec.Units.PerUnit, 1))
 	dc := job.DataConfig()
 	dc.MaxTextLen, dc.MaxCaptionLen = m.MaxTextLen, m.MaxCaptionLen

@@ -206,7 +206,7 @@ func TestTrainTaskFlags(t *testing.T) {
 			// From the seed: the tiny preset on the synthetic world's vocabulary, tiny's
 			// fine-tuning rate.
 			return v.Task == train.TaskVQA && v.InitFrom == "" && v.Examples > 100 && v.Answers > 5 && near(v.Train.LR, 3e-4) &&
-				near(v.Train.BackboneLR, 3e-4) && v.Model.DModel == model.Tiny().DModel && v.ImageSize == 64
+				near(v.Train.BackboneLR, 3e-4) && v.Model.DModel == model.Tiny().DModel && v.ImageSize == 64 && !v.Model.ChannelsLast
 		}, false},
 		{"init-from", []string{"--task", "vqa", "--init-from", f.store}, "task: vqa\ninit_from: " + f.store, func(v taskView) bool {
 			return v.InitFrom == f.store+"#1" && v.Task == train.TaskVQA
@@ -222,6 +222,10 @@ func TestTrainTaskFlags(t *testing.T) {
 		}, false},
 		{"dropout", []string{"--task", "vqa", "--dropout", "0.05"}, "task: vqa\ndropout: 0.05", func(v taskView) bool {
 			return v.Model.Dropout == 0.05
+		}, false},
+		// The task's own options.channels_last, not the pretraining job's (which has none).
+		{"channels-last", []string{"--task", "vqa", "--init-from", f.store, "--channels-last"}, "task: vqa\ninit_from: " + f.store + "\noptions: {channels_last: \"true\"}", func(v taskView) bool {
+			return v.Model.ChannelsLast && v.InitFrom == f.store+"#1"
 		}, false},
 		{"overlap", []string{"--task", "vqa", "--overlap=false"}, "task: vqa\noptions: {overlap: \"false\"}", func(v taskView) bool {
 			return !v.Overlap

@@ -47,6 +47,12 @@ char* vlp_unary(int64_t op, vlp_tensor_t h, vlp_tensor_t* out) {
     case VLP_U_ISNAN: r = t.isnan(); break;
     case VLP_U_ARGMAX: r = t.argmax(); break;
     case VLP_U_LOG_SIGMOID: r = at::log_sigmoid(t); break;
+    case VLP_U_CHANNELS_LAST:
+      if (t.dim() != 4) {
+        throw std::invalid_argument("channels_last needs a 4-D [N, C, H, W] tensor, not " + std::to_string(t.dim()) + "-D");
+      }
+      r = t.contiguous(at::MemoryFormat::ChannelsLast);
+      break;
     default: throw std::invalid_argument("unknown unary op " + std::to_string(op));
   }
   *out = wrap(std::move(r));

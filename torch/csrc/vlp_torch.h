@@ -50,7 +50,7 @@ enum {
  * library whose version differs from its own, naming both. (Defined only when not given on the
  * command line, so that a test can build a library that reports another version.) */
 #ifndef VLP_ABI_VERSION
-#define VLP_ABI_VERSION 4
+#define VLP_ABI_VERSION 5
 #endif
 /* The op tables whose sizes vlp_abi reports: the codes of each enum below. A table that grew or
  * shrank without a version bump still tells a mismatched library apart. */
@@ -151,12 +151,16 @@ VLP_API char* vlp_split(vlp_tensor_t t, const int64_t* sizes, int64_t n, int64_t
 VLP_API char* vlp_nonzero(vlp_tensor_t t, vlp_tensor_t* out);
 
 /* ---- math (ops_math.cpp) ---- */
+/* Unary ops. A new code goes last, before VLP_U_COUNT, with the same change to torch/ops_math.go and
+ * a VLP_ABI_VERSION bump. CHANNELS_LAST is t.contiguous(at::MemoryFormat::ChannelsLast): the same
+ * values laid out NHWC, for a 4-D [N, C, H, W] tensor only. */
 enum {
   VLP_U_NEG = 0, VLP_U_SQRT, VLP_U_RSQRT, VLP_U_EXP, VLP_U_LOG, VLP_U_ABS, VLP_U_RELU, VLP_U_SIGMOID,
   VLP_U_TANH, VLP_U_LOGICAL_NOT, VLP_U_CONTIGUOUS, VLP_U_SIN, VLP_U_COS, VLP_U_FLOOR, VLP_U_CEIL,
   VLP_U_ROUND, VLP_U_SIGN, VLP_U_SUM, VLP_U_MEAN, VLP_U_MIN, VLP_U_MAX, VLP_U_DETACH, VLP_U_CLONE,
   VLP_U_ZEROS_LIKE, VLP_U_ONES_LIKE, VLP_U_RECIPROCAL, VLP_U_GELU, VLP_U_GELU_TANH, VLP_U_SILU,
   VLP_U_LOG1P, VLP_U_ANY, VLP_U_ALL, VLP_U_SQUARE, VLP_U_ISNAN, VLP_U_ARGMAX, VLP_U_LOG_SIGMOID,
+  VLP_U_CHANNELS_LAST,
   VLP_U_COUNT
 };
 VLP_API char* vlp_unary(int64_t op, vlp_tensor_t t, vlp_tensor_t* out);
