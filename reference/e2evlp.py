@@ -37,6 +37,15 @@ from torch import nn
 IGNORE = -100
 
 
+class LayerNorm32(nn.LayerNorm):
+    """LayerNorm in float32 whatever its input, as autocast runs it on CUDA (torch 1.13's CPU
+    autocast leaves it out and then fails on a bf16 input with float32 weights); a no-op cast in
+    float32."""
+
+    def forward(self, x):
+        return super().forward(x.float())
+
+
 class FrozenBN(nn.Module):
     def __init__(self, n):
         super().__init__()
@@ -199,8 +208,8 @@ class FFN(nn.Module):
 class EncoderLayer(nn.Module):
     def __init__(self, d, heads, f):
         super().__init__()
-        self.ln1, self.attn = nn.LayerNorm(d), Attention(d, heads)
-        self.ln2, self.ffn = nn.LayerNorm(d), FFN(d, f)
+        self.ln1, self.attn = LayerNorm32(d), Attention(d, heads)
+        self.ln2, self.ffn = LayerNorm32(d), FFN(d, f)
 
     def forward(self, x, pad):
         h = self.ln1(x)
@@ -211,9 +220,9 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     def __init__(self, d, heads, f):
         super().__init__()
-        self.ln1, self.self_attn = nn.LayerNorm(d), Attention(d, heads)
-        self.ln2, self.cross_attn = nn.LayerNorm(d), Attention(d, heads)
-        self.ln3, self.ffn = nn.LayerNorm(d), FFN(d, f)
+        self.ln1, self.self_attn = LayerNorm32(d), Attention(d, heads)
+        self.ln2, self.cross_attn = LayerNorm32(d), Attention(d, heads)
+        self.ln3, self.ffn = LayerNorm32(d), FFN(d, f)
 
     def forward(self, x, qpos, self_pad, causal, mem, mem_key, mem_pad):
         pos = (lambda h: h) if qpos is None else (lambda h: h + qpos)
@@ -228,7 +237,7 @@ class Stack(nn.Module):
     def __init__(self, layer, n, d, heads, f):
         super().__init__()
         self.layers = nn.ModuleList([layer(d, heads, f) for _ in range(n)])
-        self.ln_f = nn.LayerNorm(d)
+        self.ln_f = LayerNorm32(d)
 
 
 class E2EVLP(nn.Module):
@@ -242,11 +251,11 @@ class E2EVLP(nn.Module):
         self.text.tok_emb = nn.Embedding(c["VocabSize"], d)
         self.text.pos_emb = nn.Embedding(c["MaxTextLen"], d)
         self.text.seg_emb = nn.Embedding(2, d)
-        self.text.ln = nn.LayerNorm(d)
+        self.text.ln = LayerNorm32(d)
         self.encoder = Stack(EncoderLayer, c["EncoderLayers"], d, c["Heads"], c["FFN"])
         self.mlm = nn.Module()
         self.mlm.dense = nn.Linear(d, d)
-        self.mlm.ln = nn.LayerNorm(d)
+        self.mlm.ln = LayerNorm32(d)
         self.mlm.bias = nn.Parameter(torch.zeros(c["VocabSize"]))
         if not c["TieMLM"]:
             self.mlm.out = nn.Linear(d, c["VocabSize"], bias=False)
@@ -263,7 +272,7 @@ class E2EVLP(nn.Module):
         n_cap = 0 if c["SharedDecoder"] else c["DecoderLayers"]
         self.cap_decoder = Stack(DecoderLayer, n_cap, d, c["Heads"], c["FFN"])
         self.cap_decoder.pos_emb = nn.Embedding(c["MaxCaptionLen"], d)
-        self.cap_decoder.ln = nn.LayerNorm(d)
+        self.cap_decoder.ln = LayerNorm32(d)
         self.cap_head = nn.Module()
         self.cap_head.bias = nn.Parameter(torch.zeros(c["VocabSize"]))
 
@@ -619,9 +628,12 @@ def ddp_rank(rank, a, c, batch, port, q):
     dev = torch.device("cuda:%d" % rank if cuda else "cpu")
     torch.manual_seed(a.seed)
     m = E2EVLP(c).to(dev)
+    bt = batch_tensors(batch, dev)
+    if a.channels_last:  # as vlp's --channels-last: the images NHWC, the convolutions follow
+        m.backbone.to(memory_format=torch.channels_last)
+        bt["images"] = bt["images"].contiguous(memory_format=torch.channels_last)
     m.train()
     dm = DDP(Losses(m), device_ids=[rank] if cuda else None)
-    bt = batch_tensors(batch, dev)
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows = []
@@ -629,7 +641,8 @@ def ddp_rank(rank, a, c, batch, port, q):
         sync()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        losses = dm(bt)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.bf16):  # as vlp's --bf16
+            losses = dm(bt)
         sync()
         t1 = time.perf_counter()
         losses["total"].backward()
@@ -660,6 +673,8 @@ def ddp(args):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--channels-last", action="store_true")
     a = ap.parse_args(args)
     c = json.load(open(a.config))
     batch = json.load(open(a.batch))

@@ -30,7 +30,7 @@ var benchTrainCommand = &cli.Command{
 		"processes on this host, the default NATS ring or --ring-transport) and then the PyTorch\n" +
 		"reference model (reference/e2evlp.py ddp) in DistributedDataParallel with as many ranks —\n" +
 		"Gloo on the CPU, NCCL on cuda — each on one per-rank batch built from the same data, with\n" +
-		"the same threads per process, AdamW and clipping; with --stand-alone also vlp with\n" +
+		"the same threads per process, AdamW, clipping, --bf16 and --channels-last; with --stand-alone also vlp with\n" +
 		"--overlap=false (vlp-a: the all-reduce after backward). It prints the median step of each side,\n" +
 		"its phases and samples/s, and the ratio vlp / DDP; rounds alternate the two so that a\n" +
 		"noisy machine weighs on both. The first --warmup steps of every run are left out.",
@@ -245,6 +245,13 @@ func benchTrainDDP(c *cli.Context, ref, cfgPath, batchPath string, ranks int, cl
 	cmd := exec.Command(c.String("python"), ref, "ddp", cfgPath, batchPath, "--ranks", strconv.Itoa(ranks),
 		"--threads", strconv.Itoa(threads), "--steps", strconv.Itoa(c.Int("steps")), "--warmup", strconv.Itoa(c.Int("warmup")),
 		"--device", dev, "--clip", strconv.FormatFloat(clip, 'g', -1, 64), "--seed", strconv.FormatUint(c.Uint64("seed"), 10))
+	// The options that change how the same model computes reach the peer too.
+	if c.Bool("bf16") {
+		cmd.Args = append(cmd.Args, "--bf16")
+	}
+	if c.Bool("channels-last") {
+		cmd.Args = append(cmd.Args, "--channels-last")
+	}
 	// Each vlp worker's --threads bounds OpenBLAS's pool too (torch.NumThreads); torch.set_num_threads
 	// does not, so the peer's ranks get the same bound the way torchrun gives it (OMP_NUM_THREADS,
 	// which OpenBLAS reads as well) rather than one BLAS thread a core each.
