@@ -2,7 +2,7 @@
 #
 #   make demo    install what is missing, build, and run the demo
 #   make test    install what is missing, build, check formatting/vet, run every test
-#   make finetune-learn  the fine-tuning learning tests, from make demo's checkpoint (~20 min)
+#   make finetune-learn  the fine-tuning learning tests, from make demo's checkpoint (~25 min)
 #   make chaos   every integration scenario and a seeded 10-minute chaos run (root; docs/reliability.md)
 #   make image   the control-plane container image, build/image/vlp-control.tar (no Docker daemon)
 #

@@ -23,7 +23,7 @@ import (
 // `vlp train` on shards — VLP_FINETUNE_INIT_FROM=STORE[#ID], default make demo's
 // out/demo/run/checkpoints/checkpoints.db — is fine-tuned on each synthetic task
 // (VLP_FINETUNE_TASKS, default vqa,nlvr2; also caption, retrieval) through the workers' learner for
-// VLP_FINETUNE_STEPS (default 1500) steps of 32, once from the pretrained parameters and once from
+// VLP_FINETUNE_STEPS (default 2500 for VQA, 1500 for the others) steps of 32, once from the pretrained parameters and once from
 // the seed, and scored on its held-out split:
 //
 //   - the fine-tuned model beats its text-only baseline — the same model shown another
@@ -64,7 +64,6 @@ func TestFinetuneLearns(t *testing.T) {
 	}
 	loadTorch(t)
 	seed := uint64(envInt(t, "VLP_FINETUNE_SEED", 1))
-	steps := envInt(t, "VLP_FINETUNE_STEPS", 1500)
 	tasks := strings.Split(os.Getenv("VLP_FINETUNE_TASKS"), ",")
 	if tasks[0] == "" {
 		tasks = []string{"vqa", "nlvr2"}
@@ -90,6 +89,10 @@ func TestFinetuneLearns(t *testing.T) {
 				images = 1000
 			}
 			images = envInt(t, "VLP_FINETUNE_IMAGES", images)
+			steps := envInt(t, "VLP_FINETUNE_STEPS", map[Task]int{TaskVQA: 2500}[task])
+			if steps == 0 {
+				steps = 1500
+			}
 			trainPath, heldPath := taskRecordsFiles(t, task, seed+100, images, dir)
 			recs, err := LoadTaskRecords(task, trainPath, 0)
 			if err != nil {
