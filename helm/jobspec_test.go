@@ -2,6 +2,7 @@ package helm
 
 import (
 	"encoding/json"
+	"github.com/e2evlp/vlp/train"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -48,6 +49,14 @@ func TestJobSpec(t *testing.T) {
 	s := readJobYAML(t, r2)
 	if s.Name != "lin" || s.Model != "linear" || !reflect.DeepEqual(s.Options, map[string]string{"dim": "8"}) || s.Epochs != 0 {
 		t.Errorf("a spec from values: %+v; want exactly it (no key of the demo spec)", s)
+	}
+	// A spec option reaches the workers as `vlp train` gives it: the chart carries
+	// options.channels_last into job.yaml, and the workers' resolution reads it.
+	nhwc := map[string]any{"model": "tiny", "global_batch": 16, "units": map[string]any{"pairs": 256, "per_unit": 8},
+		"options": map[string]any{"images": "256", "channels_last": "true"}}
+	job, err := train.Resolve(readJobYAML(t, render(t, install(), values("job.spec", nhwc))), 256)
+	if err != nil || !job.Model.ChannelsLast {
+		t.Errorf("options.channels_last through the chart: resolved %v, %v", job.Model.ChannelsLast, err)
 	}
 	name := func(r *Rendered) string { return r.jobs()[0].Name }
 	if again := render(t, upgrade(2), nil); name(again) != name(r) {

@@ -629,8 +629,7 @@ def ddp_rank(rank, a, c, batch, port, q):
     torch.manual_seed(a.seed)
     m = E2EVLP(c).to(dev)
     bt = batch_tensors(batch, dev)
-    if a.channels_last:  # as vlp's --channels-last: the images NHWC, the convolutions follow
-        m.backbone.to(memory_format=torch.channels_last)
+    if a.channels_last:  # as vlp's --channels-last: the images NHWC (the weights stay), the convolutions follow
         bt["images"] = bt["images"].contiguous(memory_format=torch.channels_last)
     m.train()
     dm = DDP(Losses(m), device_ids=[rank] if cuda else None)
