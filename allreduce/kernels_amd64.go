@@ -11,6 +11,9 @@ func hasAVX2() bool
 func addF32AVX2(dst, src *float32, n int)
 
 //go:noescape
+func scaleF32AVX2(v *float32, f float32, n int)
+
+//go:noescape
 func addBF16AVX2(dst *float32, src *uint16, n int)
 
 //go:noescape

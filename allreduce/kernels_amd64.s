@@ -44,6 +44,22 @@ loop:
 	VZEROUPPER
 	RET
 
+// func scaleF32AVX2(v *float32, f float32, n int)
+TEXT ·scaleF32AVX2(SB), NOSPLIT, $0-24
+	MOVQ         v+0(FP), DI
+	VBROADCASTSS f+8(FP), Y2
+	MOVQ         n+16(FP), CX
+loop:
+	VMULPS  (DI), Y2, Y0
+	VMULPS  32(DI), Y2, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	JNZ     loop
+	VZEROUPPER
+	RET
+
 // func addBF16AVX2(dst *float32, src *uint16, n int)
 TEXT ·addBF16AVX2(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI

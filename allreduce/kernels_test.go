@@ -100,6 +100,9 @@ func TestKernelsMatchScalar(t *testing.T) {
 	b, bGo := append([]float32(nil), dst...), append([]float32(nil), dst...)
 	addF32(b, src)
 	addF32Go(bGo, src)
+	sc, scGo := append([]float32(nil), dst...), append([]float32(nil), dst...)
+	Scale(sc, src[5])
+	scaleF32Go(scGo, src[5])
 	acc, accGo := append([]uint16(nil), h...), append([]uint16(nil), h...)
 	accumBF16(acc, dst)
 	accumBF16Go(accGo, dst)
@@ -111,7 +114,7 @@ func TestKernelsMatchScalar(t *testing.T) {
 		}
 	}
 	for i := range f {
-		for _, p := range [][2]float32{{f[i], fGo[i]}, {a[i], aGo[i]}, {b[i], bGo[i]}} {
+		for _, p := range [][2]float32{{f[i], fGo[i]}, {a[i], aGo[i]}, {b[i], bGo[i]}, {sc[i], scGo[i]}} {
 			if math.Float32bits(p[0]) != math.Float32bits(p[1]) && !(p[0] != p[0] && p[1] != p[1]) {
 				t.Fatalf("element %d: vector %#08x, scalar %#08x", i, math.Float32bits(p[0]), math.Float32bits(p[1]))
 			}
@@ -134,6 +137,13 @@ func TestKernels(t *testing.T) {
 				t.Fatalf("addF32 n=%d i=%d: %v != %v", n, i, got[i], a[i]+b[i])
 			}
 		}
+		got = append(got[:0], a...)
+		Scale(got, 0.37)
+		for i := range a {
+			if got[i] != a[i]*0.37 {
+				t.Fatalf("Scale n=%d i=%d: %v != %v", n, i, got[i], a[i]*0.37)
+			}
+		}
 		h := make([]uint16, n)
 		encodeBF16(h, b)
 		back := make([]float32, n)
@@ -153,6 +163,14 @@ func BenchmarkAddF32(b *testing.B) {
 	b.SetBytes(4 << 20)
 	for b.Loop() {
 		addF32(dst, src)
+	}
+}
+
+func BenchmarkScale(b *testing.B) {
+	v := make([]float32, 1<<20)
+	b.SetBytes(4 << 20)
+	for b.Loop() {
+		Scale(v, 1)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 // speaks. The shim is built apart from the Go binary (GPU hosts build it against their own
 // LibTorch), so Load asks the library for its version before it resolves anything else, and
 // refuses one that speaks another.
-const ABIVersion = 5
+const ABIVersion = 6
 
 // ABI is what a libvlptorch.so reports about its C ABI (vlp_abi): its version and the size of
 // each op table (the codes of the dtype, shape, unary, binary and reduce enums), in that order.

@@ -126,6 +126,24 @@ const (
 	hpWeightDecay
 )
 
+// SetFused chooses how a float32 CPU parameter is updated: in one pass over its memory (true,
+// the default) or through LibTorch's ops, one pass per op (false). Both compute the same update
+// with the same float operations in the same order; the ops' vector kernels may round a few
+// elements differently. Parameters of other types and devices always take the ops.
+func (o *AdamW) SetFused(fused bool) error {
+	if err := o.check("adamw_set_fused"); err != nil {
+		return err
+	}
+	v := uintptr(0)
+	if fused {
+		v = 1
+	}
+	if e := cerr(call(fn.adamwSetFused, o.h, v)); e != "" {
+		return &OpError{Op: "adamw_set_fused", Msg: e}
+	}
+	return nil
+}
+
 // SetLR sets the learning rate of group (for schedules).
 func (o *AdamW) SetLR(group int, lr float64) error {
 	if err := o.check("adamw_set_lr"); err != nil {

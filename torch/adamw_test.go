@@ -61,3 +61,81 @@ func TestAdamWValidate(t *testing.T) {
 		t.Fatalf("int param accepted: %v", err)
 	}
 }
+
+// TestAdamWFusedSameUpdate runs the one-pass CPU update (the default) and LibTorch's ops side by
+// side on the same parameters and gradients for a few steps: a tensor shorter than a vector, one
+// split among threads, and a channels-last one (dense, not contiguous) must end with the same
+// values and moments, up to the rounding of the ops' vector kernels (which fuse some multiply-adds):
+// within 1e-5 of each tensor's largest magnitude.
+func TestAdamWFusedSameUpdate(t *testing.T) {
+	if dev.IsCUDA() {
+		t.Skip("the one-pass update is the CPU's; CUDA takes the ops")
+	}
+	s := scope(t)
+	g := must(NewGenerator(7, dev))
+	defer g.Close()
+	shapes := [][]int64{{3, 5, 7}, {70001}, {8, 3, 3, 5}}
+	var fused, ops []*Tensor
+	for i, sh := range shapes {
+		v := Randn(s, g, sh, Float32, dev)
+		if i == 2 {
+			v = v.ChannelsLast()
+		}
+		fused = append(fused, v.Clone().RequiresGrad(true))
+		ops = append(ops, v.Clone().RequiresGrad(true))
+	}
+	if fused[2].IsContiguous() {
+		t.Fatal("the channels-last parameter is contiguous: the test would not cover a strided one")
+	}
+	group := func(ps []*Tensor) []ParamGroup {
+		return []ParamGroup{{Params: ps, LR: 3e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05}}
+	}
+	of := must(NewAdamW(group(fused)))
+	defer of.Close()
+	oo := must(NewAdamW(group(ops)))
+	defer oo.Close()
+	noErr(t, oo.SetFused(false))
+	for step := 0; step < 5; step++ {
+		for i, sh := range shapes {
+			gr := Randn(s, g, sh, Float32, dev).MulScalar(float64(step + 1))
+			if i == 2 {
+				gr = gr.ChannelsLast()
+			}
+			noErr(t, fused[i].SetGrad(gr.Clone()))
+			noErr(t, ops[i].SetGrad(gr.Clone()))
+		}
+		noErr(t, of.Step())
+		noErr(t, oo.Step())
+	}
+	for i := range shapes {
+		mf, vf, nf, err := of.State(i)
+		noErr(t, err)
+		mo, vo, no, err := oo.State(i)
+		noErr(t, err)
+		if nf != 5 || no != 5 {
+			t.Fatalf("param %d: steps %d and %d, want 5", i, nf, no)
+		}
+		for _, c := range []struct {
+			what string
+			a, b *Tensor
+		}{{"value", fused[i], ops[i]}, {"exp_avg", mf, mo}, {"exp_avg_sq", vf, vo}} {
+			a, b := vals(t, s.Use(c.a).Detach()), vals(t, s.Use(c.b).Detach())
+			differ, gap, scale := 0, 0.0, 0.0
+			for j := range a {
+				if a[j] != b[j] {
+					differ++
+				}
+				gap = math.Max(gap, math.Abs(a[j]-b[j]))
+				scale = math.Max(scale, math.Abs(b[j]))
+			}
+			worst := gap / scale
+			t.Logf("param %d %s: %d of %d elements differ, largest gap %.2g of the largest magnitude", i, c.what, differ, len(a), worst)
+			if worst > 1e-5 {
+				t.Errorf("param %d %s: one-pass and ops updates differ by %.2g of the largest magnitude", i, c.what, worst)
+			}
+		}
+		for _, x := range []*Tensor{mf, vf, mo, vo} {
+			x.Close()
+		}
+	}
+}

@@ -172,3 +172,46 @@ func benchMHA(b *testing.B, fused bool) {
 
 func BenchmarkMHAFused(b *testing.B)   { benchMHA(b, true) }
 func BenchmarkMHAUnfused(b *testing.B) { benchMHA(b, false) }
+
+// BenchmarkAdamWStepFused and BenchmarkAdamWStepOps time one AdamW step over 3.5 M float32
+// parameters in 120 tensors (the tiny preset's count and sizes, roughly) — in one pass over each
+// tensor's memory, and through LibTorch's ops:
+//
+//	go test ./torch -run '^$' -bench AdamWStep
+func BenchmarkAdamWStepFused(b *testing.B) { benchAdamW(b, true) }
+func BenchmarkAdamWStepOps(b *testing.B)   { benchAdamW(b, false) }
+
+func benchAdamW(b *testing.B, fused bool) {
+	s := NewScope()
+	defer s.Close()
+	sizes := []int64{256, 65536, 16384, 256 * 256, 512, 4096}
+	var ps []*Tensor
+	var total int64
+	for i := 0; total < 3_500_000; i++ {
+		n := sizes[i%len(sizes)]
+		if i%20 == 0 {
+			n = 400_000
+		}
+		p := Randn(s, nil, []int64{n}, Float32, dev).RequiresGrad(true)
+		if err := p.SetGrad(Randn(s, nil, []int64{n}, Float32, dev)); err != nil {
+			b.Fatal(err)
+		}
+		ps = append(ps, p)
+		total += n
+	}
+	opt, err := NewAdamW([]ParamGroup{NewParamGroup(ps, 1e-4)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer opt.Close()
+	if err := opt.SetFused(fused); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := opt.Step(); err != nil {
+			b.Fatal(err)
+		}
+		syncDev(b)
+	}
+	b.ReportMetric(float64(total), "params")
+}

@@ -173,7 +173,7 @@ type symbols struct {
 	conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d, softmax, layerNorm, embedding, dropout                        uintptr
 	interpolateNearest, crossEntropy, bceWithLogits, pairLoss, sdpa, mha                                           uintptr
 	setRequiresGrad, backward, grad, setGrad, zeroGrad, setGradEnabled, autocastEnter, autocastExit                uintptr
-	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts                     uintptr
+	adamwNew, adamwFree, adamwAddGroup, adamwStep, adamwSetHparam, adamwGetHparam, adamwCounts, adamwSetFused      uintptr
 	adamwGetState, adamwSetState, adamwFlatState, clipGradNorm, flatCopy                                           uintptr
 	bucketsNew, bucketsArm, bucketsFinish, bucketsToDevice, bucketsFree                                            uintptr
 	serialize, deserialize, pickleSave                                                                             uintptr
@@ -221,6 +221,7 @@ func (s *symbols) resolve(h uintptr) error {
 		{"vlp_adamw_new", &s.adamwNew}, {"vlp_adamw_free", &s.adamwFree}, {"vlp_adamw_add_group", &s.adamwAddGroup},
 		{"vlp_adamw_step", &s.adamwStep}, {"vlp_adamw_set_hparam", &s.adamwSetHparam},
 		{"vlp_adamw_get_hparam", &s.adamwGetHparam}, {"vlp_adamw_counts", &s.adamwCounts},
+		{"vlp_adamw_set_fused", &s.adamwSetFused},
 		{"vlp_adamw_get_state", &s.adamwGetState}, {"vlp_adamw_set_state", &s.adamwSetState},
 		{"vlp_adamw_flat_state", &s.adamwFlatState}, {"vlp_clip_grad_norm", &s.clipGradNorm},
 		{"vlp_flat_copy", &s.flatCopy},

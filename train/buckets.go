@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/e2evlp/vlp/worker"
 
+	"github.com/e2evlp/vlp/allreduce"
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/model"
 	"github.com/e2evlp/vlp/torch"
@@ -127,7 +128,7 @@ func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, st
 			for ; next < len(got) && got[next]; next++ {
 				if ok {
 					lo, hi := l.bk.Range(next)
-					scale(host[lo:hi], n)
+					allreduce.Scale(host[lo:hi], n)
 					ready(lo, hi)
 				}
 			}
@@ -164,7 +165,7 @@ func (l *Learner) GradientsOverlapped(_ context.Context, pairs []worker.Pair, st
 				if err := torch.FlattenParams(l.e.buffers, host[nGrad:]); err != nil {
 					return err
 				}
-				scale(host[nGrad:], n)
+				allreduce.Scale(host[nGrad:], n)
 			}
 			out = worker.Losses{}
 			for k, v := range r.Losses {
@@ -208,11 +209,4 @@ func (l *Learner) buildBatch(pairs []worker.Pair) (*stepBatch, error) {
 		return nil, err
 	}
 	return &stepBatch{pre: b}, nil
-}
-
-// scale multiplies v by f in place.
-func scale(v []float32, f float32) {
-	for i := range v {
-		v[i] *= f
-	}
 }

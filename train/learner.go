@@ -7,6 +7,7 @@ import (
 	"github.com/e2evlp/vlp/worker"
 	"runtime"
 
+	"github.com/e2evlp/vlp/allreduce"
 	"github.com/e2evlp/vlp/checkpoint"
 	"github.com/e2evlp/vlp/data"
 	"github.com/e2evlp/vlp/model"
@@ -289,9 +290,7 @@ func (l *Learner) gradients(pairs []worker.Pair, grad []float32) (worker.Losses,
 			return nil, err
 		}
 	}
-	for i := range grad {
-		grad[i] *= n
-	}
+	allreduce.Scale(grad, n)
 	out := worker.Losses{}
 	for k, v := range r.Losses {
 		out[k] = v * float64(b.size())

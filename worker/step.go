@@ -46,6 +46,7 @@ func (w *Worker) runGeneration(ctx context.Context, gen coordinator.GenerationIn
 		return err
 	}
 	w.newGeneration()
+	w.stepEnd = time.Time{}
 	log.Info("training in generation", "step", w.rec.Step, "sync", time.Since(start).Round(time.Millisecond))
 	for {
 		switch {
@@ -217,10 +218,7 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 		}
 	}
 	if global > 0 {
-		inv := float32(1 / float64(global))
-		for i := range w.grad {
-			w.grad[i] *= inv
-		}
+		allreduce.Scale(w.grad, float32(1/float64(global)))
 		for k := range sums {
 			sums[k] /= float64(global)
 		}
@@ -243,6 +241,10 @@ func (w *Worker) step(ctx context.Context, ring Collective, gen coordinator.Gene
 		Pairs: global, Losses: sums, GradNorm: norm,
 		Timings: StepTimings{Data: t1.Sub(t0), Compute: t2.Sub(t1), AllReduce: t3.Sub(t2), Optimizer: t4.Sub(t3), Total: t4.Sub(t0)},
 	}
+	if !w.stepEnd.IsZero() {
+		sum.Timings.Interval = t4.Sub(w.stepEnd)
+	}
+	w.stepEnd = t4
 	w.cfg.Metrics.observeStep(sum, len(pairs))
 	if w.cfg.OnStep != nil {
 		w.cfg.OnStep(sum)

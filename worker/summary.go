@@ -23,6 +23,10 @@ type StepTimings struct {
 	AllReduce time.Duration // waiting for the buckets
 	Optimizer time.Duration // clip and optimizer step
 	Total     time.Duration
+	// Interval is the wall time from the end of this rank's previous step in the same generation
+	// to the end of this one (0 for a generation's first step): the step and whatever ran between
+	// the two (callbacks, progress reports, checkpoints). Throughput is pairs over Interval.
+	Interval time.Duration
 }
 
 // Result is how a Worker's Run ended.

@@ -43,6 +43,7 @@ type Worker struct {
 	ckpt      checkpointer
 	// lastCkpt is the step of the last checkpoint handed to the writer.
 	lastCkpt uint64
+	stepEnd  time.Time // when this rank's last step of the generation ended (zero: none yet)
 	// beforeRecord, when set (tests), runs before a durable checkpoint is
 	// recorded with the coordinator: a slow record widens the window in
 	// which it is still in flight.

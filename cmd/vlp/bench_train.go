@@ -31,7 +31,8 @@ var benchTrainCommand = &cli.Command{
 		"reference model (reference/e2evlp.py ddp) in DistributedDataParallel with as many ranks —\n" +
 		"Gloo on the CPU, NCCL on cuda — each on one per-rank batch built from the same data, with\n" +
 		"the same threads per process, AdamW, clipping, --bf16 and --channels-last; with --stand-alone also vlp with\n" +
-		"--overlap=false (vlp-a: the all-reduce after backward). It prints the median step of each side,\n" +
+		"--overlap=false (vlp-a: the all-reduce after backward). It prints the median step of each side\n" +
+		"(vlp's: from one step's end to the next's, whatever ran between the two included),\n" +
 		"its phases and samples/s, and the ratio vlp / DDP; rounds alternate the two so that a\n" +
 		"noisy machine weighs on both. The first --warmup steps of every run are left out.",
 	Flags: append(benchTrainFlags(),
@@ -194,7 +195,9 @@ func benchTrainVLP(c *cli.Context, exe, dir string, extra ...string) (benchPhase
 		return medianOf(steps, func(s worker.StepSummary) float64 { return float64(get(s.Timings).Microseconds()) / 1e3 })
 	}
 	p := benchPhases{
-		Step:      ms(func(t worker.StepTimings) time.Duration { return t.Total }),
+		// The step's cycle: from the previous step's end, so that what a worker does between two
+		// steps counts against it as the peer's loop, which does nothing between them, would.
+		Step:      ms(func(t worker.StepTimings) time.Duration { return max(t.Interval, t.Total) }),
 		Data:      ms(func(t worker.StepTimings) time.Duration { return t.Data }),
 		Compute:   ms(func(t worker.StepTimings) time.Duration { return t.Compute }),
 		AllReduce: ms(func(t worker.StepTimings) time.Duration { return t.AllReduce }),

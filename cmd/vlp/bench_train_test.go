@@ -64,4 +64,14 @@ func TestBenchTrain(t *testing.T) {
 	if len(steps) != 8 || steps[7].Step != 8 || steps[0].Timings.Total <= 0 || steps[0].Losses["total"] <= 0 {
 		t.Fatalf("steps.jsonl: %d steps, the last %+v", len(steps), steps[len(steps)-1])
 	}
+	// A step's interval runs from the previous step's end: none for the generation's first, and
+	// never shorter than the step itself after it.
+	if steps[0].Timings.Interval != 0 {
+		t.Errorf("the first step has an interval: %+v", steps[0].Timings)
+	}
+	for _, s := range steps[1:] {
+		if s.Timings.Interval < s.Timings.Total {
+			t.Errorf("step %d: interval %v shorter than the step %v", s.Step, s.Timings.Interval, s.Timings.Total)
+		}
+	}
 }

@@ -79,6 +79,15 @@ inline at::IntArrayRef dims(const int64_t* p, int64_t n) {
 
 at::Generator generator(vlp_generator_t g, int64_t device);
 
+// adamw_fusable reports whether adamw_fused_cpu can update p: float32 on the CPU, dense, and its
+// gradient and moments laid out exactly as it is (adamw_cpu.cpp).
+bool adamw_fusable(const at::Tensor& p, const at::Tensor& grad, const at::Tensor& exp_avg,
+                   const at::Tensor& exp_avg_sq);
+// adamw_fused_cpu is torch.optim.AdamW's update of p at step (1-based) in one pass over memory.
+void adamw_fused_cpu(const at::Tensor& p, const at::Tensor& grad, const at::Tensor& exp_avg,
+                     const at::Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps, double wd,
+                     int64_t step);
+
 }  // namespace vlp
 
 // VLP_TRY/VLP_CATCH wrap every exported body: success returns NULL, any exception becomes an

@@ -94,6 +94,7 @@ std::vector<at::Tensor> tensors(const vlp_tensor_t* ts, int64_t n) {
 struct vlp_adamw {
   std::vector<ParamState> params;
   std::vector<Group> groups;
+  bool fused_cpu = true;  // float32 CPU parameters in one pass each (adamw_cpu.cpp)
 
   ParamState& at(int64_t i) {
     if (i < 0 || i >= static_cast<int64_t>(params.size())) {
@@ -121,6 +122,10 @@ namespace {
 
 void step_single(vlp_adamw& o, const Group& g, ParamState& s, const at::Tensor& grad) {
   s.step += 1;
+  if (o.fused_cpu && vlp::adamw_fusable(s.p, grad, s.exp_avg, s.exp_avg_sq)) {
+    vlp::adamw_fused_cpu(s.p, grad, s.exp_avg, s.exp_avg_sq, g.lr, g.beta1, g.beta2, g.eps, g.wd, s.step);
+    return;
+  }
   s.p.mul_(1 - g.lr * g.wd);
 #if TORCH_VERSION_MAJOR >= 2
   s.exp_avg.lerp_(grad, 1 - g.beta1);
@@ -256,6 +261,12 @@ char* vlp_adamw_get_hparam(vlp_adamw_t o, int64_t group, int64_t what, double* o
     case 4: *out = g.wd; break;
     default: throw std::invalid_argument("unknown hyper-parameter " + std::to_string(what));
   }
+  VLP_CATCH
+}
+
+char* vlp_adamw_set_fused(vlp_adamw_t o, int64_t fused) {
+  VLP_TRY
+  o->fused_cpu = fused != 0;
   VLP_CATCH
 }
 

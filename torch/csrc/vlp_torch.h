@@ -50,7 +50,7 @@ enum {
  * library whose version differs from its own, naming both. (Defined only when not given on the
  * command line, so that a test can build a library that reports another version.) */
 #ifndef VLP_ABI_VERSION
-#define VLP_ABI_VERSION 5
+#define VLP_ABI_VERSION 6
 #endif
 /* The op tables whose sizes vlp_abi reports: the codes of each enum below. A table that grew or
  * shrank without a version bump still tells a mismatched library apart. */
@@ -276,6 +276,9 @@ VLP_API char* vlp_adamw_step(vlp_adamw_t o);
 VLP_API char* vlp_adamw_set_hparam(vlp_adamw_t o, int64_t group, int64_t what, vlp_f64 value);
 VLP_API char* vlp_adamw_get_hparam(vlp_adamw_t o, int64_t group, int64_t what, double* out);
 /* counts[0] = groups, counts[1] = parameters, counts[2] = total elements. */
+/* fused != 0 (the default): a float32 CPU parameter updates in one pass over its memory; 0: through
+ * LibTorch's ops, one pass per op. The same update either way. */
+VLP_API char* vlp_adamw_set_fused(vlp_adamw_t o, int64_t fused);
 VLP_API char* vlp_adamw_counts(vlp_adamw_t o, int64_t* counts);
 /* State of parameter i (over all groups, in order): handles share storage with the state (NULL
  * when not yet initialised), step count. */
