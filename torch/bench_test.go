@@ -174,8 +174,8 @@ func BenchmarkMHAFused(b *testing.B)   { benchMHA(b, true) }
 func BenchmarkMHAUnfused(b *testing.B) { benchMHA(b, false) }
 
 // BenchmarkAdamWStepFused and BenchmarkAdamWStepOps time one AdamW step over 3.5 M float32
-// parameters in 120 tensors (the tiny preset's count and sizes, roughly) — in one pass over each
-// tensor's memory, and through LibTorch's ops:
+// parameters in 120 tensors of 256 to 400 K elements — in one pass over each tensor's memory, and
+// through LibTorch's ops:
 //
 //	go test ./torch -run '^$' -bench AdamWStep
 func BenchmarkAdamWStepFused(b *testing.B) { benchAdamW(b, true) }

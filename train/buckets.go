@@ -15,13 +15,26 @@ import (
 // Gradient buckets (torch.Buckets): the learner's gradients live in one flat buffer laid out in
 // the order backward reaches the parameters — the model's parameters last to first — and cut into
 // buckets, the first one small (firstBucketBytes, as DistributedDataParallel does) so that
-// communication starts early, the others up to BucketBytes (by default DDP's 25 MiB). Backward
+// communication starts early, the others up to BucketBytes (by default an eighth of the gradients,
+// at least 1 MiB and at most DDP's 25 MiB: defaultBucketBytes). Backward
 // reports each bucket when it has accumulated all of it, and the worker starts that bucket's
 // all-reduce while backward goes on. The BatchNorm statistics follow the gradients in the buffer and travel first, with the
 // step's metadata, as soon as the forward pass has updated them.
 
-// DefaultBucketBytes bounds the all-reduce buckets when Config.BucketBytes is 0 (DDP's 25 MiB).
+// DefaultBucketBytes is DistributedDataParallel's bucket size (25 MiB): the largest default bucket.
 const DefaultBucketBytes = 25 << 20
+
+// minBucketBytes is the smallest default bucket (1 MiB).
+const minBucketBytes = 1 << 20
+
+// defaultBucketBytes is the bucket size when Config.BucketBytes is 0, for gradients of total
+// bytes: an eighth of them, within [1 MiB, 25 MiB]. A model with more than 200 MiB of gradients
+// gets DDP's 25 MiB; a smaller one still gets several buckets, so that its all-reduce starts during
+// backward — with 25 MiB the tiny preset's 4.7 MB were one bucket after a first small one, sent only
+// once backward had finished (docs/BENCHMARKS.md, "Against PyTorch DistributedDataParallel").
+func defaultBucketBytes(total int) int {
+	return min(DefaultBucketBytes, max(minBucketBytes, total/8))
+}
 
 // firstBucketBytes bounds the first bucket (DDP's 1 MiB).
 const firstBucketBytes = 1 << 20
@@ -55,7 +68,11 @@ func (l *Learner) buildBuckets() error {
 	}
 	bytes := l.cfg.BucketBytes
 	if bytes == 0 {
-		bytes = DefaultBucketBytes
+		total := 0
+		for _, p := range order {
+			total += 4 * int(p.Numel())
+		}
+		bytes = defaultBucketBytes(total)
 	}
 	bk, err := torch.NewBuckets(order, bucketEnds(order, min(firstBucketBytes, bytes), bytes), l.nBuf)
 	if err != nil {

@@ -37,7 +37,8 @@ type Config struct {
 	// threads would give different bits.
 	Threads int
 	// Overlap keeps the gradients in buckets (vlp_buckets.go) whose all-reduce the worker
-	// starts while backward still runs; BucketBytes is their size (0: DefaultBucketBytes).
+	// starts while backward still runs; BucketBytes is their size (0: an eighth of
+	// the gradients within [1 MiB, 25 MiB], buckets.go).
 	// Without it the gradients are copied into the worker's buffer after backward.
 	Overlap     bool
 	BucketBytes int

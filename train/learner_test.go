@@ -265,3 +265,26 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// With no bucket size given, a small model still gets several buckets (an eighth of its gradients
+// each, at least 1 MiB), so that its all-reduce starts during backward; a large one DDP's 25 MiB.
+func TestDefaultBuckets(t *testing.T) {
+	for _, c := range []struct{ total, want int }{
+		{100 << 10, 1 << 20},   // smaller than a bucket: one of 1 MiB
+		{4_700_000, 1 << 20},   // the tiny preset: an eighth is under 1 MiB
+		{64 << 20, 8 << 20},    // an eighth
+		{700 << 20, 25 << 20},  // DDP's bound
+		{200 << 20, 25 << 20},  // exactly the bound
+		{16 << 20, 2 << 20},    // an eighth
+		{8<<20 + 8, 1<<20 + 1}, // an eighth, rounded down
+		{0, 1 << 20},           // no gradients
+	} {
+		if got := defaultBucketBytes(c.total); got != c.want {
+			t.Errorf("defaultBucketBytes(%d) = %d, want %d", c.total, got, c.want)
+		}
+	}
+	l := vlpFactoryConfig(t, 2, 5, func(*model.TrainConfig) {}, func(c *Config) { c.Overlap = true })().(*Learner)
+	if n, bytes := l.bk.Len(), 4*l.nGrad; n < 4 || n < bytes/(1<<20) {
+		t.Fatalf("the tiny preset's %d gradient bytes in %d default buckets, want one a MiB (at least 4)", bytes, n)
+	}
+}
