@@ -106,6 +106,29 @@ type TrainConfig struct {
 	// BF16 runs forward and backward under bf16 autocast (matmuls,
 	// convolutions and attention in bf16; reductions and losses in fp32).
 	BF16 bool
+	// TF32 lets float32 matrix products on CUDA use TensorFloat-32 tensor cores (10-bit
+	// mantissas in the products, float32 sums; torch.backends.cuda.matmul.allow_tf32).
+	// Convolutions may already, as LibTorch's default has it. CUDA only (CheckDevice).
+	TF32 bool
+	// CuDNNBenchmark lets cuDNN time the algorithms of each new convolution shape and keep the
+	// fastest (torch.backends.cudnn.benchmark): for fixed input sizes. CUDA only.
+	CuDNNBenchmark bool
+}
+
+// CheckDevice refuses settings dev cannot honour: TF32 and CuDNNBenchmark are CUDA's.
+func (c TrainConfig) CheckDevice(dev torch.Device) error {
+	if dev.IsCUDA() {
+		return nil
+	}
+	for _, s := range []struct {
+		on   bool
+		name string
+	}{{c.TF32, "tf32 (--tf32, options.tf32)"}, {c.CuDNNBenchmark, "cudnn_benchmark (--cudnn-benchmark, options.cudnn_benchmark)"}} {
+		if s.on {
+			return fmt.Errorf("%w: %s applies to CUDA devices; this model is on %s", ErrConfig, s.name, dev)
+		}
+	}
+	return nil
 }
 
 // PresetClipNorm is the global gradient-norm bound that suits a preset's

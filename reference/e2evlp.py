@@ -626,6 +626,8 @@ def ddp_rank(rank, a, c, batch, port, q):
     cuda = a.device.startswith("cuda")
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=a.ranks)
     dev = torch.device("cuda:%d" % rank if cuda else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32  # as vlp's --tf32 (cuDNN's TF32 stays the default)
+    torch.backends.cudnn.benchmark = a.cudnn_benchmark  # as vlp's --cudnn-benchmark
     torch.manual_seed(a.seed)
     m = E2EVLP(c).to(dev)
     bt = batch_tensors(batch, dev)
@@ -674,6 +676,8 @@ def ddp(args):
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--tf32", action="store_true")
+    ap.add_argument("--cudnn-benchmark", action="store_true")
     a = ap.parse_args(args)
     c = json.load(open(a.config))
     batch = json.load(open(a.batch))

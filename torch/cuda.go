@@ -119,3 +119,31 @@ func CheckDevice(d Device) error {
 	}
 	return nil
 }
+
+// CUDAMath is the process's CUDA math settings (PyTorch's torch.backends switches). They are
+// process-wide, as in PyTorch, and change nothing on the CPU.
+type CUDAMath struct {
+	TF32Matmul     bool // float32 matrix products may use TensorFloat-32 (torch.backends.cuda.matmul.allow_tf32; default false)
+	CuDNNBenchmark bool // cuDNN times the algorithms of each new convolution shape and keeps the fastest (torch.backends.cudnn.benchmark; default false)
+	TF32CuDNN      bool // cuDNN's float32 convolutions may use TensorFloat-32 (torch.backends.cudnn.allow_tf32; default true)
+}
+
+// GetCUDAMath reads the settings.
+func GetCUDAMath() (CUDAMath, error) {
+	var f [3]int64
+	if err := cudaCall("cuda_math_get", fn.cudaMathGet, uintptr(unsafe.Pointer(&f))); err != nil {
+		return CUDAMath{}, err
+	}
+	return CUDAMath{TF32Matmul: f[0] == 1, CuDNNBenchmark: f[1] == 1, TF32CuDNN: f[2] == 1}, nil
+}
+
+// SetCUDAMath sets all three.
+func SetCUDAMath(m CUDAMath) error {
+	b := func(v bool) uintptr {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	return cudaCall("cuda_math_set", fn.cudaMathSet, b(m.TF32Matmul), b(m.CuDNNBenchmark), b(m.TF32CuDNN))
+}

@@ -178,7 +178,7 @@ type symbols struct {
 	bucketsNew, bucketsArm, bucketsFinish, bucketsToDevice, bucketsFree                                            uintptr
 	serialize, deserialize, pickleSave                                                                             uintptr
 	cudaDeviceCount, cudaBuilt, cudaSynchronize, cudaMemory, cudaResetPeak, cudaEmptyCache                         uintptr
-	cudaDeviceInfo                                                                                                 uintptr
+	cudaDeviceInfo, cudaMathGet, cudaMathSet                                                                       uintptr
 }
 
 func (s *symbols) resolve(h uintptr) error {
@@ -232,6 +232,7 @@ func (s *symbols) resolve(h uintptr) error {
 		{"vlp_cuda_synchronize", &s.cudaSynchronize},
 		{"vlp_cuda_memory", &s.cudaMemory}, {"vlp_cuda_reset_peak", &s.cudaResetPeak},
 		{"vlp_cuda_empty_cache", &s.cudaEmptyCache}, {"vlp_cuda_device_info", &s.cudaDeviceInfo},
+		{"vlp_cuda_math_get", &s.cudaMathGet}, {"vlp_cuda_math_set", &s.cudaMathSet},
 	}
 	var missing []string
 	for _, e := range table {

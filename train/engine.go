@@ -49,6 +49,20 @@ func NewTaskEngine(m *model.Model, head model.TaskHead, cfg model.TrainConfig) (
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.CheckDevice(m.Device); err != nil {
+		return nil, err
+	}
+	if m.Device.IsCUDA() {
+		// Process-wide, as PyTorch's switches are; cuDNN's own TF32 stays LibTorch's default.
+		cm, err := torch.GetCUDAMath()
+		if err != nil {
+			return nil, err
+		}
+		cm.TF32Matmul, cm.CuDNNBenchmark = cfg.TF32, cfg.CuDNNBenchmark
+		if err := torch.SetCUDAMath(cm); err != nil {
+			return nil, err
+		}
+	}
 	e := &Engine{cfg: cfg, m: m, params: m.Params()}
 	if head != nil {
 		e.params = model.TaskParams(m, head)

@@ -25,9 +25,11 @@ const (
 	OptVocabSHA256    = "vocab_sha256"     // its sha256, hex
 	OptITMNegatives   = "itm_negatives"    // E2E-VLP: share of rows given a mismatched text for ITM (default 0.5)
 	OptAttributeMask  = "attribute_mask"   // E2E-VLP: probability an attribute word (a colour, an attribute name of the data) is masked for MLM (default 0: BERT's 15% like any word)
-	OptBucketMiB      = "bucket_mib"       // E2E-VLP: size of an all-reduce bucket in MiB (default 25, as DistributedDataParallel; the first one at most 1)
+	OptBucketMiB      = "bucket_mib"       // E2E-VLP: size of an all-reduce bucket in MiB (default: an eighth of the gradients within 1–25; the first one at most 1)
 	OptOverlap        = "overlap"          // E2E-VLP: "false" all-reduces the gradients after backward instead of bucket by bucket during it (default true)
 	OptChannelsLast   = "channels_last"    // E2E-VLP: "true" runs the backbone's convolutions in the channels-last (NHWC) memory layout, the same function (default false)
+	OptTF32           = "tf32"             // E2E-VLP on CUDA: "true" lets float32 matrix products use TensorFloat-32 (default false)
+	OptCuDNNBenchmark = "cudnn_benchmark"  // E2E-VLP on CUDA: "true" lets cuDNN time each convolution shape's algorithms (default false)
 	OptAnswerMinCount = "answer_min_count" // task vqa: an answer is in the vocabulary when it is the majority answer of this many training questions (default 9: VQA v2's 3,129)
 
 	// optBackboneLR is the spelling of hyper.backbone_lr in specs stored before that field
@@ -44,6 +46,8 @@ type Options struct {
 	BucketMiB          float64 // Config.BucketBytes in MiB; 0: automatic
 	NoOverlap          bool    // options.overlap false: Config.Overlap off
 	ChannelsLast       bool    // options.channels_last: model.Config.ChannelsLast
+	TF32               bool    // options.tf32: model.TrainConfig.TF32
+	CuDNNBenchmark     bool    // options.cudnn_benchmark: model.TrainConfig.CuDNNBenchmark
 	AnswerMinCount     int     // downstream.VocabConfig.MinCount; 0: its default
 	backboneLR         float64 // the older spelling of hyper.backbone_lr; 0: absent
 }
@@ -52,7 +56,7 @@ type Options struct {
 // value that does not parse, is an error naming the option.
 func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 	o := Options{Images: 512, ImageSize: 64, ITMNegatives: data.DefaultConfig().ITMNegProb, Vocab: spec.Options[OptVocab], VocabSHA256: spec.Options[OptVocabSHA256]}
-	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB, OptOverlap, OptChannelsLast, OptAnswerMinCount}, optBackboneLR); err != nil {
+	if err := worker.KnownOptions(spec, []string{OptImages, OptImageSize, OptVocab, OptVocabSHA256, OptAttributeMask, OptITMNegatives, OptBucketMiB, OptOverlap, OptChannelsLast, OptTF32, OptCuDNNBenchmark, OptAnswerMinCount}, optBackboneLR); err != nil {
 		return o, err
 	}
 	for key, dst := range map[string]*int{OptImages: &o.Images, OptImageSize: &o.ImageSize, OptAnswerMinCount: &o.AnswerMinCount} {
@@ -87,12 +91,14 @@ func ParseOptions(spec coordinator.JobSpec) (Options, error) {
 		}
 		o.NoOverlap = !b
 	}
-	if v, ok := spec.Options[OptChannelsLast]; ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return o, fmt.Errorf("%w: option %s=%q: want true or false", worker.ErrJobSpec, OptChannelsLast, v)
+	for key, dst := range map[string]*bool{OptChannelsLast: &o.ChannelsLast, OptTF32: &o.TF32, OptCuDNNBenchmark: &o.CuDNNBenchmark} {
+		if v, ok := spec.Options[key]; ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, fmt.Errorf("%w: option %s=%q: want true or false", worker.ErrJobSpec, key, v)
+			}
+			*dst = b
 		}
-		o.ChannelsLast = b
 	}
 	if v, ok := spec.Options[optBackboneLR]; ok {
 		f, err := strconv.ParseFloat(v, 64)
@@ -191,6 +197,7 @@ func Resolve(spec coordinator.JobSpec, pairs int64) (Job, error) {
 		tc.Schedule.MinRatio = h.MinLR / tc.LR
 	}
 	tc.BF16 = spec.Precision == coordinator.PrecisionBF16
+	tc.TF32, tc.CuDNNBenchmark = j.Options.TF32, j.Options.CuDNNBenchmark
 	if err := tc.Validate(); err != nil {
 		return j, fmt.Errorf("%w: hyper: %w", worker.ErrJobSpec, err)
 	}

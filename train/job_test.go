@@ -11,6 +11,7 @@ import (
 	"github.com/e2evlp/vlp/checkpoint"
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/model"
+	"github.com/e2evlp/vlp/torch"
 )
 
 func TestResolveVLPJob(t *testing.T) {
@@ -156,5 +157,64 @@ func TestResolveChannelsLast(t *testing.T) {
 	spec.Options[OptChannelsLast] = "nhwc"
 	if _, err = Resolve(spec, 500); !errors.Is(err, worker.ErrJobSpec) || !strings.Contains(err.Error(), "channels_last") {
 		t.Errorf("options.channels_last nhwc: %v, want an error naming the option", err)
+	}
+}
+
+// options.tf32 and options.cudnn_benchmark reach the training configuration; absent they are false,
+// a value that is not a boolean is refused naming the option, and a model on the CPU refuses them
+// (CheckDevice, which every engine runs).
+func TestResolveCUDAMath(t *testing.T) {
+	spec := coordinator.JobSpec{Name: "j", Model: "tiny", GlobalBatch: 10, Epochs: 1, Seed: 5,
+		Hyper: coordinator.HyperParams{LR: 1e-3}, Options: map[string]string{OptImages: "8"}}
+	j, err := Resolve(spec, 500)
+	if err != nil || j.Train.TF32 || j.Train.CuDNNBenchmark {
+		t.Fatalf("absent: %+v, %v; want both false", j.Train, err)
+	}
+	if err := j.Train.CheckDevice(torch.CPU); err != nil {
+		t.Errorf("neither set, on the CPU: %v", err)
+	}
+	for _, c := range []struct {
+		key  string
+		get  func(model.TrainConfig) bool
+		name string
+	}{
+		{OptTF32, func(tc model.TrainConfig) bool { return tc.TF32 }, "tf32"},
+		{OptCuDNNBenchmark, func(tc model.TrainConfig) bool { return tc.CuDNNBenchmark }, "cudnn_benchmark"},
+	} {
+		s := spec
+		s.Options = map[string]string{OptImages: "8", c.key: "true"}
+		j, err := Resolve(s, 500)
+		if err != nil || !c.get(j.Train) {
+			t.Errorf("options.%s true: %+v, %v", c.key, j.Train, err)
+			continue
+		}
+		if err := j.Train.CheckDevice(torch.CPU); !errors.Is(err, model.ErrConfig) || !strings.Contains(err.Error(), c.name) || !strings.Contains(err.Error(), "CUDA") {
+			t.Errorf("options.%s on the CPU: %v, want a refusal naming it", c.key, err)
+		}
+		if err := j.Train.CheckDevice(torch.CUDA(0)); err != nil {
+			t.Errorf("options.%s on cuda:0: %v", c.key, err)
+		}
+		s.Options[c.key] = "fast"
+		if _, err := Resolve(s, 500); !errors.Is(err, worker.ErrJobSpec) || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("options.%s fast: %v, want an error naming the option", c.key, err)
+		}
+	}
+}
+
+// An engine for a CPU model refuses the CUDA-only settings instead of ignoring them.
+func TestEngineRefusesCUDAMathOnCPU(t *testing.T) {
+	loadTorch(t)
+	m, err := model.New(model.Tiny(), 1, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tc := model.DefaultTrainConfig(10)
+	tc.TF32 = true
+	if e, err := NewEngine(m, tc); err == nil {
+		e.Close()
+		t.Fatal("an engine with TF32 on the CPU was built")
+	} else if !strings.Contains(err.Error(), "tf32") {
+		t.Fatalf("TF32 on the CPU: %v, want a refusal naming tf32", err)
 	}
 }

@@ -30,7 +30,8 @@ var benchTrainCommand = &cli.Command{
 		"processes on this host, the default NATS ring or --ring-transport) and then the PyTorch\n" +
 		"reference model (reference/e2evlp.py ddp) in DistributedDataParallel with as many ranks —\n" +
 		"Gloo on the CPU, NCCL on cuda — each on one per-rank batch built from the same data, with\n" +
-		"the same threads per process, AdamW, clipping, --bf16 and --channels-last; with --stand-alone also vlp with\n" +
+		"the same threads per process, AdamW, clipping, --bf16, --channels-last, --tf32 and --cudnn-benchmark;\n" +
+		"with --stand-alone also vlp with\n" +
 		"--overlap=false (vlp-a: the all-reduce after backward). It prints the median step of each side\n" +
 		"(vlp's: from one step's end to the next's, whatever ran between the two included),\n" +
 		"its phases and samples/s, and the ratio vlp / DDP; rounds alternate the two so that a\n" +
@@ -252,8 +253,10 @@ func benchTrainDDP(c *cli.Context, ref, cfgPath, batchPath string, ranks int, cl
 	if c.Bool("bf16") {
 		cmd.Args = append(cmd.Args, "--bf16")
 	}
-	if c.Bool("channels-last") {
-		cmd.Args = append(cmd.Args, "--channels-last")
+	for _, f := range []string{"channels-last", "tf32", "cudnn-benchmark"} {
+		if c.Bool(f) {
+			cmd.Args = append(cmd.Args, "--"+f)
+		}
 	}
 	// Each vlp worker's --threads bounds OpenBLAS's pool too (torch.NumThreads); torch.set_num_threads
 	// does not, so the peer's ranks get the same bound the way torchrun gives it (OMP_NUM_THREADS,

@@ -49,6 +49,8 @@ var trainCommand = &cli.Command{
 		&cli.Float64Flag{Name: "dropout", Usage: "dropout rate (negative: the preset's)", Value: -1, EnvVars: []string{"VLP_DROPOUT"}, Category: catModel},
 		&cli.BoolFlag{Name: "bf16", Usage: "bf16 autocast for forward and backward", EnvVars: []string{"VLP_BF16"}, Category: catTrain},
 		&cli.BoolFlag{Name: "channels-last", Usage: "run the backbone's convolutions in the channels-last (NHWC) memory layout: the same function, for GPUs' tensor cores (no gain on a CPU)", EnvVars: []string{"VLP_CHANNELS_LAST"}, Category: catTrain},
+		&cli.BoolFlag{Name: "tf32", Usage: "on CUDA, let float32 matrix products use TensorFloat-32 tensor cores (torch.backends.cuda.matmul.allow_tf32); refused on the CPU", EnvVars: []string{"VLP_TF32"}, Category: catTrain},
+		&cli.BoolFlag{Name: "cudnn-benchmark", Usage: "on CUDA, let cuDNN time each convolution shape's algorithms and keep the fastest (torch.backends.cudnn.benchmark); refused on the CPU", EnvVars: []string{"VLP_CUDNN_BENCHMARK"}, Category: catTrain},
 		&cli.IntFlag{Name: "threads", Usage: threadsUsage, EnvVars: []string{"VLP_THREADS"}, Category: catTrain},
 	}, append(append(trainHyperFlags, trainTaskFlags...), trainClusterFlags...)...),
 	Action: runTrain,

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/e2evlp/vlp/coordinator"
 	"github.com/e2evlp/vlp/train"
@@ -78,7 +79,7 @@ var trainFlagScope = []struct {
 	{[]string{"images", "itm-negatives", "attribute-mask", "vocab", "log-pairs", "eval"},
 		func(m trainMode) bool { return !m.task },
 		"it shapes pretraining's data or its evaluation; a task reads its records with the pretraining job's tokenizer (docs/finetune.md)"},
-	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "channels-last", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib", "overlap"},
+	{[]string{"preset", "backbone-lr", "images", "image-size", "attribute-mask", "itm-negatives", "dropout", "bf16", "channels-last", "tf32", "cudnn-benchmark", "threads", "warmup-steps", "min-lr", "data", "eval", "bucket-mib", "overlap"},
 		func(m trainMode) bool { return !m.linear },
 		"the linear model is pure Go on no data at a constant learning rate: no preset, backbone, images, dropout, precision, memory layout, LibTorch threads, schedule or evaluation"},
 	{[]string{"images"},
@@ -111,6 +112,11 @@ func checkTrainFlags(c *cli.Context) error {
 		}
 		if d := c.String("data"); d == "" || d == "synth" {
 			return fmt.Errorf("train: --task %s needs --data RECORDS: the records file of vlp downstream import --records", c.String("task"))
+		}
+	}
+	for _, f := range []string{"tf32", "cudnn-benchmark"} {
+		if c.Bool(f) && !strings.HasPrefix(c.String("device"), "cuda") {
+			return fmt.Errorf("train: --%s applies to CUDA devices (--device cuda:N); this run trains on %s", f, c.String("device"))
 		}
 	}
 	if m.linear && c.String("device") != "cpu" {
@@ -158,8 +164,10 @@ func trainSpecFromFlags(c *cli.Context, workers int) coordinator.JobSpec {
 	if c.Bool("bf16") {
 		s.Precision = coordinator.PrecisionBF16
 	}
-	if c.Bool("channels-last") {
-		s.Options[train.OptChannelsLast] = "true"
+	for flag, opt := range map[string]string{"channels-last": train.OptChannelsLast, "tf32": train.OptTF32, "cudnn-benchmark": train.OptCuDNNBenchmark} {
+		if c.Bool(flag) {
+			s.Options[opt] = "true"
+		}
 	}
 	if d := c.Float64("dropout"); d >= 0 {
 		s.Dropout = &d
@@ -247,10 +255,9 @@ var trainSpecFlags = []struct {
 	{"attribute-mask", "options.attribute_mask", func(s coordinator.JobSpec) string { return s.Options[train.OptAttributeMask] }},
 	{"bucket-mib", "options.bucket_mib", func(s coordinator.JobSpec) string { return s.Options[train.OptBucketMiB] }},
 	{"overlap", "options.overlap", func(s coordinator.JobSpec) string { return s.Options[train.OptOverlap] }},
-	{"channels-last", "options.channels_last", func(s coordinator.JobSpec) string {
-		on, err := strconv.ParseBool(s.Options[train.OptChannelsLast])
-		return strconv.FormatBool(err == nil && on) // absent: false
-	}},
+	{"channels-last", "options.channels_last", boolOption(train.OptChannelsLast)},
+	{"tf32", "options.tf32", boolOption(train.OptTF32)},
+	{"cudnn-benchmark", "options.cudnn_benchmark", boolOption(train.OptCuDNNBenchmark)},
 	{"linear-compute", "options.compute", func(s coordinator.JobSpec) string { return s.Options[worker.OptCompute] }},
 	{"task", "task", func(s coordinator.JobSpec) string { return s.Task }},
 	{"init-from", "init_from", func(s coordinator.JobSpec) string { return s.InitFrom }},
@@ -263,6 +270,14 @@ var trainSpecFlags = []struct {
 }
 
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// boolOption reads a true/false job option as a flag sets it: absent is false.
+func boolOption(key string) func(coordinator.JobSpec) string {
+	return func(s coordinator.JobSpec) string {
+		on, err := strconv.ParseBool(s.Options[key])
+		return strconv.FormatBool(err == nil && on)
+	}
+}
 
 // checkResumeFlags refuses, on a resumed run, a flag set to another value than the stored spec's
 // field it fills. --steps is the exception: a resumed run may train further.

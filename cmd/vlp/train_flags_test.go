@@ -306,6 +306,7 @@ func TestTrainFlagsReachTheLearner(t *testing.T) {
 		"metrics-base-port": "TestTrainDistributedFlags", "data": "TestTrainOnShards", "vocab": "TestTrainDistributedFlags",
 		"log-pairs": "TestTrainOnShards", "eval": "TestTrainOnShards", "bucket-mib": "TestTrainBucketFlag", "overlap": "TestTrainBucketFlag",
 		"task": "TestTrainTaskFlags", "init-from": "TestTrainTaskFlags",
+		"tf32": "TestTrainCUDAMathFlags", "cudnn-benchmark": "TestTrainCUDAMathFlags",
 	}
 	for _, f := range trainCommand.Flags {
 		name := f.Names()[0]
@@ -502,6 +503,48 @@ func TestTrainResumeFlags(t *testing.T) {
 			t.Errorf("resume %v: %v", tc.flags, err)
 		case tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)):
 			t.Errorf("resume %v: %v; want an error saying %q", tc.flags, err, tc.says)
+		}
+	}
+}
+
+// --tf32 and --cudnn-benchmark are CUDA's: on the CPU every mode refuses them, naming the flag and
+// the device, and a CPU worker refuses a job spec that sets them. With a CUDA device they fill the
+// job's options, which resolve to the training configuration every mode builds its engine from.
+func TestTrainCUDAMathFlags(t *testing.T) {
+	for _, flag := range []string{"--tf32", "--cudnn-benchmark"} {
+		for _, mode := range [][]string{{"--local"}, nil, {"--task", "vqa", "--data", "records.jsonl"}} {
+			args := append(append([]string{"train"}, mode...), flag)
+			err := withCommand(t, trainCommand, nil, args, checkTrainFlags)
+			if err == nil || !strings.Contains(err.Error(), flag+" applies to CUDA devices") || !strings.Contains(err.Error(), "cpu") {
+				t.Errorf("%v: %v, want a refusal naming %s and the device", args, err, flag)
+			}
+		}
+		var spec coordinator.JobSpec
+		err := withCommand(t, trainCommand, nil, []string{"train", "--device", "cuda:0", flag}, func(c *cli.Context) error {
+			if err := checkTrainFlags(c); err != nil {
+				return err
+			}
+			spec = trainSpecFromFlags(c, 2)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s --device cuda:0: %v", flag, err)
+		}
+		key := strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_")
+		if spec.Options[key] != "true" {
+			t.Fatalf("%s: the spec's options are %v, want %s true", flag, spec.Options, key)
+		}
+		spec.Options[train.OptImages], spec.Hyper.MaxSteps = "8", 10
+		job, err := train.Resolve(spec, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on := map[string]bool{"tf32": job.Train.TF32, "cudnn_benchmark": job.Train.CuDNNBenchmark}; !on[key] || len(on) != 2 || on["tf32"] == on["cudnn_benchmark"] {
+			t.Errorf("%s: resolved to TF32 %v, cuDNN benchmark %v", flag, job.Train.TF32, job.Train.CuDNNBenchmark)
+		}
+		_, err = specView(t, "name: train\nmodel: tiny\nglobal_batch: 16\nseed: 1\noptions: {images: \"8\", "+key+": \"true\"}\nhyper: {lr: 0.0005, max_steps: 10}\n")
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "CUDA") {
+			t.Errorf("a CPU worker given options.%s true: %v, want a refusal naming it", key, err)
 		}
 	}
 }

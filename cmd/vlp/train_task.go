@@ -48,6 +48,9 @@ func taskLearnerConfig(spec coordinator.JobSpec, records string, dev torch.Devic
 	if err != nil {
 		return cfg, err
 	}
+	if err := job.Train.CheckDevice(dev); err != nil {
+		return cfg, err
+	}
 	recs, err := train.LoadTaskRecords(job.Task, path, job.Options.AnswerMinCount)
 	if err != nil {
 		return cfg, err

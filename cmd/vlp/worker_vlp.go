@@ -135,6 +135,9 @@ func vlpLearnerConfig(c *cli.Context, spec coordinator.JobSpec) (train.Config, l
 		}
 	}
 	job, err := train.Resolve(spec, pairs)
+	if err == nil {
+		err = job.Train.CheckDevice(dev) // options.tf32 on a CPU worker: refused before any step
+	}
 	if err != nil {
 		closeAll()
 		return fail(err)

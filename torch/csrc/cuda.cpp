@@ -89,6 +89,27 @@ char* vlp_cuda_empty_cache(void) {
   VLP_CATCH
 }
 
+char* vlp_cuda_math_get(int64_t* flags) {
+  VLP_TRY
+  auto& ctx = at::globalContext();
+  flags[0] = ctx.allowTF32CuBLAS() ? 1 : 0;
+  flags[1] = ctx.benchmarkCuDNN() ? 1 : 0;
+  flags[2] = ctx.allowTF32CuDNN() ? 1 : 0;
+  VLP_CATCH
+}
+
+char* vlp_cuda_math_set(int64_t tf32_matmul, int64_t cudnn_benchmark, int64_t tf32_cudnn) {
+  VLP_TRY
+  for (int64_t v : {tf32_matmul, cudnn_benchmark, tf32_cudnn}) {
+    if (v < -1 || v > 1) throw std::invalid_argument("a CUDA math flag is 0, 1 or -1 (unchanged), not " + std::to_string(v));
+  }
+  auto& ctx = at::globalContext();
+  if (tf32_matmul >= 0) ctx.setAllowTF32CuBLAS(tf32_matmul == 1);
+  if (cudnn_benchmark >= 0) ctx.setBenchmarkCuDNN(cudnn_benchmark == 1);
+  if (tf32_cudnn >= 0) ctx.setAllowTF32CuDNN(tf32_cudnn == 1);
+  VLP_CATCH
+}
+
 char* vlp_cuda_device_info(int64_t device, char** name, int64_t* total_mem) {
   VLP_TRY
   check_device(device);

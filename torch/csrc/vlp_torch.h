@@ -342,6 +342,14 @@ VLP_API char* vlp_cuda_reset_peak(int64_t device);
 VLP_API char* vlp_cuda_empty_cache(void);
 /* Device name and total memory in bytes. */
 VLP_API char* vlp_cuda_device_info(int64_t device, char** name, int64_t* total_mem);
+/* The process's CUDA math settings (at::globalContext()): flags[0] = float32 matrix products
+ * through cuBLAS may use TensorFloat-32 (torch.backends.cuda.matmul.allow_tf32), flags[1] = cuDNN
+ * picks each convolution's fastest algorithm by timing them (torch.backends.cudnn.benchmark),
+ * flags[2] = cuDNN convolutions may use TensorFloat-32 (torch.backends.cudnn.allow_tf32). Get
+ * fills all three; set takes them as 0 or 1, or -1 to leave one as it is. Plain settings: a
+ * CPU-only LibTorch holds them too, and they change nothing there. */
+VLP_API char* vlp_cuda_math_get(int64_t* flags);
+VLP_API char* vlp_cuda_math_set(int64_t tf32_matmul, int64_t cudnn_benchmark, int64_t tf32_cudnn);
 
 #ifdef __cplusplus
 }
