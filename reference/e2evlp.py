@@ -586,7 +586,8 @@ def bench(args):
     m.train()
     bt = batch_tensors(random_batch(c, a.batch, a.side), dev)
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
-    for mode in ("fp32", "bf16"):
+    for mode in ("fp32", "tf32", "bf16"):  # tf32: float32 with TensorFloat-32 matmuls, as vlp's --tf32
+        torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
         times = []
         for step in range(a.steps):
             if dev.type == "cuda":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu-model-bench.sh — the base model's training step on a GPU host: the Go model (vlp train
-# --local) next to the PyTorch reference (reference/e2evlp.py bench) in one run, fp32 and bf16
-# autocast, same card, same shapes (batch 32, 384 px, ResNet-50, encoder 12 / decoder 6, d 256).
+# --local) next to the PyTorch reference (reference/e2evlp.py bench) in one run, fp32, fp32 with
+# TensorFloat-32 matmuls (--tf32) and bf16 autocast, same card, same shapes (batch 32, 384 px, ResNet-50, encoder 12 / decoder 6, d 256).
 #
 # Runs from the repository root of a checkout that holds BUNDLE/vlp (built elsewhere: the host
 # needs no Go) and torch/csrc; builds libvlptorch.so against the host's PyTorch first.
@@ -26,8 +26,8 @@ g++ -shared -o "$BUILD/libvlptorch.so" "$BUILD"/*.o -L"$T/lib" -Wl,--no-as-neede
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$OUT/summary.log"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-for mode in fp32 bf16; do
-	flag=""; [ "$mode" = bf16 ] && flag="--bf16"
+for mode in fp32 tf32 bf16; do
+	flag=""; [ "$mode" = bf16 ] && flag="--bf16"; [ "$mode" = tf32 ] && flag="--tf32"
 	"$BUNDLE/vlp" --torch-lib "$BUILD/libvlptorch.so" train --local --preset base --device cuda:0 --batch 32 \
 		--image-size 384 --images 64 --steps "$STEPS" --dropout 0 $flag >"$OUT/go-$mode.log" 2>&1
 	ms="$(grep '^step ' "$OUT/go-$mode.log" | awk 'NR>3 {for (i=1;i<=NF;i++) if ($i=="step_ms") print $(i+1)}' | median)"
