@@ -19,7 +19,9 @@ type Config struct {
 	// everything in memory (tests only; nothing survives a restart).
 	DataDir string
 	// RaftAddr is the TCP address the Raft transport listens on (default 127.0.0.1:7000);
-	// RaftAdvertise the address peers dial (default RaftAddr).
+	// RaftAdvertise the address peers dial (default RaftAddr). Port 0 without RaftAdvertise takes
+	// a free port as the transport starts listening, and RaftAddr becomes the address it got (a
+	// single replica's way to avoid picking a port that another process takes before it listens).
 	RaftAddr      string
 	RaftAdvertise string
 	// Peers are the voters of a static group, this replica included. On a data dir with no Raft

@@ -59,15 +59,23 @@ func newRaftParts(c *Config, logger hclog.Logger) (*raftParts, error) {
 	}
 	p.trans = c.Transport
 	if p.trans == nil {
-		adv, err := net.ResolveTCPAddr("tcp", c.raftAdvertise())
-		if err != nil {
-			p.close()
-			return nil, fmt.Errorf("%w: RaftAdvertise %q: %v", ErrInvalidConfig, c.raftAdvertise(), err)
+		// adv stays nil for port 0 with no RaftAdvertise: the transport advertises what it binds.
+		var adv net.Addr
+		if _, port, _ := net.SplitHostPort(c.RaftAddr); port != "0" || c.RaftAdvertise != "" {
+			a, err := net.ResolveTCPAddr("tcp", c.raftAdvertise())
+			if err != nil {
+				p.close()
+				return nil, fmt.Errorf("%w: RaftAdvertise %q: %v", ErrInvalidConfig, c.raftAdvertise(), err)
+			}
+			adv = a
 		}
 		t, err := raft.NewTCPTransportWithLogger(c.RaftAddr, adv, 3, 10*time.Second, logger)
 		if err != nil {
 			p.close()
 			return nil, fmt.Errorf("coordinator: raft transport on %s: %w", c.RaftAddr, err)
+		}
+		if adv == nil {
+			c.RaftAddr = string(t.LocalAddr())
 		}
 		p.trans = t
 	}

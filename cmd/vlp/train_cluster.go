@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -200,15 +199,6 @@ func runToken(dir string) (string, error) {
 		return "", err
 	}
 	return t, os.WriteFile(path, []byte(t+"\n"), 0o600)
-}
-
-func freeTCPPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // progressLine is a one-line progress bar.

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,18 +114,15 @@ func (l *launcher) close() {
 // startCoordinator starts the single-node coordinator on DIR/coordinator (an existing one
 // resumes its Raft state) and connects to it.
 func (l *launcher) startCoordinator() error {
-	raftPort, err := freeTCPPort()
-	if err != nil {
-		return err
-	}
 	cfg := coordinator.DefaultConfig()
 	cfg.Logger = l.log.With("component", "coordinator")
 	cfg.DataDir = filepath.Join(l.dir, "coordinator")
 	cfg.NodeID = "train"
-	cfg.RaftAddr = "127.0.0.1:" + strconv.Itoa(raftPort)
+	cfg.RaftAddr = "127.0.0.1:0" // a free port, taken as the transport listens
 	cfg.Job, cfg.Token = trainJob, l.token
 	cfg.NATS.Embedded.Host, cfg.NATS.Embedded.Port = "127.0.0.1", -1
 	l.start = time.Now()
+	var err error
 	if l.srv, err = coordinator.NewServer(cfg); err != nil {
 		return err
 	}
