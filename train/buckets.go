@@ -68,11 +68,7 @@ func (l *Learner) buildBuckets() error {
 	}
 	bytes := l.cfg.BucketBytes
 	if bytes == 0 {
-		total := 0
-		for _, p := range order {
-			total += 4 * int(p.Numel())
-		}
-		bytes = defaultBucketBytes(total)
+		bytes = defaultBucketBytes(4 * int(torch.NumElements(order)))
 	}
 	bk, err := torch.NewBuckets(order, bucketEnds(order, min(firstBucketBytes, bytes), bytes), l.nBuf)
 	if err != nil {

@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/torch"
 	"github.com/e2evlp/vlp/train"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/urfave/cli/v2"
@@ -114,8 +114,10 @@ func checkTrainFlags(c *cli.Context) error {
 			return fmt.Errorf("train: --task %s needs --data RECORDS: the records file of vlp downstream import --records", c.String("task"))
 		}
 	}
+	// A device that does not parse is refused where LibTorch loads (loadTorch).
+	dev, derr := torch.ParseDevice(c.String("device"))
 	for _, f := range []string{"tf32", "cudnn-benchmark"} {
-		if c.Bool(f) && !strings.HasPrefix(c.String("device"), "cuda") {
+		if c.Bool(f) && derr == nil && !dev.IsCUDA() {
 			return fmt.Errorf("train: --%s applies to CUDA devices (--device cuda:N); this run trains on %s", f, c.String("device"))
 		}
 	}
