@@ -50,13 +50,15 @@ func TestJobSpec(t *testing.T) {
 	if s.Name != "lin" || s.Model != "linear" || !reflect.DeepEqual(s.Options, map[string]string{"dim": "8"}) || s.Epochs != 0 {
 		t.Errorf("a spec from values: %+v; want exactly it (no key of the demo spec)", s)
 	}
-	// A spec option reaches the workers as `vlp train` gives it: the chart carries
-	// options.channels_last into job.yaml, and the workers' resolution reads it.
+	// Spec options reach the workers as `vlp train` gives them: the chart carries
+	// options.channels_last, tf32 and cudnn_benchmark into job.yaml, and the workers' resolution
+	// reads them (a CPU worker then refuses the last two: train.TestResolveCUDAMath).
 	nhwc := map[string]any{"model": "tiny", "global_batch": 16, "units": map[string]any{"pairs": 256, "per_unit": 8},
-		"options": map[string]any{"images": "256", "channels_last": "true"}}
+		"options": map[string]any{"images": "256", "channels_last": "true", "tf32": "true", "cudnn_benchmark": "true"}}
 	job, err := train.Resolve(readJobYAML(t, render(t, install(), values("job.spec", nhwc))), 256)
-	if err != nil || !job.Model.ChannelsLast {
-		t.Errorf("options.channels_last through the chart: resolved %v, %v", job.Model.ChannelsLast, err)
+	if err != nil || !job.Model.ChannelsLast || !job.Train.TF32 || !job.Train.CuDNNBenchmark {
+		t.Errorf("options through the chart: channels-last %v, tf32 %v, cuDNN benchmark %v, %v",
+			job.Model.ChannelsLast, job.Train.TF32, job.Train.CuDNNBenchmark, err)
 	}
 	name := func(r *Rendered) string { return r.jobs()[0].Name }
 	if again := render(t, upgrade(2), nil); name(again) != name(r) {
