@@ -7,8 +7,10 @@ package workertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +44,7 @@ type Job struct {
 
 	mu      sync.Mutex
 	commits map[uint64]map[string]worker.Commit // step → worker name → its commit
+	log     *logTail                            // the workers' log, printed when the test fails
 }
 
 // Start starts a one-node coordinator with NATS (opts adjust it) and submits spec.
@@ -53,7 +56,13 @@ func Start(t testing.TB, spec coordinator.JobSpec, opts ...coordinator.ClusterOp
 	if _, err := c.Client(t).Submit(ctx, spec.WithDefaults()); err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	return &Job{t: t, c: c, spec: spec, commits: map[uint64]map[string]worker.Commit{}}
+	j := &Job{t: t, c: c, spec: spec, commits: map[uint64]map[string]worker.Commit{}, log: &logTail{max: 400}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the workers' log, its last %d lines:\n%s", j.log.max, j.log.String())
+		}
+	})
+	return j
 }
 
 // Node is one worker of a Job.
@@ -81,7 +90,7 @@ func (j *Job) WorkerWith(name string, l worker.Learner, edit func(*worker.Config
 		j.t.Fatalf("dial: %v", err)
 	}
 	j.t.Cleanup(cl.Close)
-	log := slog.New(slog.DiscardHandler)
+	log := slog.New(slog.NewTextHandler(j.log, nil))
 	if os.Getenv("VLP_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -118,18 +127,26 @@ func (j *Job) WorkerWith(name string, l worker.Learner, edit func(*worker.Config
 	return n
 }
 
-// Wait waits up to d for every node to finish, and fails the test for a node that failed.
+// Wait waits up to d for every node to finish, and fails the test naming every node that failed
+// or did not finish (a node that fails first often takes its peers down with it: each one's error
+// tells the story).
 func Wait(t testing.TB, d time.Duration, nodes ...*Node) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var failed []string
 	for _, n := range nodes {
 		select {
 		case <-n.done:
-		case <-time.After(d):
-			t.Fatalf("%s did not finish within %v", n.Name, d)
+			if n.Err != nil && !errors.Is(n.Err, context.Canceled) {
+				failed = append(failed, fmt.Sprintf("%s: %v", n.Name, n.Err))
+			}
+		case <-ctx.Done():
+			failed = append(failed, fmt.Sprintf("%s did not finish within %v", n.Name, d))
 		}
-		if n.Err != nil && !errors.Is(n.Err, context.Canceled) {
-			t.Fatalf("%s: %v", n.Name, n.Err)
-		}
+	}
+	if len(failed) > 0 {
+		t.Fatal(strings.Join(failed, "; "))
 	}
 }
 
@@ -138,4 +155,29 @@ func (j *Job) Commit(step uint64, name string) worker.Commit {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.commits[step][name]
+}
+
+// logTail keeps the last max lines written to it.
+type logTail struct {
+	max   int
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.Lines(string(p)) {
+		l.lines = append(l.lines, strings.TrimSuffix(line, "\n"))
+	}
+	if over := len(l.lines) - l.max; over > 0 {
+		l.lines = append(l.lines[:0], l.lines[over:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }
