@@ -226,6 +226,17 @@ func (r nonceRecorder) Open(dst, nonce, ciphertext, ad []byte) ([]byte, error) {
 	return r.AEAD.Open(dst, nonce, ciphertext, ad)
 }
 
+// tagRecorder records the nonces of a frameCipher's RingAuth tags.
+type tagRecorder struct {
+	tagger
+	nonces *[]string
+}
+
+func (r tagRecorder) tag(dst, nonce, data []byte) []byte {
+	*r.nonces = append(*r.nonces, string(nonce))
+	return r.tagger.tag(dst, nonce, data)
+}
+
 // No nonce repeats under a connection's key, over frames of equal and of
 // different lengths, and the receiver uses the sender's nonces in order.
 func TestFrameCipherNoncesNeverRepeat(t *testing.T) {
@@ -234,8 +245,8 @@ func TestFrameCipherNoncesNeverRepeat(t *testing.T) {
 			var sealed, opened []string
 			s, _ := newFrameCipher(mode, testFrameKey)
 			o, _ := newFrameCipher(mode, testFrameKey)
-			s.aead = nonceRecorder{s.aead, &sealed}
-			o.aead = nonceRecorder{o.aead, &opened}
+			s.aead, s.mac = nonceRecorder{s.aead, &sealed}, tagRecorder{s.mac, &sealed}
+			o.aead, o.mac = nonceRecorder{o.aead, &opened}, tagRecorder{o.mac, &opened}
 			sizes := []int{headerSize, headerSize, pz, 3*pz + 1, 3*pz + 1, 2 * pz, headerSize}
 			var w bytes.Buffer
 			for _, f := range testFrames(sizes...) {
