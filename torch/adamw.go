@@ -209,11 +209,8 @@ func (o *AdamW) flatState(op string, dir uintptr, buf unsafe.Pointer, n int, dt 
 	if err := o.check(op); err != nil {
 		return err
 	}
-	var sp uintptr
-	if steps != nil {
-		sp = uintptr(unsafe.Pointer(unsafe.SliceData(steps)))
-	}
-	if e := cerr(call(fn.adamwFlatState, o.h, dir, uintptr(buf), uintptr(n), uintptr(dt), sp, uintptr(len(steps)))); e != "" {
+	if e := cerr(call(fn.adamwFlatState, o.h, dir, uintptr(buf), uintptr(n), uintptr(dt),
+		uintptr(unsafe.Pointer(unsafe.SliceData(steps))), uintptr(len(steps)))); e != "" {
 		return &OpError{Op: op, Msg: e}
 	}
 	return nil

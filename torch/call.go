@@ -9,7 +9,10 @@ import (
 
 // call invokes a shim function and returns its error string pointer (0 on success).
 // Arguments that are Go pointers must be converted in the call expression
-// (uintptr(unsafe.Pointer(&x))): go:uintptrescapes then keeps them alive and in place.
+// (uintptr(unsafe.Pointer(&x))): go:uintptrescapes then keeps them alive and in place. A
+// conversion anywhere else (a helper that returns the uintptr, a variable set before the call)
+// hides the pointer: the memory may be freed and reused while the shim still reads it (a shape
+// read as garbage, once in a hundred runs with one core busy).
 //
 //go:uintptrescapes
 func call(fn uintptr, args ...uintptr) uintptr {
@@ -51,6 +54,3 @@ func b2u(b bool) uintptr {
 }
 
 func i64(v int64) uintptr { return uintptr(v) }
-
-// sliceArg is the (pointer, length) pair of an int64 slice.
-func ptr64(s []int64) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(s))) }

@@ -21,7 +21,7 @@ func fillOp(s *Scope, kind int, op string, shape []int64, v float64, dt DType, d
 	if err != nil {
 		return errTensor(s, err)
 	}
-	r := call(fn.fill, uintptr(kind), ptr64(shape), uintptr(len(shape)), uintptr(dt), dev.code(), f64(v),
+	r := call(fn.fill, uintptr(kind), uintptr(unsafe.Pointer(unsafe.SliceData(shape))), uintptr(len(shape)), uintptr(dt), dev.code(), f64(v),
 		uintptr(unsafe.Pointer(&t.h)))
 	return finishShape(s, t, r, op, shape)
 }
@@ -75,7 +75,7 @@ func fromData(s *Scope, op string, data unsafe.Pointer, nbytes int, shape []int6
 	if err != nil {
 		return errTensor(s, err)
 	}
-	r := call(fn.fromData, uintptr(data), uintptr(nbytes), ptr64(shape), uintptr(len(shape)), uintptr(dt), dev.code(),
+	r := call(fn.fromData, uintptr(data), uintptr(nbytes), uintptr(unsafe.Pointer(unsafe.SliceData(shape))), uintptr(len(shape)), uintptr(dt), dev.code(),
 		uintptr(unsafe.Pointer(&t.h)))
 	return finishShape(s, t, r, op, shape)
 }

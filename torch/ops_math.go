@@ -250,7 +250,7 @@ func (t *Tensor) reduce(op uintptr, name string, dims []int64, keepdim bool) *Te
 		return errTensor(t.scopeOf(), err)
 	}
 	r := &Tensor{}
-	return finish(t.scope, r, call(fn.reduce, op, h, ptr64(dims), uintptr(len(dims)), b2u(keepdim),
+	return finish(t.scope, r, call(fn.reduce, op, h, uintptr(unsafe.Pointer(unsafe.SliceData(dims))), uintptr(len(dims)), b2u(keepdim),
 		uintptr(unsafe.Pointer(&r.h))), name, t)
 }
 
@@ -313,14 +313,15 @@ func (t *Tensor) reduceIndex(op uintptr, name string, dim int64, keepdim bool, w
 		return e, e
 	}
 	v, i := &Tensor{}, &Tensor{}
-	var pv, pi uintptr
-	if want&1 != 0 {
-		pv = uintptr(unsafe.Pointer(&v.h))
+	var res uintptr
+	switch want {
+	case 1:
+		res = call(fn.reduceIndex, op, h, uintptr(dim), b2u(keepdim), uintptr(unsafe.Pointer(&v.h)), 0)
+	case 2:
+		res = call(fn.reduceIndex, op, h, uintptr(dim), b2u(keepdim), 0, uintptr(unsafe.Pointer(&i.h)))
+	default:
+		res = call(fn.reduceIndex, op, h, uintptr(dim), b2u(keepdim), uintptr(unsafe.Pointer(&v.h)), uintptr(unsafe.Pointer(&i.h)))
 	}
-	if want&2 != 0 {
-		pi = uintptr(unsafe.Pointer(&i.h))
-	}
-	res := call(fn.reduceIndex, op, h, uintptr(dim), b2u(keepdim), pv, pi)
 	if res != 0 {
 		e := errTensor(t.scope, nativeErr(res, name, t))
 		return e, e

@@ -128,7 +128,7 @@ func LayerNorm(x *Tensor, normalizedShape []int64, w, b *Tensor, eps float64) *T
 		return errTensor(s, err)
 	}
 	r := &Tensor{}
-	return finish(s, r, call(fn.layerNorm, hx, ptr64(normalizedShape), uintptr(len(normalizedShape)), hw, hb, f64(eps),
+	return finish(s, r, call(fn.layerNorm, hx, uintptr(unsafe.Pointer(unsafe.SliceData(normalizedShape))), uintptr(len(normalizedShape)), hw, hb, f64(eps),
 		uintptr(unsafe.Pointer(&r.h))), "layer_norm", x, w)
 }
 

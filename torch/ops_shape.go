@@ -20,7 +20,7 @@ func (t *Tensor) shapeOp(op uintptr, name string, dims []int64) *Tensor {
 		return errTensor(t.scopeOf(), err)
 	}
 	r := &Tensor{}
-	return finish(t.scope, r, call(fn.shapeOp, op, h, ptr64(dims), uintptr(len(dims)), uintptr(unsafe.Pointer(&r.h))), name, t)
+	return finish(t.scope, r, call(fn.shapeOp, op, h, uintptr(unsafe.Pointer(unsafe.SliceData(dims))), uintptr(len(dims)), uintptr(unsafe.Pointer(&r.h))), name, t)
 }
 
 // Reshape returns t with the given shape (one size may be -1), a view when possible.
@@ -218,7 +218,7 @@ func (t *Tensor) Split(sizes []int64, dim int64) []*Tensor {
 	h, err := t.handle("split")
 	if err == nil {
 		hs := make([]uintptr, len(sizes))
-		res := call(fn.split, h, ptr64(sizes), uintptr(len(sizes)), uintptr(dim), uintptr(unsafe.Pointer(unsafe.SliceData(hs))))
+		res := call(fn.split, h, uintptr(unsafe.Pointer(unsafe.SliceData(sizes))), uintptr(len(sizes)), uintptr(dim), uintptr(unsafe.Pointer(unsafe.SliceData(hs))))
 		if res == 0 {
 			for i := range out {
 				out[i] = &Tensor{h: hs[i]}

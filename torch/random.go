@@ -120,7 +120,7 @@ func randomOp(s *Scope, op string, kind int, g *Generator, shape []int64, dt DTy
 	if err != nil {
 		return errTensor(s, err)
 	}
-	r := call(fn.random, uintptr(kind), g.handle(), ptr64(shape), uintptr(len(shape)), uintptr(dt), dev.code(),
+	r := call(fn.random, uintptr(kind), g.handle(), uintptr(unsafe.Pointer(unsafe.SliceData(shape))), uintptr(len(shape)), uintptr(dt), dev.code(),
 		uintptr(unsafe.Pointer(&t.h)))
 	return finishShape(s, t, r, op, shape)
 }
@@ -142,7 +142,7 @@ func Randint(s *Scope, g *Generator, low, high int64, shape []int64, dev Device)
 	if err != nil {
 		return errTensor(s, err)
 	}
-	r := call(fn.randint, g.handle(), uintptr(low), uintptr(high), ptr64(shape), uintptr(len(shape)), uintptr(Int64),
+	r := call(fn.randint, g.handle(), uintptr(low), uintptr(high), uintptr(unsafe.Pointer(unsafe.SliceData(shape))), uintptr(len(shape)), uintptr(Int64),
 		dev.code(), uintptr(unsafe.Pointer(&t.h)))
 	return finishShape(s, t, r, "randint", shape)
 }
