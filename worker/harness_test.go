@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/e2evlp/vlp/allreduce"
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/internal/testlog"
 	"github.com/nats-io/nats.go"
 )
 
@@ -22,12 +22,8 @@ const (
 	testDim   = 32
 )
 
-func testLogger() *slog.Logger {
-	if os.Getenv("VLP_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+// testLogger is the workers' log of a test: printed when it fails (internal/testlog).
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t, "the workers' log") }
 
 // testSpec is a small job: pairs in units of perUnit, a global batch.
 func testSpec(pairs int64, perUnit, batch, minWorkers int) coordinator.JobSpec {
@@ -44,6 +40,7 @@ type cluster struct {
 	t    *testing.T
 	c    *coordinator.Cluster
 	spec coordinator.JobSpec
+	log  *slog.Logger // the workers'
 }
 
 func newCluster(t *testing.T, spec coordinator.JobSpec, opts ...coordinator.ClusterOption) *cluster {
@@ -60,7 +57,7 @@ func newClusterN(t *testing.T, replicas int, spec coordinator.JobSpec, opts ...c
 	if _, err := cl.Submit(ctx, spec.WithDefaults()); err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	return &cluster{t: t, c: c, spec: spec}
+	return &cluster{t: t, c: c, spec: spec, log: testLogger(t)}
 }
 
 // ledger collects the committed steps reported by workers.
@@ -188,7 +185,7 @@ func (c *cluster) start(name string, o nodeOpts) *node {
 	c.t.Cleanup(cl.Close)
 	cfg := DefaultConfig()
 	cfg.Name = name
-	cfg.Logger = testLogger().With("node", name)
+	cfg.Logger = c.log.With("node", name)
 	cfg.GenerationTimeout = 20 * time.Second
 	cfg.RejoinAfter = 4 * time.Second
 	cfg.StepTimeout = 20 * time.Second

@@ -64,10 +64,11 @@ func TestTLSClusterTrains(t *testing.T) {
 				err error
 			}
 			done := make(chan run, 2)
+			log := testLogger(t)
 			for i, name := range []string{"a", "b"} {
 				cl := dial(servers[i+1], "worker", "wk-pass")
 				cfg := DefaultConfig()
-				cfg.Name, cfg.Logger, cfg.MaxSteps = name, testLogger().With("node", name), steps
+				cfg.Name, cfg.Logger, cfg.MaxSteps = name, log.With("node", name), steps
 				cfg.GenerationTimeout, cfg.StepTimeout, cfg.RequestTimeout = 20*time.Second, 20*time.Second, 5*time.Second
 				cfg.BucketBytes = 48
 				cfg.OnCommit = led.hook(name)

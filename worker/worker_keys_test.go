@@ -58,6 +58,7 @@ func TestWorkersOnOwnNkeysTrain(t *testing.T) {
 				err error
 			}
 			done := make(chan run, 2)
+			log := testLogger(t)
 			names := []string{"a", "b"}
 			for i, name := range names {
 				opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
@@ -74,7 +75,7 @@ func TestWorkersOnOwnNkeysTrain(t *testing.T) {
 				}
 				t.Cleanup(cl.Close)
 				cfg := DefaultConfig()
-				cfg.Name, cfg.Logger, cfg.MaxSteps = name, testLogger().With("node", name), steps
+				cfg.Name, cfg.Logger, cfg.MaxSteps = name, log.With("node", name), steps
 				cfg.GenerationTimeout, cfg.StepTimeout, cfg.RequestTimeout = 20*time.Second, 20*time.Second, 5*time.Second
 				cfg.BucketBytes = 48
 				cfg.OnCommit = led.hook(name)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/e2evlp/vlp/allreduce"
 	"github.com/e2evlp/vlp/coordinator"
+	"github.com/e2evlp/vlp/internal/testlog"
 	"github.com/e2evlp/vlp/worker"
 	"github.com/nats-io/nats.go"
 )
@@ -44,7 +44,7 @@ type Job struct {
 
 	mu      sync.Mutex
 	commits map[uint64]map[string]worker.Commit // step → worker name → its commit
-	log     *logTail                            // the workers' log, printed when the test fails
+	log     *slog.Logger                        // the workers' (testlog: printed when the test fails)
 }
 
 // Start starts a one-node coordinator with NATS (opts adjust it) and submits spec.
@@ -56,13 +56,7 @@ func Start(t testing.TB, spec coordinator.JobSpec, opts ...coordinator.ClusterOp
 	if _, err := c.Client(t).Submit(ctx, spec.WithDefaults()); err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	j := &Job{t: t, c: c, spec: spec, commits: map[uint64]map[string]worker.Commit{}, log: &logTail{max: 400}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the workers' log, its last %d lines:\n%s", j.log.max, j.log.String())
-		}
-	})
-	return j
+	return &Job{t: t, c: c, spec: spec, commits: map[uint64]map[string]worker.Commit{}, log: testlog.New(t, "the workers' log")}
 }
 
 // Node is one worker of a Job.
@@ -90,12 +84,8 @@ func (j *Job) WorkerWith(name string, l worker.Learner, edit func(*worker.Config
 		j.t.Fatalf("dial: %v", err)
 	}
 	j.t.Cleanup(cl.Close)
-	log := slog.New(slog.NewTextHandler(j.log, nil))
-	if os.Getenv("VLP_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	cfg := worker.DefaultConfig()
-	cfg.Name, cfg.Logger = name, log.With("node", name)
+	cfg.Name, cfg.Logger = name, j.log.With("node", name)
 	// LibTorch steps starve heartbeats on two busy cores: generous bounds keep a slow worker
 	// from being declared dead.
 	cfg.GenerationTimeout, cfg.StepTimeout, cfg.RequestTimeout = 20*time.Second, 20*time.Second, 5*time.Second
@@ -155,29 +145,4 @@ func (j *Job) Commit(step uint64, name string) worker.Commit {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.commits[step][name]
-}
-
-// logTail keeps the last max lines written to it.
-type logTail struct {
-	max   int
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logTail) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for line := range strings.Lines(string(p)) {
-		l.lines = append(l.lines, strings.TrimSuffix(line, "\n"))
-	}
-	if over := len(l.lines) - l.max; over > 0 {
-		l.lines = append(l.lines[:0], l.lines[over:]...)
-	}
-	return len(p), nil
-}
-
-func (l *logTail) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }
