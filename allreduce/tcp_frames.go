@@ -60,8 +60,8 @@ func protectedLen(n int) int { return n + framePieces(n)*frameTagSize }
 // receiver has one read loop.
 type frameCipher struct {
 	mode  RingSecurity
-	aead  cipher.AEAD // RingEncrypt's sealing and opening
-	mac   tagger      // RingAuth's tags: a *gmac, aead's Seal with no plaintext where the CPU allows no faster
+	aead  cipher.AEAD // RingEncrypt's sealing and opening (nil with RingAuth)
+	mac   tagger      // RingAuth's tags: a *gmac (nil with RingEncrypt)
 	seq   uint64      // pieces sealed or opened on this connection so far
 	nonce [12]byte
 	head  [4]byte
@@ -85,15 +85,16 @@ func newFrameCipher(mode RingSecurity, key []byte) (*frameCipher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allreduce: frame cipher: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
+	c := &frameCipher{mode: mode}
+	if mode == RingEncrypt {
+		c.aead, err = cipher.NewGCM(block)
+	} else {
+		c.mac, err = newGMAC(block)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("allreduce: frame cipher: %w", err)
 	}
-	mac, err := newGMAC(block)
-	if err != nil {
-		return nil, fmt.Errorf("allreduce: frame cipher: %w", err)
-	}
-	return &frameCipher{mode: mode, aead: aead, mac: mac}, nil
+	return c, nil
 }
 
 // next returns the nonce of the next piece of a frame of n bytes: n and the

@@ -139,11 +139,5 @@ func GetCUDAMath() (CUDAMath, error) {
 
 // SetCUDAMath sets all three.
 func SetCUDAMath(m CUDAMath) error {
-	b := func(v bool) uintptr {
-		if v {
-			return 1
-		}
-		return 0
-	}
-	return cudaCall("cuda_math_set", fn.cudaMathSet, b(m.TF32Matmul), b(m.CuDNNBenchmark), b(m.TF32CuDNN))
+	return cudaCall("cuda_math_set", fn.cudaMathSet, b2u(m.TF32Matmul), b2u(m.CuDNNBenchmark), b2u(m.TF32CuDNN))
 }

@@ -21,36 +21,36 @@ func New(t testing.TB, title string) *slog.Logger {
 	if os.Getenv("VLP_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	tail := &Tail{Max: keep}
+	kept := &tail{max: keep}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s, its last %d lines:\n%s", title, tail.Max, tail.String())
+			t.Logf("%s, its last %d lines:\n%s", title, kept.max, kept.String())
 		}
 	})
-	return slog.New(slog.NewTextHandler(tail, nil))
+	return slog.New(slog.NewTextHandler(kept, nil))
 }
 
-// Tail keeps the last Max lines written to it.
-type Tail struct {
-	Max   int
+// tail keeps the last max lines written to it.
+type tail struct {
+	max   int
 	mu    sync.Mutex
 	lines []string
 }
 
-func (l *Tail) Write(p []byte) (int, error) {
+func (l *tail) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for line := range strings.Lines(string(p)) {
 		l.lines = append(l.lines, strings.TrimSuffix(line, "\n"))
 	}
-	if over := len(l.lines) - l.Max; over > 0 {
+	if over := len(l.lines) - l.max; over > 0 {
 		l.lines = append(l.lines[:0], l.lines[over:]...)
 	}
 	return len(p), nil
 }
 
 // String is the kept lines.
-func (l *Tail) String() string {
+func (l *tail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
