@@ -62,6 +62,8 @@ lib:
 # AdamW's one-pass loop (torch/csrc/adamw_cpu.cpp) vectorises only with these: sqrt without
 # errno changes no value.
 $(BUILD)/obj/adamw_cpu.o: SHIM_FLAGS += -O3 -fno-math-errno
+# The small matrix products' row loop (torch/csrc/small_matmul.cpp) vectorises at -O3.
+$(BUILD)/obj/small_matmul.o: SHIM_FLAGS += -O3
 
 $(BUILD)/obj/%.o: torch/csrc/%.cpp $(SHIM_HDRS)
 	@mkdir -p $(dir $@)

@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -113,4 +114,77 @@ func TestMultiHeadAttention(t *testing.T) {
 	d1 := vals(t, MultiHeadAttention(x, x, x, w, nil, false, 0.3, g1))
 	d2 := vals(t, MultiHeadAttention(x, x, x, w, nil, false, 0.3, g2))
 	near(t, "seeded dropout", d1, d2, 0)
+}
+
+// TestAttentionProductsAgainstFloat64 checks attention's float32 products on the CPU — the
+// small-matrix path of the shim (small_matmul.cpp) for heads up to 64³ multiply-adds, at::matmul
+// above — against the same maths in float64, values and gradients, for head-split views (the
+// layout attention gets from MultiHeadAttention), sizes that are not multiples of the kernel's
+// 16-column panels or 4-row blocks, masks with a fully masked row, and causal masks.
+func TestAttentionProductsAgainstFloat64(t *testing.T) {
+	s := scope(t)
+	g := must(NewGenerator(11, CPU))
+	defer g.Close()
+	cases := []struct {
+		B, H, L, S, D int64
+		causal        bool
+	}{
+		{2, 4, 30, 30, 16, false}, // the tiny preset's encoder
+		{2, 4, 13, 17, 16, true},
+		{1, 1, 1, 1, 1, false},
+		{2, 3, 7, 45, 17, false}, // 45 columns: panels of 16, 16 and 13
+		{1, 2, 33, 5, 64, true},
+		{1, 2, 70, 70, 64, false}, // over the small path's bound: at::matmul
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("B%d H%d L%d S%d D%d causal %v", c.B, c.H, c.L, c.S, c.D, c.causal)
+		// [B, L, H·D] split into heads: [B, H, L, D] views with the heads' stride.
+		heads := func(n int64) *Tensor {
+			return Randn(s, g, []int64{c.B, n, c.H * c.D}, Float32, dev).Reshape(c.B, n, c.H, c.D).Transpose(1, 2)
+		}
+		q, k, v := heads(c.L), heads(c.S), heads(c.S)
+		// Batch 0 masks every key (its queries attend uniformly); the others their last key.
+		pad := make([]bool, c.B*c.S)
+		for i := range pad {
+			pad[i] = int64(i) < c.S || (int64(i)%c.S == c.S-1 && c.S > 1)
+		}
+		mask := FromBool(s, pad, []int64{c.B, c.S}, dev)
+		weights := Randn(s, g, []int64{c.B, c.H, c.L, c.D}, Float32, dev)
+		run := func(dt DType) (out, gq, gk, gv []float64) {
+			leaf := func(x *Tensor) *Tensor { return x.ToDtype(dt).Detach().RequiresGrad(true) }
+			q2, k2, v2 := leaf(q), leaf(k), leaf(v)
+			o := ScaledDotProductAttention(q2, k2, v2, mask, c.causal)
+			if err := o.Mul(weights.ToDtype(dt)).SumAll().Backward(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return vals(t, o), vals(t, q2.Grad()), vals(t, k2.Grad()), vals(t, v2.Grad())
+		}
+		o32, q32, k32, v32 := run(Float32)
+		o64, q64, k64, v64 := run(Float64)
+		within(t, name+": output", o32, o64, 2e-5)
+		within(t, name+": ∂q", q32, q64, 2e-5)
+		within(t, name+": ∂k", k32, k64, 2e-5)
+		within(t, name+": ∂v", v32, v64, 2e-5)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// within is near for long vectors: it names the first value off by more than tol (absolute plus
+// relative) and the largest error, without printing the vectors.
+func within(t testing.TB, what string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	worst := 0.0
+	for i := range got {
+		d := math.Abs(got[i] - want[i])
+		if math.IsNaN(got[i]) || d > tol*(1+math.Abs(want[i])) {
+			t.Fatalf("%s: [%d] = %v, want %v", what, i, got[i], want[i])
+		}
+		worst = max(worst, d)
+	}
+	t.Logf("%s: largest error %.2g", what, worst)
 }

@@ -91,7 +91,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   }
 #endif
   double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
-  at::Tensor scores = at::matmul(q * scale, k.transpose(-2, -1));  // [B, H, L, S]
+  at::Tensor scores = vlp::attention_matmul(q * scale, k.transpose(-2, -1));  // [B, H, L, S]
   at::Tensor m = mask_for(q, k, kpm, causal);
   if (m.defined()) scores = scores.masked_fill(m, lowest(scores.scalar_type()));
   at::Tensor attn = scores.softmax(-1);
@@ -106,7 +106,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     }
     attn = attn * keep;
   }
-  return at::matmul(attn, v);  // [B, H, L, Dv]
+  return vlp::attention_matmul(attn, v);  // [B, H, L, Dv]
 }
 
 }  // namespace

@@ -1,0 +1,179 @@
+// small_matmul.cpp — batched products of small float32 matrices on the CPU, for attention.
+//
+// at::matmul of [B, H, L, D] by [B, H, D, S] becomes a bmm of B·H matrices, and LibTorch's CPU
+// bmm calls the BLAS once per matrix. For an attention head (L, S of tens, D of 16–64) each call
+// costs more in the BLAS's argument checks, packing and dispatch than in arithmetic: on the tiny
+// preset a [32, 30, 16] × [32, 16, 30] product ran at about 3 GFLOP/s, and the attention products
+// took an eighth of a training step. Here one loop walks every matrix: it reads the operands
+// through their strides (no copy of a transposed or head-split view; the right operand is packed
+// row-major when its rows are not), and accumulates each output row as a contiguous vector the
+// compiler vectorises — compiled for AVX-512, AVX2 and any x86-64 CPU, the loader picks the one the
+// CPU runs. Its gradients are products of the same kind, so backward takes the same path.
+//
+// Used for CPU float32 products whose matrices are small (smallMatmulFits); larger ones, other
+// devices and dtypes, and products under autocast stay with at::matmul.
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "internal.h"
+
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VLP_MM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VLP_MM_CLONES
+#endif
+
+// v16 is 16 floats: one AVX-512 register, two AVX2 ones, four SSE ones — GCC lowers the type to
+// whatever the clone being compiled has.
+typedef float v16 __attribute__((vector_size(64)));
+
+// block_times computes c[i, j0:j0+16] for rows i0 ≤ i < i0+R (R ≤ 4) and one 16-column panel of
+// b: the R·16 sums stay in registers across k. a is read through its strides; b is K rows bp
+// floats apart; c is written in full (the caller's scratch when the panel runs past the matrix).
+template <int R>
+inline void block_times(const float* __restrict a, int64_t sam, int64_t sak, const float* __restrict b, int64_t bp,
+                        float* __restrict c, int64_t cp, int64_t K) {
+  v16 acc[R];
+  for (int r = 0; r < R; r++) acc[r] = v16{} ;
+  for (int64_t k = 0; k < K; k++) {
+    v16 bk;
+    __builtin_memcpy(&bk, b + k * bp, sizeof bk);
+    for (int r = 0; r < R; r++) acc[r] += a[r * sam + k * sak] * bk;
+  }
+  for (int r = 0; r < R; r++) __builtin_memcpy(c + r * cp, &acc[r], sizeof acc[r]);
+}
+
+// rows_times computes c = a · b for one matrix: a M×K read through its strides, b K rows bp
+// floats apart (P ≤ bp; when P is not a multiple of 16, bp is and the columns past P are zero), c
+// M×P row-major. Rows go four at a time,
+// columns sixteen at a time; a panel that runs past P is written to scratch and copied.
+VLP_MM_CLONES
+void rows_times(const float* __restrict a, int64_t sam, int64_t sak, const float* __restrict b, int64_t bp,
+                float* __restrict c, int64_t M, int64_t K, int64_t P) {
+  float scratch[4 * 16];
+  for (int64_t j = 0; j < P; j += 16) {
+    const int64_t w = std::min<int64_t>(16, P - j);
+    for (int64_t i = 0; i < M; i += 4) {
+      const int64_t rows = std::min<int64_t>(4, M - i);
+      const float* ai = a + i * sam;
+      float* out = w == 16 ? c + i * P + j : scratch;
+      const int64_t cp = w == 16 ? P : 16;
+      switch (rows) {
+        case 4: block_times<4>(ai, sam, sak, b + j, bp, out, cp, K); break;
+        case 3: block_times<3>(ai, sam, sak, b + j, bp, out, cp, K); break;
+        case 2: block_times<2>(ai, sam, sak, b + j, bp, out, cp, K); break;
+        default: block_times<1>(ai, sam, sak, b + j, bp, out, cp, K); break;
+      }
+      if (w < 16) {
+        for (int64_t r = 0; r < rows; r++) std::memcpy(c + (i + r) * P + j, scratch + r * 16, w * sizeof(float));
+      }
+    }
+  }
+}
+
+// offset is the element offset of matrix n of t's leading (batch) dimensions.
+int64_t offset(const at::Tensor& t, int64_t n) {
+  int64_t off = 0;
+  for (int64_t d = t.dim() - 3; d >= 0; d--) {
+    int64_t size = t.size(d);
+    off += (n % size) * t.stride(d);
+    n /= size;
+  }
+  return off;
+}
+
+// batched is a [..., M, K] × b [..., K, P] → [..., M, P], both float32 on the CPU with the same
+// leading sizes.
+at::Tensor batched(const at::Tensor& a, const at::Tensor& b) {
+  const int64_t nd = a.dim();
+  const int64_t M = a.size(nd - 2), K = a.size(nd - 1), P = b.size(nd - 1);
+  std::vector<int64_t> shape(a.sizes().begin(), a.sizes().end());
+  shape[nd - 1] = P;
+  at::Tensor c = at::empty(shape, a.options());  // [..., M, P]
+  const int64_t N = c.numel() / std::max<int64_t>(1, M * P);
+  if (c.numel() == 0) return c;
+  if (K == 0) return c.zero_();
+  const float* pa = a.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  float* pc = c.data_ptr<float>();
+  const int64_t sam = a.stride(nd - 2), sak = a.stride(nd - 1);
+  const int64_t sbk = b.stride(nd - 2), sbp = b.stride(nd - 1);
+  // b's rows are read in place when they are contiguous and whole panels (P a multiple of 16, as
+  // for a value matrix of 16·n columns); otherwise each matrix is packed, zero past P.
+  const bool in_place = sbp == 1 && P % 16 == 0;
+  const int64_t bp = in_place ? sbk : (P + 15) / 16 * 16;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, M * K * P));
+  at::parallel_for(0, N, grain, [&](int64_t lo, int64_t hi) {
+    std::vector<float> pack(in_place ? 0 : static_cast<size_t>(K * bp), 0.f);  // [K, bp]
+    for (int64_t n = lo; n < hi; n++) {
+      const float* bn = pb + offset(b, n);
+      if (!in_place) {
+        for (int64_t k = 0; k < K; k++) {
+          for (int64_t j = 0; j < P; j++) pack[k * bp + j] = bn[k * sbk + j * sbp];
+        }
+        bn = pack.data();
+      }
+      rows_times(pa + offset(a, n), sam, sak, bn, bp, pc + n * M * P, M, K, P);
+    }
+  });
+  return c;
+}
+
+// SmallMatmul is a · b as one autograd node whose backward is two products of the same kind:
+// ∂a = g · bᵀ, ∂b = aᵀ · g (through SmallMatmul again, so they too can be differentiated).
+struct SmallMatmul : public torch::autograd::Function<SmallMatmul> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return batched(a, b);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& a = saved[0];
+    const at::Tensor& b = saved[1];
+    const at::Tensor& g = grads[0];  // [..., M, P]
+    at::Tensor ga, gb;
+    if (ctx->needs_input_grad(0)) ga = SmallMatmul::apply(g, b.transpose(-2, -1));  // [..., M, K]
+    if (ctx->needs_input_grad(1)) gb = SmallMatmul::apply(a.transpose(-2, -1), g);  // [..., K, P]
+    return {ga, gb};
+  }
+};
+
+bool autocast_on_cpu() {
+#if VLP_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
+}  // namespace
+
+namespace vlp {
+
+// small_matmul_max is the most multiply-adds a matrix of a batched product may take for the
+// small path; above it the BLAS's per-call cost is small against the arithmetic it does faster.
+constexpr int64_t small_matmul_max = 64 * 64 * 64;
+
+bool small_matmul_fits(const at::Tensor& a, const at::Tensor& b) {
+  if (!a.is_cpu() || !b.is_cpu() || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat) return false;
+  if (a.dim() < 3 || a.dim() != b.dim() || autocast_on_cpu()) return false;
+  const int64_t nd = a.dim();
+  for (int64_t d = 0; d < nd - 2; d++) {
+    if (a.size(d) != b.size(d)) return false;
+  }
+  if (a.size(nd - 1) != b.size(nd - 2)) return false;
+  return a.size(nd - 2) * a.size(nd - 1) * b.size(nd - 1) <= small_matmul_max;
+}
+
+at::Tensor small_matmul(const at::Tensor& a, const at::Tensor& b) { return SmallMatmul::apply(a, b); }
+
+at::Tensor attention_matmul(const at::Tensor& a, const at::Tensor& b) {
+  return small_matmul_fits(a, b) ? small_matmul(a, b) : at::matmul(a, b);
+}
+
+}  // namespace vlp
