@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -143,5 +144,68 @@ func TestBucketsRefuseBadLayouts(t *testing.T) {
 	if b, err := NewBuckets([]*Tensor{plain}, []int{1}, 0); err == nil {
 		b.Close()
 		t.Error("a tensor that does not require grad: no error")
+	}
+}
+
+// TestClipGradNormOverBuckets: gradients that are views into one buffer (a Buckets') are clipped
+// over the buffer in one pass; the norm and the clipped gradients are those of separate gradient
+// tensors with the same values (up to the order of the sum), whatever order the parameters come
+// in, and the elements after the gradients (Extra) are left alone.
+func TestClipGradNormOverBuckets(t *testing.T) {
+	for _, maxNorm := range []float64{0.5, 1e6} { // clipping, and a bound the norm stays under
+		// Separate tensors: the reference.
+		ref := chainParams(t)
+		s := scope(t)
+		if err := chainLoss(s, ref).Backward(); err != nil {
+			t.Fatal(err)
+		}
+		wantNorm, err := ClipGradNorm(ref[:4], maxNorm) // ps[4] takes no part: no gradient
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, 24)
+		if err := FlattenGrads(ref[:4], want); err != nil {
+			t.Fatal(err)
+		}
+
+		ps := chainParams(t)
+		b, err := NewBuckets([]*Tensor{ps[3], ps[2], ps[1], ps[0], ps[4]}, []int{2, 5}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Arm(); err != nil {
+			t.Fatal(err)
+		}
+		if err := chainLoss(s, ps).Backward(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		extra := b.Host()[30:]
+		copy(extra, []float32{7, 8, 9})
+		// Every parameter, in model order: the gradients tile the buffer's first 30 elements.
+		norm, err := ClipGradNorm(ps, maxNorm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := math.Abs(norm - wantNorm); d > 1e-6*wantNorm {
+			t.Fatalf("max %v: norm %v, want %v", maxNorm, norm, wantNorm)
+		}
+		got := make([]float32, 24)
+		if err := FlattenGrads(ps[:4], got); err != nil {
+			t.Fatal(err)
+		}
+		within(t, "clipped gradients", f32s(got), f32s(want), 1e-6)
+		if g := b.Host()[24:30]; slices.ContainsFunc(g, func(v float32) bool { return v != 0 }) {
+			t.Fatalf("the unused parameter's gradient %v, want zeros", g)
+		}
+		if !slices.Equal(extra, []float32{7, 8, 9}) {
+			t.Fatalf("the extra elements became %v", extra)
+		}
+		b.Close()
+		for _, p := range append(ref, ps...) {
+			p.Close()
+		}
 	}
 }

@@ -4,6 +4,8 @@
 // its state is three plain things per parameter (exp_avg, exp_avg_sq, step): exporting it for a
 // checkpoint or a broadcast is a copy, and the update is the one torch.optim.AdamW does
 // (amsgrad=False, maximize=False) in the LibTorch version it is built against.
+#include <algorithm>
+
 #include "internal.h"
 
 using vlp::T;
@@ -345,6 +347,29 @@ char* vlp_adamw_flat_state(vlp_adamw_t o, int64_t dir, void* buf, int64_t numel,
   VLP_CATCH
 }
 
+// one_block is a 1-d view of the memory that ts tile exactly — every tensor contiguous, in one
+// storage, of one dtype, the tensors' element ranges adjacent without gap or overlap, in any
+// order — or an undefined tensor when they do not.
+static at::Tensor one_block(const std::vector<at::Tensor>& ts) {
+  if (ts.size() < 2) return at::Tensor();
+  const at::Tensor& t0 = ts.front();
+  std::vector<std::pair<int64_t, int64_t>> spans;  // [offset, offset + numel) in elements
+  spans.reserve(ts.size());
+  for (const auto& t : ts) {
+    if (!t.is_contiguous() || t.scalar_type() != t0.scalar_type() || t.device() != t0.device() ||
+        !t.storage().is_alias_of(t0.storage())) {
+      return at::Tensor();
+    }
+    spans.emplace_back(t.storage_offset(), t.storage_offset() + t.numel());
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); i++) {
+    if (spans[i].first != spans[i - 1].second) return at::Tensor();
+  }
+  int64_t lo = spans.front().first, n = spans.back().second - lo;
+  return t0.as_strided({n}, {1}, lo);
+}
+
 char* vlp_clip_grad_norm(const vlp_tensor_t* ts, int64_t n, vlp_f64 max_norm, double* total, vlp_tensor_t* norm) {
   VLP_TRY
   c10::NoGradGuard ng;
@@ -357,23 +382,31 @@ char* vlp_clip_grad_norm(const vlp_tensor_t* ts, int64_t n, vlp_f64 max_norm, do
   if (grads.empty()) {
     tn = at::zeros({}, at::TensorOptions().dtype(at::kFloat));
   } else {
-    std::vector<at::Tensor> norms;
+    at::Tensor flat = one_block(grads);
+    if (flat.defined()) {
+      // The gradients tile one block of memory (a learner's gradient buckets): one norm and one
+      // scaling over the block instead of two ops per parameter.
+      tn = at::norm(flat, 2);
+      flat.mul_((vlp::f64(max_norm) / (tn + 1e-6)).clamp_max(1.0));
+    } else {
+      std::vector<at::Tensor> norms;
 #if VLP_TORCH_AT_LEAST(2, 1)
-    if (grads.front().is_cuda()) {
-      norms = at::_foreach_norm(grads, 2);
-    } else
+      if (grads.front().is_cuda()) {
+        norms = at::_foreach_norm(grads, 2);
+      } else
 #endif
-    {
-      norms.reserve(grads.size());
-      for (const auto& g : grads) norms.push_back(at::norm(g, 2));
-    }
-    at::Device dev = grads.front().device();
-    for (auto& x : norms) x = x.to(dev);
-    tn = at::norm(at::stack(norms), 2);
-    at::Tensor coef = (vlp::f64(max_norm) / (tn + 1e-6)).clamp_max(1.0);
-    for (auto& g : grads) {
-      at::Tensor gg = g;
-      gg.mul_(coef.to(g.device()));
+      {
+        norms.reserve(grads.size());
+        for (const auto& g : grads) norms.push_back(at::norm(g, 2));
+      }
+      at::Device dev = grads.front().device();
+      for (auto& x : norms) x = x.to(dev);
+      tn = at::norm(at::stack(norms), 2);
+      at::Tensor coef = (vlp::f64(max_norm) / (tn + 1e-6)).clamp_max(1.0);
+      for (auto& g : grads) {
+        at::Tensor gg = g;
+        gg.mul_(coef.to(g.device()));
+      }
     }
   }
   if (norm != nullptr) *norm = wrap(tn);
