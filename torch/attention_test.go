@@ -117,7 +117,8 @@ func TestMultiHeadAttention(t *testing.T) {
 }
 
 // TestAttentionProductsAgainstFloat64 checks attention's float32 products on the CPU — the
-// small-matrix path of the shim (small_matmul.cpp) for heads up to 64³ multiply-adds, at::matmul
+// small-matrix path of the shim (small_matmul.cpp) for heads up to 64³ multiply-adds (20³ on a CPU
+// without AVX2, or with ATEN_CPU_CAPABILITY=default), at::matmul
 // above — against the same maths in float64, values and gradients, for head-split views (the
 // layout attention gets from MultiHeadAttention), sizes that are not multiples of the kernel's
 // 16-column panels or 4-row blocks, masks with a fully masked row, and causal masks.

@@ -72,9 +72,13 @@ func BenchmarkAddTinyScoped(b *testing.B) {
 
 // attentionInputs are q, k, v [8, 8, 64, 32] and a key padding mask [8, 64] (a quarter padded).
 func attentionInputs(s *Scope, grad bool) (q, k, v, mask *Tensor) {
+	return attentionInputsOf(s, grad, 8, 8, 64, 32)
+}
+
+// attentionInputsOf is q, k, v [B, H, L, D] and a key-padding mask [B, L] masking the last quarter.
+func attentionInputsOf(s *Scope, grad bool, B, H, L, D int64) (q, k, v, mask *Tensor) {
 	g, _ := NewGenerator(0, CPU)
 	defer g.Close()
-	const B, H, L, D = 8, 8, 64, 32
 	mk := func() *Tensor {
 		t := Randn(s, g, []int64{B, H, L, D}, Float32, dev)
 		if grad {
@@ -84,7 +88,7 @@ func attentionInputs(s *Scope, grad bool) (q, k, v, mask *Tensor) {
 	}
 	m := make([]bool, B*L)
 	for i := range m {
-		m[i] = i%L >= 3*L/4
+		m[i] = int64(i)%L >= 3*L/4
 	}
 	return mk(), mk(), mk(), FromBool(s, m, []int64{B, L}, dev)
 }
@@ -98,9 +102,14 @@ func unfusedAttention(q, k, v, mask *Tensor) *Tensor {
 }
 
 func benchAttention(b *testing.B, fused, backward bool) {
+	benchAttentionOf(b, fused, backward, 8, 8, 64, 32)
+}
+
+// benchAttentionOf times attention over inputs of attentionInputsOf(B, H, L, D).
+func benchAttentionOf(b *testing.B, fused, backward bool, B, H, L, D int64) {
 	data := NewScope()
 	defer data.Close()
-	q, k, v, mask := attentionInputs(data, backward)
+	q, k, v, mask := attentionInputsOf(data, backward, B, H, L, D)
 	// warm up and check the two agree
 	{
 		s := NewScope()
@@ -137,6 +146,14 @@ func BenchmarkAttentionFused(b *testing.B)           { benchAttention(b, true, f
 func BenchmarkAttentionUnfused(b *testing.B)         { benchAttention(b, false, false) }
 func BenchmarkAttentionFusedBackward(b *testing.B)   { benchAttention(b, true, true) }
 func BenchmarkAttentionUnfusedBackward(b *testing.B) { benchAttention(b, false, true) }
+
+// BenchmarkAttentionTinyHeads* time forward and backward of attention over the tiny preset's
+// encoder heads (8 rows, 4 heads of 16, 30 tokens): the shim's small-matrix products against
+// LibTorch's matmul (the unfused ops).
+//
+//	go test ./torch -run '^$' -bench AttentionTinyHeads
+func BenchmarkAttentionTinyHeadsFused(b *testing.B)   { benchAttentionOf(b, true, true, 8, 4, 30, 16) }
+func BenchmarkAttentionTinyHeadsUnfused(b *testing.B) { benchAttentionOf(b, false, true, 8, 4, 30, 16) }
 
 func benchMHA(b *testing.B, fused bool) {
 	data := NewScope()

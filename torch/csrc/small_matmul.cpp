@@ -7,10 +7,11 @@
 // took an eighth of a training step. Here one loop walks every matrix: it reads the operands
 // through their strides (no copy of a transposed or head-split view; the right operand is packed
 // row-major when its rows are not), and accumulates each output row as a contiguous vector the
-// compiler vectorises — compiled for AVX-512, AVX2 and any x86-64 CPU, the loader picks the one the
-// CPU runs. Its gradients are products of the same kind, so backward takes the same path.
+// compiler vectorises — compiled for AVX-512, AVX2 and any x86-64 CPU, and run with the best the
+// CPU has unless ATEN_CPU_CAPABILITY asks for less (rows_times). Its gradients are products of
+// the same kind, so backward takes the same path.
 //
-// Used for CPU float32 products whose matrices are small (smallMatmulFits); larger ones, other
+// Used for CPU float32 products whose matrices are small (small_matmul_fits); larger ones, other
 // devices and dtypes, and products under autocast stay with at::matmul.
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
@@ -20,39 +21,54 @@
 
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VLP_MM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VLP_MM_CLONES
-#endif
-
-// v16 is 16 floats: one AVX-512 register, two AVX2 ones, four SSE ones — GCC lowers the type to
-// whatever the clone being compiled has.
+// Vectors of 16, 8 and 4 floats: one AVX-512, AVX2 or SSE register. Each variant of the kernel
+// works in its own width (GCC would split a wider one through memory).
 typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
 
 // block_times computes c[i, j0:j0+16] for rows i0 ≤ i < i0+R (R ≤ 4) and one 16-column panel of
-// b: the R·16 sums stay in registers across k. a is read through its strides; b is K rows bp
-// floats apart; c is written in full (the caller's scratch when the panel runs past the matrix).
-template <int R>
-inline void block_times(const float* __restrict a, int64_t sam, int64_t sak, const float* __restrict b, int64_t bp,
-                        float* __restrict c, int64_t cp, int64_t K) {
-  v16 acc[R];
-  for (int r = 0; r < R; r++) acc[r] = v16{} ;
-  for (int64_t k = 0; k < K; k++) {
-    v16 bk;
-    __builtin_memcpy(&bk, b + k * bp, sizeof bk);
-    for (int r = 0; r < R; r++) acc[r] += a[r * sam + k * sak] * bk;
+// b, in vectors V: the R·16 sums stay in registers across k. a is read through its strides; b is
+// K rows bp floats apart; c is written in full (the caller's scratch when the panel runs past the
+// matrix).
+template <int R, typename V>
+__attribute__((always_inline)) inline void block_times(const float* __restrict a, int64_t sam, int64_t sak,
+                                                       const float* __restrict b, int64_t bp, float* __restrict c,
+                                                       int64_t cp, int64_t K) {
+  constexpr int L = sizeof(V) / sizeof(float);  // lanes
+  constexpr int n = 16 / L;                      // vectors a panel row
+  V acc[R][n];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < n; v++) acc[r][v] = V{};
   }
-  for (int r = 0; r < R; r++) __builtin_memcpy(c + r * cp, &acc[r], sizeof acc[r]);
+  for (int64_t k = 0; k < K; k++) {
+    V bk[n];
+#pragma GCC unroll 4
+    for (int v = 0; v < n; v++) __builtin_memcpy(&bk[v], b + k * bp + v * L, sizeof(V));  // one load each
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      const float x = a[r * sam + k * sak];
+#pragma GCC unroll 4
+      for (int v = 0; v < n; v++) acc[r][v] += x * bk[v];
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < n; v++) __builtin_memcpy(c + r * cp + v * L, &acc[r][v], sizeof(V));
+  }
 }
 
-// rows_times computes c = a · b for one matrix: a M×K read through its strides, b K rows bp
+// rows_times_body computes c = a · b for one matrix: a M×K read through its strides, b K rows bp
 // floats apart (P ≤ bp; when P is not a multiple of 16, bp is and the columns past P are zero), c
-// M×P row-major. Rows go four at a time,
-// columns sixteen at a time; a panel that runs past P is written to scratch and copied.
-VLP_MM_CLONES
-void rows_times(const float* __restrict a, int64_t sam, int64_t sak, const float* __restrict b, int64_t bp,
-                float* __restrict c, int64_t M, int64_t K, int64_t P) {
+// M×P row-major. Rows go four at a time, columns sixteen at a time; a panel that runs past P is
+// written to scratch and copied.
+template <typename V>
+__attribute__((always_inline)) inline void rows_times_body(const float* __restrict a, int64_t sam, int64_t sak,
+                                                           const float* __restrict b, int64_t bp, float* __restrict c,
+                                                           int64_t M, int64_t K, int64_t P) {
   float scratch[4 * 16];
   for (int64_t j = 0; j < P; j += 16) {
     const int64_t w = std::min<int64_t>(16, P - j);
@@ -62,16 +78,69 @@ void rows_times(const float* __restrict a, int64_t sam, int64_t sak, const float
       float* out = w == 16 ? c + i * P + j : scratch;
       const int64_t cp = w == 16 ? P : 16;
       switch (rows) {
-        case 4: block_times<4>(ai, sam, sak, b + j, bp, out, cp, K); break;
-        case 3: block_times<3>(ai, sam, sak, b + j, bp, out, cp, K); break;
-        case 2: block_times<2>(ai, sam, sak, b + j, bp, out, cp, K); break;
-        default: block_times<1>(ai, sam, sak, b + j, bp, out, cp, K); break;
+        case 4: block_times<4, V>(ai, sam, sak, b + j, bp, out, cp, K); break;
+        case 3: block_times<3, V>(ai, sam, sak, b + j, bp, out, cp, K); break;
+        case 2: block_times<2, V>(ai, sam, sak, b + j, bp, out, cp, K); break;
+        default: block_times<1, V>(ai, sam, sak, b + j, bp, out, cp, K); break;
       }
       if (w < 16) {
         for (int64_t r = 0; r < rows; r++) std::memcpy(c + (i + r) * P + j, scratch + r * 16, w * sizeof(float));
       }
     }
   }
+}
+
+// rows_times is rows_times_body compiled for AVX-512, for AVX2 with FMA, and for any CPU; rows
+// picks one once: the best the CPU runs, bounded by ATEN_CPU_CAPABILITY (default, avx2, avx512)
+// as LibTorch's own kernels are — so that one variable selects every vector path of a run.
+using RowsFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t);
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) void rows_avx512(const float* a, int64_t sam, int64_t sak, const float* b,
+                                                    int64_t bp, float* c, int64_t M, int64_t K, int64_t P) {
+  rows_times_body<v16>(a, sam, sak, b, bp, c, M, K, P);
+}
+__attribute__((target("avx2,fma"))) void rows_avx2(const float* a, int64_t sam, int64_t sak, const float* b,
+                                                   int64_t bp, float* c, int64_t M, int64_t K, int64_t P) {
+  rows_times_body<v8>(a, sam, sak, b, bp, c, M, K, P);
+}
+#endif
+void rows_default(const float* a, int64_t sam, int64_t sak, const float* b, int64_t bp, float* c, int64_t M, int64_t K,
+                  int64_t P) {
+  rows_times_body<v4>(a, sam, sak, b, bp, c, M, K, P);
+}
+
+// Rows is the variant of the kernel a process runs and the largest matrix (in multiply-adds) it
+// takes: with AVX2 or AVX-512 it matches the BLAS up to 64³ (docs/BENCHMARKS.md, "Attention's
+// small products"); with SSE only it loses above about 20³.
+struct Rows {
+  RowsFn fn;
+  int64_t max_macs;
+};
+
+Rows pick_rows() {
+  const Rows sse{rows_default, 20 * 20 * 20};
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
+  const char* env = std::getenv("ATEN_CPU_CAPABILITY");
+  const std::string cap = env == nullptr ? "" : env;
+  if (cap == "default") return sse;
+  if (avx512 && cap != "avx2") return {rows_avx512, 64 * 64 * 64};
+  if (avx2) return {rows_avx2, 64 * 64 * 64};
+#endif
+  return sse;
+}
+
+const Rows& rows() {
+  static const Rows r = pick_rows();
+  return r;
+}
+
+void rows_times(const float* a, int64_t sam, int64_t sak, const float* b, int64_t bp, float* c, int64_t M, int64_t K,
+                int64_t P) {
+  rows().fn(a, sam, sak, b, bp, c, M, K, P);
 }
 
 // offset is the element offset of matrix n of t's leading (batch) dimensions.
@@ -155,10 +224,6 @@ bool autocast_on_cpu() {
 
 namespace vlp {
 
-// small_matmul_max is the most multiply-adds a matrix of a batched product may take for the
-// small path; above it the BLAS's per-call cost is small against the arithmetic it does faster.
-constexpr int64_t small_matmul_max = 64 * 64 * 64;
-
 bool small_matmul_fits(const at::Tensor& a, const at::Tensor& b) {
   if (!a.is_cpu() || !b.is_cpu() || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat) return false;
   if (a.dim() < 3 || a.dim() != b.dim() || autocast_on_cpu()) return false;
@@ -167,7 +232,8 @@ bool small_matmul_fits(const at::Tensor& a, const at::Tensor& b) {
     if (a.size(d) != b.size(d)) return false;
   }
   if (a.size(nd - 1) != b.size(nd - 2)) return false;
-  return a.size(nd - 2) * a.size(nd - 1) * b.size(nd - 1) <= small_matmul_max;
+  // Above the variant's bound the BLAS's per-call cost is small against the arithmetic it does faster.
+  return a.size(nd - 2) * a.size(nd - 1) * b.size(nd - 1) <= rows().max_macs;
 }
 
 at::Tensor small_matmul(const at::Tensor& a, const at::Tensor& b) { return SmallMatmul::apply(a, b); }
