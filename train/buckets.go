@@ -15,7 +15,8 @@ import (
 // Gradient buckets (torch.Buckets): the learner's gradients live in one flat buffer laid out in
 // the order backward reaches the parameters — the model's parameters last to first — and cut into
 // buckets, the first one small (firstBucketBytes, as DistributedDataParallel does) so that
-// communication starts early, the others up to BucketBytes (by default an eighth of the gradients,
+// communication starts early, the last one smaller still (lastBucketBytes) so that little of it is
+// left once backward ends, the others up to BucketBytes (by default an eighth of the gradients,
 // at least 1 MiB and at most DDP's 25 MiB: defaultBucketBytes). Backward
 // reports each bucket when it has accumulated all of it, and the worker starts that bucket's
 // all-reduce while backward goes on. The BatchNorm statistics follow the gradients in the buffer and travel first, with the
@@ -39,20 +40,40 @@ func defaultBucketBytes(total int) int {
 // firstBucketBytes bounds the first bucket (DDP's 1 MiB).
 const firstBucketBytes = 1 << 20
 
+// lastBucketBytes bounds the last bucket: the gradients backward writes last (the backbone's
+// first layers) can only be sent once it has finished, so what stays of the all-reduce after
+// backward is that bucket's — the smaller, the shorter.
+const lastBucketBytes = 256 << 10
+
 var _ worker.OverlapLearner = (*Learner)(nil)
 
 // bucketEnds cuts params into buckets (the end index of each): the first at most first bytes,
-// the others at most bytes; a parameter larger than its bound is a bucket of its own.
-func bucketEnds(params []*torch.Tensor, first, bytes int) []int {
+// the last at most last bytes, the others at most bytes; a parameter larger than its bound is a
+// bucket of its own.
+func bucketEnds(params []*torch.Tensor, first, bytes, last int) []int {
+	// The last bucket: as many parameters from the end as fit in last bytes (at least one).
+	tail, size := len(params), 0
+	for tail > 0 {
+		n := 4 * int(params[tail-1].Numel())
+		if size > 0 && size+n > last {
+			break
+		}
+		size += n
+		tail--
+	}
 	var ends []int
-	limit, size := first, 0
-	for i, p := range params {
+	limit := first
+	size = 0
+	for i, p := range params[:tail] {
 		n := 4 * int(p.Numel())
 		if size > 0 && size+n > limit {
 			ends = append(ends, i)
 			limit, size = bytes, 0
 		}
 		size += n
+	}
+	if tail > 0 {
+		ends = append(ends, tail)
 	}
 	return append(ends, len(params))
 }
@@ -70,7 +91,7 @@ func (l *Learner) buildBuckets() error {
 	if bytes == 0 {
 		bytes = defaultBucketBytes(4 * int(torch.NumElements(order)))
 	}
-	bk, err := torch.NewBuckets(order, bucketEnds(order, min(firstBucketBytes, bytes), bytes), l.nBuf)
+	bk, err := torch.NewBuckets(order, bucketEnds(order, min(firstBucketBytes, bytes), bytes, min(lastBucketBytes, bytes)), l.nBuf)
 	if err != nil {
 		return fmt.Errorf("worker: gradient buckets: %w", err)
 	}

@@ -288,3 +288,35 @@ func TestDefaultBuckets(t *testing.T) {
 		t.Fatalf("the tiny preset's %d gradient bytes in %d default buckets, want one a MiB (at least 4)", bytes, n)
 	}
 }
+
+// bucketEnds: the first bucket at most first bytes, the last at most last bytes, the others at
+// most bytes, a parameter over its bound alone; every parameter in exactly one bucket, in order.
+func TestBucketEnds(t *testing.T) {
+	loadTorch(t)
+	s := torch.NewScope()
+	defer s.Close()
+	params := func(floats ...int64) []*torch.Tensor {
+		var ps []*torch.Tensor
+		for _, n := range floats {
+			ps = append(ps, torch.Zeros(s, []int64{n}, torch.Float32, torch.CPU))
+		}
+		return ps
+	}
+	for _, c := range []struct {
+		floats             []int64
+		first, bytes, last int
+		want               []int
+	}{
+		// 4-byte floats: bounds of 40 / 80 / 20 bytes are 10 / 20 / 5 floats.
+		{[]int64{4, 4, 4, 4, 4, 4, 4, 4, 2, 2}, 40, 80, 20, []int{2, 7, 8, 10}}, // first 8, then 20, 4, last 4
+		{[]int64{30, 1, 1}, 40, 80, 20, []int{1, 3}},                            // a first parameter over its bound, alone; the last two fit
+		{[]int64{1, 1, 30}, 40, 80, 20, []int{2, 3}},                            // a last parameter over its bound, alone
+		{[]int64{3}, 40, 80, 20, []int{1}},                                      // one parameter: one bucket
+		{[]int64{2, 2}, 40, 80, 20, []int{2}},                                   // all within the last bucket's bound
+		{[]int64{5, 5, 5, 5, 5, 5, 5, 5}, 40, 80, 40, []int{2, 6, 8}},           // 10 | 20 | last 10
+	} {
+		if got := bucketEnds(params(c.floats...), c.first, c.bytes, c.last); !slices.Equal(got, c.want) {
+			t.Errorf("bucketEnds(%v, %d, %d, %d) = %v, want %v", c.floats, c.first, c.bytes, c.last, got, c.want)
+		}
+	}
+}

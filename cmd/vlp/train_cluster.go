@@ -32,7 +32,7 @@ var trainClusterFlags = []cli.Flag{
 	&cli.IntFlag{Name: "progress-every", Value: 10, Usage: "progress report interval in steps", Category: catTrain},
 	&cli.StringFlag{Name: "ring-transport", Value: "auto", Usage: "auto (the default: the workers run on this machine, so shared memory through /dev/shm, else TCP, else NATS), nats, tcp or shm", EnvVars: []string{"VLP_RING_TRANSPORT"}, Category: catTrain},
 	&cli.BoolFlag{Name: "overlap", Value: true, Usage: "all-reduce the gradients bucket by bucket while backward runs (--overlap=false: after backward, the stand-alone all-reduce)", EnvVars: []string{"VLP_OVERLAP"}, Category: catTrain},
-	&cli.Float64Flag{Name: "bucket-mib", Usage: "size of a gradient all-reduce bucket in MiB (0: an eighth of the gradients, at least 1 and at most 25 as DistributedDataParallel; the first at most 1); buckets are all-reduced while backward computes the rest", EnvVars: []string{"VLP_BUCKET_MIB"}, Category: catTrain},
+	&cli.Float64Flag{Name: "bucket-mib", Usage: "size of a gradient all-reduce bucket in MiB (0: an eighth of the gradients, at least 1 and at most 25 as DistributedDataParallel; the first at most 1, the last at most 0.25); buckets are all-reduced while backward computes the rest", EnvVars: []string{"VLP_BUCKET_MIB"}, Category: catTrain},
 	&cli.IntFlag{Name: "min-workers", Usage: "members the ring needs to train (default: --workers)", Category: catTrain},
 	&cli.DurationFlag{Name: "linear-compute", Usage: "linear model only: simulated compute time per pair", Category: catTrain},
 	&cli.StringFlag{Name: "data", Usage: "shard directory (manifest.json + shards from `vlp shard build`); empty: the in-memory synthetic world", EnvVars: []string{"VLP_DATA"}, Category: catTrain},

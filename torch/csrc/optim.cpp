@@ -382,27 +382,25 @@ char* vlp_clip_grad_norm(const vlp_tensor_t* ts, int64_t n, vlp_f64 max_norm, do
   if (grads.empty()) {
     tn = at::zeros({}, at::TensorOptions().dtype(at::kFloat));
   } else {
-    at::Tensor flat = one_block(grads);
-    if (flat.defined()) {
-      // The gradients tile one block of memory (a learner's gradient buckets): one norm and one
-      // scaling over the block instead of two ops per parameter.
-      tn = at::norm(flat, 2);
-      flat.mul_((vlp::f64(max_norm) / (tn + 1e-6)).clamp_max(1.0));
-    } else {
-      std::vector<at::Tensor> norms;
+    // The norm of every gradient's own norm, as torch.nn.utils.clip_grad_norm_ takes it: the same
+    // bits whatever the gradients' memory (a learner with gradient buckets clips as one without).
+    std::vector<at::Tensor> norms;
 #if VLP_TORCH_AT_LEAST(2, 1)
-      if (grads.front().is_cuda()) {
-        norms = at::_foreach_norm(grads, 2);
-      } else
+    if (grads.front().is_cuda()) {
+      norms = at::_foreach_norm(grads, 2);
+    } else
 #endif
-      {
-        norms.reserve(grads.size());
-        for (const auto& g : grads) norms.push_back(at::norm(g, 2));
-      }
-      at::Device dev = grads.front().device();
-      for (auto& x : norms) x = x.to(dev);
-      tn = at::norm(at::stack(norms), 2);
-      at::Tensor coef = (vlp::f64(max_norm) / (tn + 1e-6)).clamp_max(1.0);
+    {
+      norms.reserve(grads.size());
+      for (const auto& g : grads) norms.push_back(at::norm(g, 2));
+    }
+    at::Device dev = grads.front().device();
+    for (auto& x : norms) x = x.to(dev);
+    tn = at::norm(at::stack(norms), 2);
+    at::Tensor coef = (vlp::f64(max_norm) / (tn + 1e-6)).clamp_max(1.0);
+    if (at::Tensor flat = one_block(grads); flat.defined()) {
+      flat.mul_(coef);  // the gradients tile one block (a learner's buckets): one scaling of it
+    } else {
       for (auto& g : grads) {
         at::Tensor gg = g;
         gg.mul_(coef.to(g.device()));
