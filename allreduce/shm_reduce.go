@@ -171,7 +171,8 @@ func (t *ShmTransport) allReduceLocal(ctx context.Context, failed <-chan struct{
 
 // attachArenas maps every peer's inbox (the first op waits for those not
 // there yet) and returns the arenas by rank. A peer that died before it was
-// mapped leaves an inbox nobody holds: the wait ends when the Ring fails.
+// mapped leaves an inbox nobody holds: the wait ends when the Ring fails, or
+// with a *PeerError once the inbox has stayed ownerless for deadInboxGrace.
 func (t *ShmTransport) attachArenas(ctx context.Context, failed <-chan struct{}) ([]arenaView, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -208,8 +208,13 @@ func createInbox(dir string, gen Generation, rank, link, arena, senders int) (*s
 	return m, nil
 }
 
-// errInboxAbsent: the peer's inbox is not there yet, or only a dead owner's is.
+// errInboxAbsent: the peer's inbox is not there yet, or only a dead owner's is
+// (errInboxDead as well).
 var errInboxAbsent = errors.New("inbox not there")
+
+// errInboxDead: the peer's inbox is there but nobody holds it: its owner died,
+// or it is a stale one a new owner has yet to replace.
+var errInboxDead = errors.New("inbox of a dead owner")
 
 // attachInbox maps rank to's inbox of gen. It returns errInboxAbsent
 // (wrapped) while there is no inbox with a live owner; a mismatch of the
@@ -231,7 +236,7 @@ func attachInbox(dir string, gen Generation, to, link, arena int) (*shmMap, erro
 	}
 	if !m.ownerAlive() {
 		m.unmap()
-		return nil, fmt.Errorf("%w: %s is a dead owner's", errInboxAbsent, path)
+		return nil, fmt.Errorf("%w: %w: %s", errInboxAbsent, errInboxDead, path)
 	}
 	if want := shmFileSize(gen.Size(), link, arena); st.Size() != want {
 		m.unmap()

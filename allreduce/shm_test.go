@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -316,4 +317,43 @@ func TestShmCloseDuringArenaReduce(t *testing.T) {
 	if got := shmFiles(t, dir); len(got) != 0 {
 		t.Fatalf("after close: %v", got)
 	}
+}
+
+// An inbox nobody holds — its owner died before this rank mapped it — is taken for a stale one a
+// new owner is about to replace for deadInboxGrace, then is a *PeerError naming its rank: nothing
+// else of that rank is there to watch.
+func TestShmOwnerlessInboxIsAPeerError(t *testing.T) {
+	dir := shmTestDir(t)
+	gen := testGeneration("jobshmo", 1, 2)
+	cfg := ShmConfig{Dir: dir}
+	// Rank 1's inbox without an owner: a copy of a live one, put back after its owner closed it.
+	t1, err := NewShmTransport(gen, 1, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, shmName(gen.Job, gen.Number, 1))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1.Close()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t0, err := NewShmTransport(gen, 0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t0.Close()
+	start := time.Now()
+	err = t0.Send(ctxTimeout(t, 10*time.Second), 1, []byte("frame"))
+	took := time.Since(start)
+	var pe *PeerError
+	if !errors.As(err, &pe) || pe.Rank != 1 {
+		t.Fatalf("send to an ownerless inbox: %v, want a *PeerError for rank 1", err)
+	}
+	if took < deadInboxGrace || took > deadInboxGrace+3*time.Second {
+		t.Fatalf("the error came after %v, want about %v", took, deadInboxGrace)
+	}
+	t.Logf("%v after %v", err, took)
 }

@@ -143,7 +143,14 @@ func (t *ShmTransport) linkLocked(ctx context.Context, p *shmPeer, to int) error
 	return nil
 }
 
-// attachLocked maps `to`'s inbox, waiting for it until ctx is done.
+// deadInboxGrace is how long an inbox nobody holds is taken for a stale one
+// that its new owner is about to replace; after it, its owner is taken for
+// dead. A rank that died before its peers mapped its inbox is noticed here
+// (its peers have nothing else of it to watch).
+const deadInboxGrace = 2 * time.Second
+
+// attachLocked maps `to`'s inbox, waiting for it until ctx is done; an inbox
+// that stays ownerless for deadInboxGrace is a *PeerError.
 func (t *ShmTransport) attachLocked(ctx context.Context, p *shmPeer, to int) error {
 	if p.broken != nil {
 		return p.broken
@@ -152,6 +159,7 @@ func (t *ShmTransport) attachLocked(ctx context.Context, p *shmPeer, to int) err
 		return nil
 	}
 	backoff := time.Millisecond
+	var deadSince time.Time
 	for {
 		if t.closed.Load() {
 			return ErrClosed
@@ -163,6 +171,14 @@ func (t *ShmTransport) attachLocked(ctx context.Context, p *shmPeer, to int) err
 		}
 		if !errors.Is(err, errInboxAbsent) {
 			return err
+		}
+		switch {
+		case !errors.Is(err, errInboxDead):
+			deadSince = time.Time{}
+		case deadSince.IsZero():
+			deadSince = time.Now()
+		case time.Since(deadSince) >= deadInboxGrace:
+			return &PeerError{Rank: to, Member: t.gen.member(to), Reason: "its process ended before this rank mapped its inbox (shared-memory inbox unlocked)"}
 		}
 		select {
 		case <-ctx.Done():
