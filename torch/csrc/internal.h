@@ -79,12 +79,9 @@ inline at::IntArrayRef dims(const int64_t* p, int64_t n) {
 
 at::Generator generator(vlp_generator_t g, int64_t device);
 
-// small_matmul_fits reports whether small_matmul can compute a · b: float32 on the CPU, not under
-// autocast, a [..., M, K] and b [..., K, P] with the same leading sizes and small matrices.
-bool small_matmul_fits(const at::Tensor& a, const at::Tensor& b);
-// small_matmul is a · b (batched) in one loop over every matrix, differentiable (small_matmul.cpp).
-at::Tensor small_matmul(const at::Tensor& a, const at::Tensor& b);
-// attention_matmul is small_matmul where it fits, at::matmul elsewhere.
+// attention_matmul is a · b (batched: a [..., M, K], b [..., K, P]): for small float32 CPU
+// matrices outside autocast the shim's own loop over every matrix (small_matmul.cpp), at::matmul
+// elsewhere.
 at::Tensor attention_matmul(const at::Tensor& a, const at::Tensor& b);
 
 // adamw_fusable reports whether adamw_fused_cpu can update p: float32 on the CPU, dense, and its

@@ -220,10 +220,8 @@ bool autocast_on_cpu() {
 #endif
 }
 
-}  // namespace
-
-namespace vlp {
-
+// small_matmul_fits: float32 on the CPU, not under autocast, a [..., M, K] and b [..., K, P]
+// with the same leading sizes, and matrices within the kernel variant's bound.
 bool small_matmul_fits(const at::Tensor& a, const at::Tensor& b) {
   if (!a.is_cpu() || !b.is_cpu() || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat) return false;
   if (a.dim() < 3 || a.dim() != b.dim() || autocast_on_cpu()) return false;
@@ -236,10 +234,12 @@ bool small_matmul_fits(const at::Tensor& a, const at::Tensor& b) {
   return a.size(nd - 2) * a.size(nd - 1) * b.size(nd - 1) <= rows().max_macs;
 }
 
-at::Tensor small_matmul(const at::Tensor& a, const at::Tensor& b) { return SmallMatmul::apply(a, b); }
+}  // namespace
+
+namespace vlp {
 
 at::Tensor attention_matmul(const at::Tensor& a, const at::Tensor& b) {
-  return small_matmul_fits(a, b) ? small_matmul(a, b) : at::matmul(a, b);
+  return small_matmul_fits(a, b) ? SmallMatmul::apply(a, b) : at::matmul(a, b);
 }
 
 }  // namespace vlp
